@@ -1,0 +1,67 @@
+"""onnxviz: see what an image classifier looks at, whatever framework trained it.
+
+    >>> import onnxviz as ov
+    >>> m = ov.load("models/efficientnet_lite0.onnx")
+    >>> e = ov.explain(m, ov.read_image("cat.jpg"), method="gradcam")
+    >>> e.heatmap.shape == m.input.size
+    True
+
+Submodules load on first use, so ``import onnxviz`` stays quick and the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .errors import (
+    ImageError,
+    LayerError,
+    ModelError,
+    OnnxvizError,
+    OptionError,
+    TargetError,
+    UnsupportedOpError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> (module, attribute)
+_LAZY = {
+    "load": (".model", "load"),
+    "Model": (".model", "Model"),
+    "read_image": (".imageio", "read_image"),
+    "explain": (".explainers", "explain"),
+    "Explanation": (".explainers.base", "Explanation"),
+    "activations": (".inside", "activations"),
+    "visualize_filters": (".inside", "visualize_filters"),
+    "deep_dream": (".inside", "deep_dream"),
+}
+
+__all__ = [
+    "ImageError",
+    "LayerError",
+    "METHODS",
+    "ModelError",
+    "OnnxvizError",
+    "OptionError",
+    "TargetError",
+    "UnsupportedOpError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name == "METHODS":
+        from .explainers.registry import methods
+
+        return tuple(methods())
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        value = getattr(importlib.import_module(mod, __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'onnxviz' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

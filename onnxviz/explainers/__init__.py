@@ -1,0 +1,40 @@
+"""Explanation methods, one module per family, all reached through :func:`explain`."""
+
+from __future__ import annotations
+
+from .base import Explainer, Explanation
+from .registry import get, methods, register
+
+__all__ = ["Explainer", "Explanation", "explain", "get", "methods", "register"]
+
+
+def explain(model, images, method: str = "gradcam", target=None, **options):
+    """Explain ``model``'s decision on ``images`` with ``method``.
+
+    Args:
+        model: an :class:`onnxviz.Model` (from :func:`onnxviz.load`).
+        images: one image (HxWx3 uint8 array or a path) or a list of them.
+        method: a name from ``onnxviz.METHODS``.
+        target: class to explain per image: an index, a label, ``None`` for the top-1 class,
+            or a list with one of those per image.
+        **options: the method's keyword options (see ``onnxviz.explainers.get(method).options()``).
+
+    Returns:
+        One :class:`Explanation` for one image, a list for a list.
+    """
+    from ..errors import OptionError
+
+    cls = get(method)
+    known = cls.options()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise OptionError(
+            f"method {method!r} has no option {', '.join(unknown)}; "
+            f"its options: {', '.join(known) or 'none'}"
+        )
+    single = not isinstance(images, (list, tuple))
+    batch = [images] if single else list(images)
+    if single and isinstance(target, (list, tuple)):
+        raise OptionError("one image was given but a list of targets")
+    result = cls(model, **options).explain(batch, target=target)
+    return result[0] if single else result

@@ -1,0 +1,113 @@
+"""The pieces every explainer shares: the result type and the base class."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class Explanation:
+    """What an explainer says about one image and one target.
+
+    Attributes:
+        heatmap: float32 (H, W) at the model's input resolution; larger means more important.
+        raw: the method's own result (occlusion grid, CAM at layer resolution, LIME weights, ...).
+        target: the class index explained.
+        label: its name, or ``str(target)`` when the model has no labels.
+        score: the model's score for ``target`` on the unperturbed image (the quantity explained).
+        method: the registry name of the method.
+        params: the options the method ran with.
+        timings: seconds spent per stage (``"total"`` always present).
+        image: the original image (HxWx3 uint8) the explanation is about, for overlays.
+        extras: method-specific results (LIME's intercept and R², occlusion's worst patch, ...).
+    """
+
+    heatmap: np.ndarray
+    raw: Any
+    target: int
+    label: str
+    score: float
+    method: str
+    params: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    image: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly summary (no arrays)."""
+        return {
+            "method": self.method,
+            "target": int(self.target),
+            "label": self.label,
+            "score": float(self.score),
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
+            "extras": {k: _jsonable(v) for k, v in self.extras.items() if not isinstance(v, np.ndarray)},
+        }
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, np.ndarray) and v.size <= 16:
+        return v.tolist()
+    return repr(v)
+
+
+class Explainer:
+    """Base class: subclasses set ``name`` and take their options as keyword-only arguments.
+
+    Subclasses implement :meth:`explain`. ``self.params`` holds the options as given, for the
+    :class:`Explanation`.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""  # "perturbation", "gradient", "cam"
+    summary: ClassVar[str] = ""  # one line for the CLI help and the README table
+
+    def __init__(self, model, **params):
+        self.model = model
+        self.params = params
+
+    def explain(self, images, target=None) -> list[Explanation]:
+        raise NotImplementedError
+
+    @classmethod
+    def options(cls) -> dict[str, inspect.Parameter]:
+        """The keyword-only options of ``__init__`` with their defaults (the CLI's flags)."""
+        sig = inspect.signature(cls.__init__)
+        return {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+class Timer:
+    """Accumulates wall time per stage: ``with t("forward"): ...``; ``t.total()``."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[stage] = self.times.get(stage, 0.0) + time.perf_counter() - t
+
+    def result(self, share: int = 1) -> dict[str, float]:
+        """Stage times (divided by ``share`` images) plus ``total``."""
+        out = {k: v / share for k, v in self.times.items()}
+        out["total"] = (time.perf_counter() - self._t0) / share
+        return out
