@@ -1,0 +1,137 @@
+"""The onnxviz metadata written by every converter (``docs/internals.md``, "Model metadata").
+
+Two ``metadata_props`` entries:
+
+* ``onnxviz.preprocess``: JSON, ``{"preset": name}`` or
+  ``{"mean": [..], "std": [..], "scale": s, "channel_order": "RGB"|"BGR"}`` meaning
+  ``x = (pixels[..., order] * scale - mean) / std`` with RGB pixels in [0, 255].
+* ``onnxviz.labels``: JSON list of class names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import onnx
+
+PRESETS = ("imagenet", "tf", "caffe", "unit", "raw")
+PREPROCESS_KEY = "onnxviz.preprocess"
+LABELS_KEY = "onnxviz.labels"
+
+
+class ConverterError(ValueError):
+    """A converter was given an option it cannot use; the message says what to pass instead."""
+
+
+def preprocess_spec(preprocess: str | dict | None) -> dict | None:
+    """Validates a preprocessing description and returns its JSON-ready dict.
+
+    Args:
+        preprocess: a preset name (``imagenet``, ``tf``, ``caffe``, ``unit``, ``raw``), a JSON
+            string, a dict with ``preset`` or ``mean``/``std``/``scale``/``channel_order``, or None.
+
+    Returns:
+        The dict written to ``onnxviz.preprocess``, or None when ``preprocess`` is None.
+    """
+    if preprocess is None:
+        return None
+    if isinstance(preprocess, str):
+        text = preprocess.strip()
+        if text.startswith("{"):
+            preprocess = json.loads(text)
+        elif text in PRESETS:
+            return {"preset": text}
+        else:
+            raise ConverterError(
+                f"unknown preprocessing {text!r}: use one of {', '.join(PRESETS)} or a JSON object "
+                'like {"mean": [127, 127, 127], "std": [128, 128, 128], "scale": 1, '
+                '"channel_order": "RGB"}'
+            )
+    if "preset" in preprocess:
+        if preprocess["preset"] not in PRESETS:
+            raise ConverterError(f"unknown preset {preprocess['preset']!r}; known: {', '.join(PRESETS)}")
+        return {"preset": preprocess["preset"]}
+    return _custom_spec(preprocess)
+
+
+def _custom_spec(spec: dict) -> dict:
+    unknown = set(spec) - {"mean", "std", "scale", "channel_order"}
+    if unknown:
+        raise ConverterError(f"unknown preprocessing keys {sorted(unknown)}; use mean, std, scale, channel_order")
+    out = {
+        "mean": [float(v) for v in _triple(spec.get("mean", 0.0))],
+        "std": [float(v) for v in _triple(spec.get("std", 1.0))],
+        "scale": float(spec.get("scale", 1.0)),
+        "channel_order": str(spec.get("channel_order", "RGB")).upper(),
+    }
+    if out["channel_order"] not in ("RGB", "BGR"):
+        raise ConverterError(f"channel_order must be RGB or BGR, not {out['channel_order']!r}")
+    if any(s == 0 for s in out["std"]):
+        raise ConverterError("std must not contain zeros")
+    return out
+
+
+def _triple(value) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * 3
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise ConverterError(f"mean/std need 1 or 3 values, got {len(values)}")
+    return values
+
+
+def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
+    """Returns class names from a list, or from a text file with one name per line (or a JSON list)."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, Path)):
+        text = Path(labels).read_text(encoding="utf-8")
+        if text.lstrip().startswith("["):
+            return [str(v) for v in json.loads(text)]
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return [str(v) for v in labels]
+
+
+def write_metadata(model: onnx.ModelProto, preprocess=None, labels=None) -> onnx.ModelProto:
+    """Sets ``onnxviz.preprocess`` and ``onnxviz.labels`` in ``model.metadata_props`` (in place).
+
+    Args:
+        model: the exported model.
+        preprocess: anything :func:`preprocess_spec` accepts.
+        labels: anything :func:`read_labels` accepts.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    entries = {}
+    spec = preprocess_spec(preprocess)
+    if spec is not None:
+        entries[PREPROCESS_KEY] = json.dumps(spec)
+    names = read_labels(labels)
+    if names is not None:
+        entries[LABELS_KEY] = json.dumps(names)
+    kept = [p for p in model.metadata_props if p.key not in entries]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in entries.items():
+        model.metadata_props.add(key=key, value=value)
+    return model
+
+
+def read_metadata(model: onnx.ModelProto) -> dict:
+    """Returns ``{"preprocess": dict|None, "labels": list|None}`` from a model's metadata."""
+    props = {p.key: p.value for p in model.metadata_props}
+    return {
+        "preprocess": json.loads(props[PREPROCESS_KEY]) if PREPROCESS_KEY in props else None,
+        "labels": json.loads(props[LABELS_KEY]) if LABELS_KEY in props else None,
+    }
+
+
+def save(model: onnx.ModelProto, path: str | Path) -> Path:
+    """Saves a model as one self-contained file (weights inline; bundled models stay < 2 GB)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    return path

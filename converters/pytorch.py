@@ -1,0 +1,185 @@
+"""PyTorch -> ONNX for onnxviz: dynamic batch, readable node names, onnxviz metadata.
+
+Usage::
+
+    python -m converters.pytorch mypkg.nets:make_net -o net.onnx --input-size 224 224 \\
+        --preprocess imagenet --labels classes.txt
+    python -m converters.pytorch path/to/file.py:make_net -o net.onnx --dynamo
+
+The default exporter is TorchScript (``torch.onnx.export(..., dynamo=False)``): it names nodes
+after module paths (``/layer1/layer1.0/conv1/Conv``), which become the layer names onnxviz shows.
+``--dynamo`` uses the ``torch.export`` based exporter instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import onnx
+import torch
+
+from ._fold import fold_constants
+from ._metadata import ConverterError, save, write_metadata
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+_FACTORY_NAMES = ("model", "get_model", "build_model", "create_model")
+
+
+def convert(
+    module: torch.nn.Module,
+    path: str | Path,
+    *,
+    input_size: tuple[int, int] = (224, 224),
+    channels: int = 3,
+    preprocess: str | dict | None = "imagenet",
+    labels: Sequence[str] | str | Path | None = None,
+    dynamo: bool = False,
+    opset: int = 17,
+    fold: bool = True,
+) -> onnx.ModelProto:
+    """Exports an image classifier to ``path`` with a dynamic batch axis and onnxviz metadata.
+
+    Args:
+        module: the network; put in eval mode here (dropout and batch norm frozen).
+        path: where to write the ``.onnx`` file (weights inline).
+        input_size: (H, W) of the NCHW input.
+        channels: input channels.
+        preprocess: what the network expects from RGB pixels in [0, 255]: a preset name
+            (``imagenet``, ``tf``, ``caffe``, ``unit``, ``raw``), a dict/JSON with
+            ``mean``/``std``/``scale``/``channel_order``, or None to write nothing.
+        labels: class names (list, or a text file with one per line), or None.
+        dynamo: use the ``torch.export`` based exporter instead of TorchScript.
+        opset: ONNX opset to export to.
+        fold: evaluate constant-only subgraphs (padding and shape bookkeeping the exporters
+            leave behind) into initializers; results are unchanged.
+
+    Returns:
+        The saved model.
+    """
+    module = module.eval()
+    example = torch.zeros(2, channels, *input_size)
+    with torch.no_grad():
+        proto = _export_dynamo(module, example, opset) if dynamo else _export_torchscript(module, example, opset)
+    if fold:
+        proto = fold_constants(proto)
+    write_metadata(proto, preprocess=preprocess, labels=labels)
+    onnx.checker.check_model(proto)
+    save(proto, path)
+    return proto
+
+
+def _export_torchscript(module: torch.nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            module,
+            (example,),
+            str(out),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            do_constant_folding=True,
+        )
+        return onnx.load(str(out))
+
+
+def _export_dynamo(module: torch.nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.onnx.export(
+        module,
+        (example,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: batch},),
+        optimize=True,
+    )
+    return program.model_proto
+
+
+def load_spec(spec: str) -> torch.nn.Module:
+    """Builds the module a command-line SPEC names.
+
+    Args:
+        spec: ``package.module:factory`` or ``path/to/file.py:factory`` where ``factory`` is a
+            callable returning an ``nn.Module`` (or a module instance); a bare ``package.module``
+            or ``file.py`` uses the first of ``model``, ``get_model``, ``build_model``,
+            ``create_model`` it defines.
+
+    Returns:
+        The module, in eval mode.
+    """
+    target, _, attr = spec.partition(":")
+    namespace = _import_target(target)
+    names = [attr] if attr else [n for n in _FACTORY_NAMES if hasattr(namespace, n)][:1]
+    if not names or not hasattr(namespace, names[0]):
+        wanted = attr or " / ".join(_FACTORY_NAMES)
+        raise ConverterError(f"{target!r} has no attribute {wanted}; pass SPEC as module:factory")
+    obj = getattr(namespace, names[0])
+    module = obj if isinstance(obj, torch.nn.Module) else obj()
+    if not isinstance(module, torch.nn.Module):
+        raise ConverterError(f"{spec!r} returned {type(module).__name__}, not a torch.nn.Module")
+    return module.eval()
+
+
+def _import_target(target: str):
+    if target.endswith(".py"):
+        file = Path(target)
+        if not file.is_file():
+            raise ConverterError(f"no such file: {target}")
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules.setdefault(file.stem, mod)
+        spec.loader.exec_module(mod)
+        return mod
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        raise ConverterError(f"cannot import {target!r} ({exc}); run from the folder that contains it") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m converters.pytorch", description=__doc__.split("\n")[0])
+    parser.add_argument("spec", help="package.module:factory or file.py:factory returning an nn.Module")
+    parser.add_argument("-o", "--output", required=True, help="output .onnx path")
+    parser.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--dynamo", action="store_true", help="use the torch.export based exporter")
+    parser.add_argument("--preprocess", default="imagenet", help="preset name or JSON (see docs)")
+    parser.add_argument("--no-preprocess", action="store_true", help="write no preprocessing metadata")
+    parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
+    args = parser.parse_args(argv)
+    try:
+        module = load_spec(args.spec)
+        convert(
+            module,
+            args.output,
+            input_size=tuple(args.input_size),
+            channels=args.channels,
+            preprocess=None if args.no_preprocess else args.preprocess,
+            labels=args.labels,
+            dynamo=args.dynamo,
+            opset=args.opset,
+        )
+    except ConverterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
