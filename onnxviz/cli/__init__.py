@@ -1,0 +1,71 @@
+"""The ``onnxviz`` console script: one subcommand per module, each registering itself.
+
+Each module named in :data:`SUBCOMMANDS` defines ``register(subparsers)``, which adds its parser
+and calls ``set_defaults(func=run)``; ``run(args)`` returns an exit status (or None for 0). Modules
+not written yet are skipped, so a subcommand is added by writing its module. User errors
+(:class:`onnxviz.OnnxvizError`) print one line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = ("inspect", "predict", "explain", "activations", "filters", "dream", "report",
+               "bench", "demo")
+
+
+def _modules():
+    for name in SUBCOMMANDS:
+        try:
+            yield importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:  # a subcommand not built yet
+            if e.name != f"{__name__}.{name}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="onnxviz",
+        description="See what an image classifier exported to ONNX looks at.",
+    )
+    parser.add_argument("--version", action="version", version=f"onnxviz {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _modules():
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``onnxviz`` console script; returns the exit status."""
+    from ..errors import OnnxvizError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    debug = args.debug or getattr(args, "sub_debug", False)
+    try:
+        status = args.func(args)
+    except OnnxvizError as e:
+        if debug:
+            raise
+        print(f"onnxviz: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("onnxviz: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Helpers shared by the subcommands: model options, loading, JSON output, warnings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """``--json`` and ``--debug`` (also accepted after the subcommand)."""
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--debug", dest="sub_debug", action="store_true",
+                        help="show the full traceback on errors")
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
+    """MODEL plus the options of :func:`onnxviz.load`."""
+    if positional:
+        parser.add_argument("model", metavar="MODEL", help="path to an .onnx file")
+    g = parser.add_argument_group("model options")
+    g.add_argument("--preprocess", metavar="SPEC",
+                   help="preset (imagenet, tf, caffe, unit, raw) or JSON "
+                        '{"mean": [..], "std": [..], "scale": s, "channel_order": "RGB"}; '
+                        "default: the model's metadata, else a guess")
+    g.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line (or 'imagenet'); default: the model's "
+                        "metadata, ImageNet for 1000 classes")
+    g.add_argument("--input", dest="input_name", metavar="NAME",
+                   help="the image input, for models with several inputs")
+    g.add_argument("--output", dest="output_name", metavar="NAME",
+                   help="the graph output to use (default: the first)")
+    g.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
+    g.add_argument("--batch-size", type=int, metavar="N", help="images per ONNX Runtime call")
+
+
+def load_model(args):
+    """Load ``args.model`` with the model options; warnings are printed as one line each."""
+    from .. import load
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load(args.model, preprocess=args.preprocess, labels=args.labels,
+                     input=args.input_name, output=args.output_name, threads=args.threads,
+                     batch_size=args.batch_size)
+    for w in caught:
+        warn(str(w.message))
+    return model
+
+
+def warn(message: str) -> None:
+    print(f"onnxviz: warning: {message}", file=sys.stderr)
+
+
+def _default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def print_json(obj) -> None:
+    """Print ``obj`` as indented JSON (numpy values converted)."""
+    json.dump(obj, sys.stdout, indent=2, default=_default)
+    sys.stdout.write("\n")
+
+
+def table(rows: list[list], headers: list[str]) -> str:
+    """A plain left-aligned text table."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Read any image a user brings into RGB ``uint8`` (H, W, 3), and resize it for a model.
+
+What is accepted (files via OpenCV ``IMREAD_UNCHANGED``, with scikit-image as a fallback):
+
+- PNG, JPEG, BMP, TIFF (also 16-bit: scaled to 8 bits by ``>> 8`` for ``uint16``);
+- grayscale (replicated to 3 channels), palette (expanded to RGB by the decoder);
+- RGBA / 4 channels: **composited on white** using the alpha channel (a transparent background
+  then looks like paper, not black);
+- ``skimage:NAME`` for the photos bundled with scikit-image (``skimage:chelsea``, ``skimage:coffee``,
+  ``skimage:astronaut``, ``skimage:rocket``, ...), so examples need no file;
+- arrays: ``uint8``; ``uint16`` (scaled); floats in [0, 1] (scaled by 255) or [0, 255];
+  booleans; 2-D gray, (H, W, 1), (H, W, 3) RGB and (H, W, 4) RGBA.
+
+Anything else (missing, empty, truncated, not an image, odd shapes, NaN) raises :class:`ImageError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImageError
+
+SKIMAGE_PREFIX = "skimage:"
+
+
+def read_image(source) -> np.ndarray:
+    """Read ``source`` (a path, ``skimage:NAME`` or an array) as an RGB ``uint8`` (H, W, 3) image.
+
+    Args:
+        source: file path (str or ``os.PathLike``), ``"skimage:NAME"``, or a numpy array.
+
+    Returns:
+        A new C-contiguous ``uint8`` array of shape (H, W, 3), RGB.
+
+    Raises:
+        ImageError: the file is missing/unreadable, or the array cannot be read as an image.
+    """
+    if isinstance(source, np.ndarray):
+        return to_rgb8(source, what="array")
+    if isinstance(source, str) and source.startswith(SKIMAGE_PREFIX):
+        return _skimage_sample(source[len(SKIMAGE_PREFIX):])
+    if isinstance(source, (str, os.PathLike)):
+        return to_rgb8(_read_file(Path(source)), what=str(source))
+    raise ImageError(
+        f"cannot read an image from a {type(source).__name__}; "
+        "give a file path, 'skimage:NAME' or a numpy array"
+    )
+
+
+def _skimage_sample(name: str) -> np.ndarray:
+    from skimage import data
+
+    fn = getattr(data, name, None)
+    if not name or name.startswith("_") or not callable(fn):
+        known = [n for n in ("chelsea", "coffee", "astronaut", "rocket", "camera", "cat")
+                 if hasattr(data, n)]
+        raise ImageError(f"unknown scikit-image sample {name!r}; try one of: {', '.join(known)}")
+    try:
+        img = fn()
+    except Exception as e:  # e.g. samples that need a download (pooch)
+        raise ImageError(f"scikit-image sample {name!r} is not available offline: {e}") from None
+    if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+        raise ImageError(f"scikit-image sample {name!r} is not a 2-D image")
+    return to_rgb8(img, what=f"skimage:{name}")
+
+
+def _read_file(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise ImageError(f"image file not found: {path}")
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"image file is empty: {path}")
+    import cv2
+
+    buf = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is not None and img.size:
+        if img.ndim == 3 and img.shape[2] == 3:
+            img = img[..., ::-1]
+        elif img.ndim == 3 and img.shape[2] == 4:
+            img = img[..., [2, 1, 0, 3]]
+        return img
+    try:  # formats OpenCV lacks (some TIFF flavours, ...)
+        import skimage.io
+
+        img = skimage.io.imread(str(path))
+    except Exception:
+        img = None
+    if img is None or not isinstance(img, np.ndarray) or img.size == 0 or img.dtype == object:
+        raise ImageError(f"cannot read {path} as an image (not an image file, truncated, "
+                         "or a format neither OpenCV nor scikit-image knows)")
+    return img
+
+
+def to_rgb8(img: np.ndarray, what: str = "image") -> np.ndarray:
+    """Convert an image array (gray, RGB, RGBA; uint8/uint16/float/bool) to RGB ``uint8``.
+
+    RGBA is composited on white; float images with max <= 1 are scaled by 255, others taken as
+    0..255; ``uint16`` is scaled by 1/257 (65535 -> 255).
+    """
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{what}: shape {img.shape} looks channels-first; give (H, W, C)")
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise ImageError(f"{what}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {img.shape}")
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise ImageError(f"{what}: empty image of shape {img.shape}")
+    f = _to_float255(img, what)
+    if f.ndim == 2:
+        f = np.repeat(f[..., None], 3, axis=2)
+    elif f.shape[2] == 4:
+        alpha = f[..., 3:4] / 255.0
+        f = f[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    return np.ascontiguousarray(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+
+
+def _to_float255(img: np.ndarray, what: str) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32)
+    if img.dtype == np.bool_:
+        return img.astype(np.float32) * 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 257.0
+    if np.issubdtype(img.dtype, np.integer):
+        lo, hi = int(img.min()), int(img.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"{what}: integer values {lo}..{hi} are outside 0..255")
+        return img.astype(np.float32)
+    if np.issubdtype(img.dtype, np.floating):
+        f = img.astype(np.float32)
+        if not np.all(np.isfinite(f)):
+            raise ImageError(f"{what}: contains NaN or infinite values")
+        lo, hi = float(f.min()), float(f.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"{what}: float values {lo:g}..{hi:g} are outside [0, 1] and [0, 255]")
+        return f * 255.0 if hi <= 1.0 else f
+    raise ImageError(f"{what}: unsupported dtype {img.dtype}")
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an RGB ``uint8`` image to ``size`` = (H, W) (area when shrinking, bilinear else)."""
+    import cv2
+
+    h, w = int(size[0]), int(size[1])
+    if img.shape[:2] == (h, w):
+        return img
+    shrink = h < img.shape[0] and w < img.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    out = cv2.resize(img, (w, h), interpolation=interp)
+    if out.ndim == 2:
+        out = out[..., None]
+    return out

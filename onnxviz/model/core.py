@@ -1,0 +1,371 @@
+"""The :class:`Model`: a checked, normalized ONNX classifier with its input, preprocessing and labels."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from .. import runtime
+from ..errors import LayerError, OptionError, TargetError
+from . import layers as _layers
+from .inputs import InputSpec, dims
+from .preprocessing import Preprocessing
+
+_PASS_THROUGH = ("Flatten", "Reshape", "Identity", "Squeeze")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One ranked class: index, label and probability (or raw score for regression models)."""
+
+    index: int
+    label: str
+    score: float
+
+
+def find_score(proto: onnx.ModelProto, output: str | None = None) -> tuple[str, str | None, str]:
+    """(score tensor, probability tensor or None, graph output) of a classifier.
+
+    The graph output is ``output`` or the first graph output. Walking back from it through
+    Flatten/Reshape/Identity/Squeeze, a Softmax makes its input the score (the logits) and its
+    output the probabilities.
+    """
+    outputs = [o.name for o in proto.graph.output]
+    if output is None:
+        output = outputs[0]
+    elif output not in outputs:
+        raise OptionError(f"unknown output {output!r}; the model's outputs are: {', '.join(outputs)}")
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    name = output
+    while name in producer:
+        node = producer[name]
+        if node.op_type in ("Softmax", "LogSoftmax"):
+            return node.input[0], (name if node.op_type == "Softmax" else None), output
+        if node.op_type not in _PASS_THROUGH:
+            break
+        name = node.input[0]
+    return output, None, output
+
+
+class Model:
+    """A loaded image classifier; build it with :func:`onnxviz.load`.
+
+    Attributes:
+        proto: the normalized ``onnx.ModelProto`` (original outputs kept).
+        input: the :class:`InputSpec` of the image input.
+        score_output: the tensor explained by default (logits before a trailing Softmax).
+        prob_output: the Softmax output, or None.
+        num_classes: number of scores per image.
+        labels: class names, or None.
+        labels_source: where the labels came from.
+        preprocessing: the :class:`Preprocessing` from pixels to model input.
+        fixed_batch: the graph only runs batch 1 (the runtime feeds one image at a time).
+        notes: what the loader changed (for ``onnxviz inspect``).
+    """
+
+    def __init__(self, proto, spec: InputSpec, *, score_output: str, prob_output: str | None,
+                 num_classes: int, labels, labels_source: str, preprocessing: Preprocessing,
+                 fixed_batch: bool, providers=None, threads=None, batch_size=None, notes=(),
+                 source: str = ""):
+        self.proto = proto
+        self.input = spec
+        self.score_output = score_output
+        self.prob_output = prob_output
+        self.num_classes = int(num_classes)
+        self.labels = labels
+        self.labels_source = labels_source
+        self.preprocessing = preprocessing
+        self.fixed_batch = bool(fixed_batch)
+        self.providers = providers
+        self.threads = threads
+        self.batch_size = batch_size
+        self.notes = list(notes)
+        self.source = source
+        self._shapes = {vi.name: tuple(dims(vi)) for vi in (
+            *proto.graph.value_info, *proto.graph.input, *proto.graph.output)}
+        self._exposed: OrderedDict[tuple[str, ...], onnx.ModelProto] = OrderedDict()
+        self._lock = threading.Lock()
+        self._layers: list | None = None
+        self._tensors: list | None = None
+
+    def __repr__(self) -> str:
+        i = self.input
+        return (f"<onnxviz.Model {self.source or 'in-memory'}: input {i.name!r} {i.layout} "
+                f"{i.size[0]}x{i.size[1]}x{i.channels}, {self.num_classes} classes, "
+                f"preprocess={self.preprocessing.name}>")
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def producer(self) -> str:
+        p = self.proto
+        return f"{p.producer_name} {p.producer_version}".strip() or "unknown"
+
+    @property
+    def opset(self) -> int:
+        from .loading import default_opset
+
+        return default_opset(self.proto)
+
+    @property
+    def is_regression(self) -> bool:
+        """One score and no Softmax: a regression model (target 0)."""
+        return self.num_classes == 1 and self.prob_output is None
+
+    def shape_of(self, tensor: str) -> tuple:
+        """Inferred shape of a tensor (batch first), () when unknown."""
+        return self._shapes.get(tensor, ())
+
+    # ---- images -> input ------------------------------------------------------------------
+    def to_pixels(self, images) -> np.ndarray:
+        """Images (array, path, ``skimage:NAME`` or a list) -> (N, H, W, 3) uint8 RGB at input size.
+
+        For a flattened input (``input.flat_size``), the result is (N, 1, h*w, 3): each image is
+        resized to the square and flattened row by row.
+        """
+        from ..imageio import read_image, resize
+
+        items = images if _is_list(images) else [images]
+        if len(items) == 0:
+            raise OptionError("no images given")
+        flat = self.input.flat_size
+        size = flat or self.input.size
+        out = np.empty((len(items), *size, 3), np.uint8)
+        for k, item in enumerate(items):
+            out[k] = resize(read_image(item), size)
+        if flat:
+            out = out.reshape(len(items), 1, flat[0] * flat[1], 3)
+        return out
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) RGB pixels (uint8 or float, 0..255) -> model input in model layout."""
+        px = np.asarray(pixels)
+        if px.ndim == 3:
+            px = px[None]
+        if px.ndim != 4 or px.shape[-1] != 3:
+            raise OptionError(f"pixels must be (N, H, W, 3) RGB, got shape {px.shape}")
+        x = self.preprocessing.apply(px)
+        c = self.input.channels
+        if c == 1:
+            # luminance (ITU-R BT.601) of the normalized channels, the usual gray conversion
+            x = x @ np.asarray([0.299, 0.587, 0.114], np.float32)[:, None]
+        elif c == 4:
+            alpha = np.full(x.shape[:3] + (1,), x.max(initial=0.0), np.float32)
+            x = np.concatenate([x, alpha], axis=-1)
+        elif c != 3:
+            raise OptionError(f"the model takes {c} channels; give its input tensor directly")
+        if self.input.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, dtype=self.input.dtype)
+
+    def preprocess(self, images) -> np.ndarray:
+        """``normalize(to_pixels(images))``: images -> model input tensor (model layout)."""
+        return self.normalize(self.to_pixels(images))
+
+    # ---- running --------------------------------------------------------------------------
+    def session(self, proto=None):
+        """The ONNX Runtime session of ``proto`` (default: this model)."""
+        return runtime.session(proto if proto is not None else self.proto,
+                               providers=self.providers, threads=self.threads)
+
+    def _check_x(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input.shape and not self.input.dynamic_size:
+            raise OptionError(f"input tensor must be (N, {', '.join(map(str, self.input.shape))}) "
+                              f"in {self.input.layout} layout, got {x.shape}; "
+                              "use model.preprocess(images) to build it")
+        return x.astype(self.input.dtype, copy=False)
+
+    def run(self, x, outputs: Sequence[str], batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """Run the model and return any tensors, intermediate ones included.
+
+        Args:
+            x: model input (N, ...) in model layout.
+            outputs: tensor names (graph outputs or any node output; layer names are accepted).
+            batch_size: images per ONNX Runtime call.
+
+        Returns:
+            {name as asked: array}.
+        """
+        x = self._check_x(x)
+        names = [self._tensor_name(o) for o in outputs]
+        proto = self._with_outputs(tuple(dict.fromkeys(names)))
+        sess = self.session(proto)
+        uniq = list(dict.fromkeys(names))
+        res = runtime.run_batched(sess, {self.input.name: x}, uniq,
+                                  batch_size or self.batch_size, self.fixed_batch)
+        by = dict(zip(uniq, res))
+        return {o: by[n] for o, n in zip(outputs, names)}
+
+    def forward(self, x, batch_size: int | None = None) -> np.ndarray:
+        """Model input (N, ...) -> (N, num_classes) float32 scores (logits before a Softmax)."""
+        out = self.run(x, [self.score_output], batch_size)[self.score_output]
+        return out.reshape(out.shape[0], -1).astype(np.float32, copy=False)
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Softmax of ``scores`` when the model ends in Softmax, else the scores unchanged."""
+        s = np.asarray(scores, np.float32)
+        if self.prob_output is None:
+            return s
+        e = np.exp(s - s.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict(self, images, top: int = 5, batch_size: int | None = None):
+        """Top-``top`` classes of each image: a list of :class:`Prediction` (a list of lists for a list).
+
+        For models without Softmax the ``score`` is the raw output (regression models: one row).
+        """
+        single = not _is_list(images)
+        probs = self.probabilities(self.forward(self.preprocess(images), batch_size))
+        k = max(1, min(int(top), self.num_classes))
+        rows = []
+        for p in probs:
+            idx = np.argsort(-p, kind="stable")[:k]
+            rows.append([Prediction(int(i), self.label_of(int(i)), float(p[i])) for i in idx])
+        return rows[0] if single else rows
+
+    def _with_outputs(self, names: tuple[str, ...]) -> onnx.ModelProto:
+        """A cached copy of the graph whose outputs also include ``names``."""
+        have = {o.name for o in self.proto.graph.output}
+        extra = tuple(n for n in names if n not in have)
+        if not extra:
+            return self.proto
+        key = tuple(sorted(extra))
+        with self._lock:
+            if key in self._exposed:
+                self._exposed.move_to_end(key)
+                return self._exposed[key]
+        known = {vi.name: vi for vi in self.proto.graph.value_info}
+        proto = copy.copy(self.proto)
+        proto = onnx.ModelProto()
+        proto.CopyFrom(self.proto)
+        for n in key:
+            vi = onnx.ValueInfoProto()
+            if n in known:
+                vi.CopyFrom(known[n])
+                shape = vi.type.tensor_type.shape
+                if len(shape.dim):
+                    shape.dim[0].Clear()
+                    shape.dim[0].dim_param = "N"
+            else:
+                vi.name = n
+            proto.graph.output.append(vi)
+        with self._lock:
+            self._exposed[key] = proto
+            while len(self._exposed) > 8:
+                self._exposed.popitem(last=False)
+        return proto
+
+    def _tensor_name(self, name: str) -> str:
+        if name in self._all_tensor_names():
+            return name
+        return self.layer(name).tensor
+
+    def _all_tensor_names(self) -> set[str]:
+        if not hasattr(self, "_names"):
+            g = self.proto.graph
+            self._names = {o for n in g.node for o in n.output} | {i.name for i in g.input}
+        return self._names
+
+    # ---- targets and labels ---------------------------------------------------------------
+    def label_of(self, index: int) -> str:
+        """The class name of ``index`` (``"class N"`` when the model has no labels)."""
+        index = int(index)
+        if not 0 <= index < self.num_classes:
+            raise TargetError(f"class index {index} is out of range 0..{self.num_classes - 1}")
+        if self.labels:
+            return self.labels[index]
+        return "output" if self.is_regression else f"class {index}"
+
+    def resolve_targets(self, target, scores: np.ndarray) -> np.ndarray:
+        """Class indices to explain, one per image.
+
+        Args:
+            target: None (each image's top-1), an int, a label string, or a list of those (one per
+                image).
+            scores: (N, K) scores, used for ``None``.
+
+        Raises:
+            TargetError: an index out of range, an unknown label, or a list of the wrong length.
+        """
+        scores = np.asarray(scores)
+        n = scores.shape[0]
+        if target is None:
+            return np.argmax(scores.reshape(n, -1), axis=1).astype(np.int64)
+        if isinstance(target, (list, tuple, np.ndarray)):
+            if len(target) != n:
+                raise TargetError(f"{len(target)} targets given for {n} images")
+            return np.asarray([self._one_target(t, scores[i:i + 1])[0] for i, t in enumerate(target)],
+                              np.int64)
+        return np.full(n, self._one_target(target, scores)[0], np.int64) if target is not None \
+            else None
+
+    def _one_target(self, t, scores) -> np.ndarray:
+        if t is None:
+            return np.argmax(scores.reshape(scores.shape[0], -1), axis=1)
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
+            self.label_of(int(t))
+            return np.asarray([int(t)])
+        if isinstance(t, str):
+            if t.lstrip("-").isdigit():
+                return self._one_target(int(t), scores)
+            if self.labels:
+                if t in self.labels:
+                    return np.asarray([self.labels.index(t)])
+                low = [lab.lower() for lab in self.labels]
+                if t.lower() in low:
+                    return np.asarray([low.index(t.lower())])
+                from ..errors import close_matches
+
+                near = close_matches(t, self.labels)
+                hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+                raise TargetError(f"unknown label {t!r}{hint}")
+            raise TargetError(f"the model has no labels; give the target as a class index, not {t!r}")
+        raise TargetError(f"a target must be a class index or a label, got {type(t).__name__}")
+
+    # ---- layers ---------------------------------------------------------------------------
+    def layers(self) -> list:
+        """Every 4-D activation a node produces, with friendly names (see :mod:`.layers`)."""
+        if self._layers is None:
+            self._layers = _layers.collect(self.proto, self._shapes)
+        return list(self._layers)
+
+    def layer(self, name: str):
+        """The layer called ``name`` (friendly name, tensor name or node name).
+
+        Raises:
+            LayerError: unknown name; lists the closest layer names.
+        """
+        if self._tensors is None:
+            self._tensors = _layers.collect(self.proto, self._shapes, all_tensors=True)
+        try:
+            return _layers.find(self.layers(), name)
+        except LayerError:
+            by_tensor = [lay for lay in self._tensors if lay.tensor == name or lay.name == name]
+            if by_tensor:
+                return by_tensor[0]
+            raise
+
+    # ---- gradients (onnxviz.model.grad, built on onnxviz.autodiff) -------------------------
+    def gradients(self, x, seed, wrt, expose=()):
+        """Gradients of ``sum(seed * score)`` w.r.t. tensors ``wrt``: (grads, exposed, scores)."""
+        from . import grad as _grad
+
+        return _grad.gradients(self, x, seed, wrt, expose=expose)
+
+    def grad(self, x, target, wrt=None):
+        """d score[target] / d ``wrt`` (the input when None), in model layout."""
+        from . import grad as _grad
+
+        return _grad.grad(self, x, target, wrt=wrt)
+
+
+def _is_list(images) -> bool:
+    return isinstance(images, (list, tuple))

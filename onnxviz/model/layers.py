@@ -1,0 +1,166 @@
+"""Layers users recognise: friendly names for the 4-D activations of a graph.
+
+Exporters keep the framework's layer names in node names, each in its own way:
+
+- PyTorch TorchScript exporter (torch >= 1.13): ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``;
+- PyTorch dynamo exporter: node metadata ``pkg.torch.onnx.name_scopes`` -> the module path;
+- tf2onnx / Keras: ``sequential/conv2d/BiasAdd`` -> ``conv2d`` (model name and TF op dropped);
+- MATLAB: node names are the layer names (``conv_1``, ``relu_1``);
+- anything else (old PyTorch ``Conv_0``): the node name, else the output tensor name.
+
+When several nodes share a friendly name (Conv + Relu inside one Keras ``Conv2D`` layer), the
+last one in graph order (the layer's output) gets the plain name and the others get
+``name/OpType``. Every layer is also reachable by its tensor name and node name.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+import onnx
+
+from ..errors import LayerError
+
+_TF_WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall"}
+_TF2ONNX_SUFFIX = re.compile(r"__\d+$")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A candidate layer.
+
+    Attributes:
+        name: the friendly name (framework layer name or module path where the exporter kept it).
+        tensor: the ONNX tensor it names (a node output).
+        op_type: the op producing it.
+        shape: its inferred shape (ints, symbol names or None), batch first.
+        aliases: every other name that selects it (tensor name, node name, variants).
+    """
+
+    name: str
+    tensor: str
+    op_type: str
+    shape: tuple = ()
+    aliases: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def is_4d(self) -> bool:
+        return len(self.shape) == 4
+
+
+def _pytorch_path(node: onnx.NodeProto) -> str | None:
+    meta = {p.key: p.value for p in node.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    if scopes:
+        try:
+            parts = [p for p in ast.literal_eval(scopes) if p]
+        except (ValueError, SyntaxError):
+            parts = []
+        if parts:
+            return _join_module_path(parts)
+    if node.name.startswith("/"):
+        parts = [p for p in node.name.split("/") if p][:-1]
+        if parts:
+            return _join_module_path(parts)
+    return None
+
+
+def _join_module_path(parts: list[str]) -> str:
+    """['layer1', 'layer1.0', 'conv1'] -> 'layer1.0.conv1' (scopes repeat their parents' path)."""
+    path: list[str] = []
+    for p in parts:
+        prefix = ".".join(path)
+        if path and (p == prefix or p.startswith(prefix + ".")):
+            path = p.split(".")
+        else:
+            path.extend(p.split("."))
+    return ".".join(path)
+
+
+def _tf_path(node: onnx.NodeProto) -> str | None:
+    parts = [p for p in node.name.split("/") if p and p not in _TF_WRAPPERS]
+    if len(parts) < 2:
+        return None
+    parts = parts[:-1]  # the TensorFlow op (BiasAdd, Relu, convolution, ...)
+    if len(parts) > 1:
+        parts = parts[1:]  # the model's own name (sequential, functional_1, ...)
+    return "/".join(parts)
+
+
+def friendly(node: onnx.NodeProto, producer: str) -> str:
+    """The friendly name of ``node`` for models written by ``producer``."""
+    prod = producer.lower()
+    name = None
+    if "pytorch" in prod or node.name.startswith("/") or any(
+            p.key.startswith("pkg.torch") for p in node.metadata_props):
+        name = _pytorch_path(node)
+    elif "tf2onnx" in prod or "keras" in prod or "tensorflow" in prod:
+        name = _tf_path(node)
+    return name or node.name or node.output[0]
+
+
+def collect(proto: onnx.ModelProto, shapes: dict[str, tuple], all_tensors: bool = False) -> list[Layer]:
+    """Layers of ``proto``: every node output with a 4-D shape (all outputs if ``all_tensors``).
+
+    Args:
+        proto: the model, in graph order.
+        shapes: tensor name -> shape (from shape inference).
+        all_tensors: include outputs of any rank (used to resolve names of non-4-D tensors).
+    """
+    producer = proto.producer_name or ""
+    rows = []
+    for node in proto.graph.node:
+        for k, out in enumerate(node.output):
+            if not out:
+                continue
+            shape = shapes.get(out)
+            if not all_tensors and (shape is None or len(shape) != 4):
+                continue
+            base = friendly(node, producer)
+            if k:
+                base = f"{base}:{k}"
+            rows.append((base, out, node))
+    # the last node of a group that is not a layout Transpose takes the plain name
+    owner: dict[str, int] = {}
+    for i, (base, _, node) in enumerate(rows):
+        if node.op_type != "Transpose" or base not in owner:
+            owner[base] = i
+    layers, taken = [], set()
+    for i, (base, out, node) in enumerate(rows):
+        name = base if owner[base] == i else f"{base}/{node.op_type}"
+        if name in taken:
+            name = node.name or out
+        if name in taken:
+            name = out
+        taken.add(name)
+        aliases = tuple(dict.fromkeys(a for a in (out, node.name, _strip_tf(out)) if a and a != name))
+        layers.append(Layer(name, out, node.op_type, tuple(shapes.get(out) or ()), aliases))
+    return layers
+
+
+def _strip_tf(tensor: str) -> str:
+    """``sequential/conv2d/Relu:0`` -> ``sequential/conv2d/Relu`` (TF tensor names end in :0)."""
+    return tensor[:-2] if tensor.endswith(":0") else ""
+
+
+def find(layers: list[Layer], name: str, extra: list[Layer] = ()) -> Layer:
+    """The layer called ``name`` (friendly name, alias, tensor or node name).
+
+    ``extra`` are non-4-D tensors that may also be selected by exact name.
+
+    Raises:
+        LayerError: unknown name; the message lists the closest layer names.
+    """
+    for pool in (layers, extra):
+        for layer in pool:
+            if layer.name == name:
+                return layer
+        for layer in pool:
+            if name in layer.aliases:
+                return layer
+    lowered = [lay for lay in layers if lay.name.lower() == str(name).lower()]
+    if len(lowered) == 1:
+        return lowered[0]
+    raise LayerError(str(name), [lay.name for lay in layers])

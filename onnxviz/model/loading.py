@@ -1,0 +1,228 @@
+"""Read, check and normalize an ONNX model without changing what it computes.
+
+Every way a file can be bad becomes a :class:`ModelError` with a plain message. Normalization
+undoes what exporters leave behind: initializers listed as graph inputs (IR 3, MATLAB) are removed
+from the inputs; opsets older than :data:`MIN_OPSET` are upgraded with ``onnx.version_converter``
+(kept only when the upgraded graph gives the same outputs); shapes are inferred. Making a fixed
+batch of 1 symbolic needs ONNX Runtime and lives in :mod:`onnxviz.model.batch`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+import onnx
+from onnx import external_data_helper, helper, shape_inference
+
+from ..errors import ModelError
+
+#: Models below this default-domain opset are upgraded to it when the converter can.
+MIN_OPSET = 13
+
+
+def read(source) -> onnx.ModelProto:
+    """Read ``source`` (path, bytes or ``ModelProto``) into a ``ModelProto`` with its external data.
+
+    Raises:
+        ModelError: missing, empty, truncated or not-ONNX input, or an unsafe external-data path.
+    """
+    if isinstance(source, onnx.ModelProto):
+        proto = copy.deepcopy(source)
+        _refuse_external(proto, None)
+        return proto
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        proto = _parse(bytes(source), "the given bytes")
+        _refuse_external(proto, None)
+        return proto
+    if not isinstance(source, (str, os.PathLike)):
+        raise ModelError(f"cannot load a model from a {type(source).__name__}; "
+                         "give a path, bytes or an onnx.ModelProto")
+    path = Path(source)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not an ONNX file")
+    data = path.read_bytes()
+    proto = _parse(data, str(path))
+    _refuse_external(proto, path.parent)
+    if _external_tensors(proto):
+        try:
+            external_data_helper.load_external_data_for_model(proto, str(path.parent))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{path}: cannot read its external data: {e}") from None
+    return proto
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    if not data:
+        raise ModelError(f"{what} is empty (0 bytes), not an ONNX model")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except Exception:
+        raise ModelError(f"{what} is not a valid ONNX model (truncated or not ONNX: "
+                         "the protobuf cannot be parsed)") from None
+    if not proto.HasField("graph") or not proto.graph.node or not proto.opset_import:
+        raise ModelError(f"{what} is not an ONNX model (no graph, nodes or opset; "
+                         "truncated or another file type?)")
+    return proto
+
+
+def _external_tensors(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    return [t for t in external_data_helper._get_all_tensors(proto)
+            if external_data_helper.uses_external_data(t)]
+
+
+def _refuse_external(proto: onnx.ModelProto, base: Path | None) -> None:
+    """Refuse external-data locations that could read outside the model's own folder."""
+    for tensor in _external_tensors(proto):
+        info = {e.key: e.value for e in tensor.external_data}
+        loc = info.get("location", "")
+        if base is None:
+            raise ModelError(f"tensor {tensor.name!r} stores its data in an external file "
+                             f"({loc!r}); load the model from its path, not from bytes")
+        if not loc or _unsafe(loc):
+            raise ModelError(f"refusing external data location {loc!r} of tensor "
+                             f"{tensor.name!r}: it must be a relative path inside the model's "
+                             "folder (no absolute path, no '..')")
+        target = (base / loc).resolve()
+        if not target.is_relative_to(base.resolve()):
+            raise ModelError(f"refusing external data location {loc!r} of tensor "
+                             f"{tensor.name!r}: it resolves outside the model's folder")
+        if not target.is_file():
+            raise ModelError(f"external data file {loc!r} of tensor {tensor.name!r} is missing "
+                             f"next to the model (looked in {base})")
+
+
+def _unsafe(loc: str) -> bool:
+    for pure in (PurePosixPath(loc), PureWindowsPath(loc)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            return True
+    return False
+
+
+def check(proto: onnx.ModelProto) -> None:
+    """``onnx.checker`` with a plain error."""
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
+        raise ModelError(f"the model is not valid ONNX: {first}") from None
+
+
+def default_opset(proto: onnx.ModelProto) -> int:
+    """The default-domain (ai.onnx) opset version."""
+    for o in proto.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    return 0
+
+
+def remove_initializer_inputs(proto: onnx.ModelProto) -> int:
+    """Drop graph inputs that are initializers (IR < 4 lists every weight as an input).
+
+    Returns:
+        How many inputs were removed. The IR version is raised to 4 when needed, since IR 3 requires
+        every initializer to be an input.
+    """
+    inits = {t.name for t in proto.graph.initializer}
+    keep = [i for i in proto.graph.input if i.name not in inits]
+    removed = len(proto.graph.input) - len(keep)
+    if removed:
+        del proto.graph.input[:]
+        proto.graph.input.extend(keep)
+        proto.ir_version = max(proto.ir_version, 4)
+    return removed
+
+
+def infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Shape inference (non-strict): returns the model with ``value_info`` filled where possible."""
+    try:
+        return shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception as e:  # inference is a convenience: never fatal
+        warnings.warn(f"ONNX shape inference failed ({str(e).splitlines()[0][:200]}); "
+                      "layer shapes may be unknown", stacklevel=3)
+        return proto
+
+
+def upgrade_opset(proto: onnx.ModelProto, run_outputs) -> tuple[onnx.ModelProto, bool]:
+    """Upgrade an old opset to :data:`MIN_OPSET`, keeping it only if the outputs are unchanged.
+
+    Args:
+        proto: the model (already without initializer inputs).
+        run_outputs: ``fn(proto) -> list[np.ndarray] | None`` running a model on a fixed probe
+            input (``None`` when it cannot run).
+
+    Returns:
+        (model, upgraded): the upgraded model when conversion worked and gives the same outputs
+        (max abs difference <= 1e-5 * (1 + max |output|)), else the original.
+    """
+    if default_opset(proto) >= MIN_OPSET:
+        return proto, False
+    try:
+        from onnx import version_converter
+
+        new = version_converter.convert_version(proto, MIN_OPSET)
+        new.ir_version = max(new.ir_version, helper.find_min_ir_version_for(
+            list(new.opset_import)))
+        onnx.checker.check_model(new)
+    except Exception:
+        return proto, False
+    before, after = run_outputs(proto), run_outputs(new)
+    if before is None or after is None or len(before) != len(after):
+        return proto, False
+    for a, b in zip(before, after):
+        if a.shape != b.shape:
+            return proto, False
+        tol = 1e-5 * (1.0 + float(np.max(np.abs(a), initial=0.0)))
+        if not np.allclose(a, b, rtol=0, atol=tol, equal_nan=True):
+            return proto, False
+    return new, True
+
+
+def make_batch_symbolic(proto: onnx.ModelProto, input_name: str, run) -> tuple[onnx.ModelProto, bool]:
+    """Turn a fixed batch size of 1 into a symbolic one when the graph allows it.
+
+    The rewritten graph is kept only when its batch-2 outputs equal two batch-1 outputs of the
+    original (max abs difference <= 1e-5 * (1 + max |output|)); otherwise the original is returned
+    and the caller feeds one image at a time.
+
+    Args:
+        proto: the model.
+        input_name: the image input.
+        run: ``fn(proto, n) -> list[np.ndarray] | None`` running a model on the first ``n``
+            samples of a fixed probe batch (``None`` when it cannot run).
+
+    Returns:
+        (model, fixed_batch).
+    """
+    inp = next(i for i in proto.graph.input if i.name == input_name)
+    d0 = inp.type.tensor_type.shape.dim[0]
+    if not d0.HasField("dim_value"):
+        return proto, False
+    if d0.dim_value != 1:
+        return proto, True
+    new = copy.deepcopy(proto)
+    for vi in list(new.graph.input) + list(new.graph.output):
+        shape = vi.type.tensor_type.shape
+        if vi.name == input_name or (len(shape.dim) and shape.dim[0].dim_value == 1):
+            if len(shape.dim):
+                shape.dim[0].Clear()
+                shape.dim[0].dim_param = "N"
+    del new.graph.value_info[:]
+    both = run(new, 2)
+    singles = [run(proto, 1), run(proto, (1, 2))]
+    if both is None or any(s is None for s in singles):
+        return proto, True
+    for k, out in enumerate(both):
+        ref = np.concatenate([singles[0][k], singles[1][k]], axis=0)
+        if out.shape != ref.shape:
+            return proto, True
+        tol = 1e-5 * (1.0 + float(np.max(np.abs(ref), initial=0.0)))
+        if not np.allclose(out, ref, rtol=0, atol=tol, equal_nan=True):
+            return proto, True
+    return new, False

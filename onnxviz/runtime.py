@@ -1,0 +1,171 @@
+"""The one place that creates ONNX Runtime sessions and runs them in bounded-memory batches.
+
+Sessions are built with graph optimizations on and intra-/inter-op spinning off, so the cores are
+free for Numba and Python work between runs, and CUDA is used when ``onnxruntime-gpu`` and a device
+are present. Sessions are cached per (serialized graph, providers, threads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from .errors import ModelError, OptionError, UnsupportedOpError
+
+_CACHE: OrderedDict[tuple, object] = OrderedDict()
+_CACHE_SIZE = 16
+_LOCK = threading.Lock()
+
+#: Default number of samples per ``InferenceSession.run`` call in :func:`run_batched`.
+DEFAULT_BATCH = 32
+
+
+def default_providers() -> list[str]:
+    """CUDA first when this onnxruntime build has it, then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _options(threads: int | None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    if threads is not None:
+        if int(threads) < 1:
+            raise OptionError(f"threads must be >= 1, got {threads}")
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    return so
+
+
+def session(model, providers: Sequence[str] | None = None, threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` for ``model``, cached per graph and options.
+
+    Args:
+        model: an ``onnx.ModelProto`` or its serialized bytes.
+        providers: execution providers; default CUDA when available, else CPU.
+        threads: intra-op thread count; default lets ONNX Runtime choose.
+
+    Returns:
+        The (possibly cached) session.
+
+    Raises:
+        UnsupportedOpError: ONNX Runtime has no kernel for an operator in the graph.
+        ModelError: ONNX Runtime refuses the graph for another reason.
+    """
+    import onnxruntime as ort
+
+    data = model if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
+    providers = list(providers) if providers else default_providers()
+    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads)
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    try:
+        sess = ort.InferenceSession(bytes(data), sess_options=_options(threads), providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise _ort_error(e, data) from None
+    with _LOCK:
+        _CACHE[key] = sess
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return sess
+
+
+def _ort_error(err: Exception, data: bytes) -> ModelError:
+    """Turn an ONNX Runtime load failure into an error naming the op and node when possible."""
+    msg = str(err)
+    if "NOT_IMPLEMENTED" in msg or "Could not find an implementation" in msg:
+        proto = onnx.load_from_string(bytes(data))
+        import re
+
+        m = re.search(r"node with name '([^']*)'", msg)
+        node_name = m.group(1) if m else ""
+        for node in proto.graph.node:
+            if node.name == node_name or not node_name:
+                if not node_name and not _maybe_unsupported(node):
+                    continue
+                return UnsupportedOpError(
+                    node.op_type, node.name or node_name,
+                    why=f"ONNX Runtime has no kernel for it ({_first_line(msg)})",
+                )
+        return UnsupportedOpError("?", node_name, why=_first_line(msg))
+    return ModelError(f"ONNX Runtime cannot load the model: {_first_line(msg)}")
+
+
+def _maybe_unsupported(node) -> bool:
+    from onnx import defs
+
+    try:
+        defs.get_schema(node.op_type, domain=node.domain)
+        return False
+    except Exception:
+        return True
+
+
+def _first_line(msg: str) -> str:
+    return msg.strip().splitlines()[0][:400] if msg.strip() else "unknown error"
+
+
+def run_batched(
+    sess,
+    feeds: Mapping[str, np.ndarray],
+    outputs: Sequence[str] | None,
+    batch_size: int | None = None,
+    fixed_batch: bool = False,
+) -> list[np.ndarray]:
+    """Run ``sess`` over inputs of any length in chunks, concatenating the outputs.
+
+    Args:
+        sess: an ``onnxruntime.InferenceSession``.
+        feeds: input name -> array whose first axis is the batch; an array whose graph input has no
+            batch axis (0-D, or a rank different from the input's) is passed whole to every chunk.
+        outputs: output names (``None``: all outputs).
+        batch_size: samples per run (default :data:`DEFAULT_BATCH`).
+        fixed_batch: the graph only runs batch 1: feed one sample at a time.
+
+    Returns:
+        One array per output, the chunks concatenated along axis 0.
+    """
+    if batch_size is not None and int(batch_size) < 1:
+        raise OptionError(f"batch_size must be >= 1, got {batch_size}")
+    step = 1 if fixed_batch else int(batch_size or DEFAULT_BATCH)
+    ranks = {i.name: len(i.shape) if isinstance(i.shape, list) else None for i in sess.get_inputs()}
+    batched, whole = {}, {}
+    for name, arr in feeds.items():
+        arr = np.asarray(arr)
+        rank = ranks.get(name)
+        if arr.ndim == 0 or (rank is not None and arr.ndim != rank):
+            whole[name] = arr
+        else:
+            batched[name] = arr
+    if not batched:
+        return sess.run(outputs, dict(whole))
+    n = {a.shape[0] for a in batched.values()}
+    if len(n) != 1:
+        raise OptionError(f"batched inputs disagree on batch size: {sorted(n)}")
+    n = n.pop()
+    if n == 0:
+        raise OptionError("empty batch: nothing to run")
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, n, step):
+        feed = {k: np.ascontiguousarray(v[start:start + step]) for k, v in batched.items()}
+        feed.update(whole)
+        chunks.append(sess.run(outputs, feed))
+    if len(chunks) == 1:
+        return list(chunks[0])
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]

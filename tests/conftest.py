@@ -1,0 +1,55 @@
+"""Shared fixtures: repository paths, the third-party ONNX files and the bundled models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Real third-party ONNX files, kept outside the repository (its sibling ``shared``).
+FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "third_party"
+MODELS_DIR = REPO_ROOT / "models"
+
+
+def third_party_files() -> list[Path]:
+    """Every third-party ``.onnx`` fixture (empty when the folder is absent)."""
+    return sorted(FIXTURES_DIR.glob("*.onnx"))
+
+
+def _model(name: str) -> Path:
+    path = MODELS_DIR / name
+    if not path.exists():
+        pytest.skip(f"bundled model {path.relative_to(REPO_ROOT)} is not built yet "
+                    "(made by converters; see models/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    if not FIXTURES_DIR.is_dir():
+        pytest.fail(f"third-party fixtures folder {FIXTURES_DIR} is missing")
+    return FIXTURES_DIR
+
+
+@pytest.fixture(scope="session")
+def effnet_path() -> Path:
+    """models/efficientnet_lite0.onnx (ImageNet EfficientNet-Lite0)."""
+    return _model("efficientnet_lite0.onnx")
+
+
+@pytest.fixture(scope="session")
+def shapes_path() -> Path:
+    """models/shapes_cnn.onnx (the LIME-article rectangle task, PyTorch)."""
+    return _model("shapes_cnn.onnx")
+
+
+@pytest.fixture(scope="session")
+def shapes_keras_path() -> Path:
+    """models/shapes_keras.onnx (the same task, Keras, NHWC)."""
+    return _model("shapes_keras.onnx")
