@@ -1,0 +1,115 @@
+"""Pieces the gradient and CAM explainers share: targets, seeds, batched gradients, upsampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import OptionError
+
+
+def check_positive(name: str, value, *, integer: bool = True) -> None:
+    """Raise :class:`OptionError` unless ``value`` is a positive (integer) number."""
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
+    if not ok or isinstance(value, bool) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise OptionError(f"{name} must be {kind}, got {value!r}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Raise :class:`OptionError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise OptionError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _needs_scores(target) -> bool:
+    if target is None:
+        return True
+    if isinstance(target, (list, tuple, np.ndarray)):
+        return any(t is None for t in target)
+    return False
+
+
+def targets_for(model, x: np.ndarray, target, batch_size: int | None):
+    """Class indices per image and the scores, when the targets need them (``None`` = top-1).
+
+    Returns:
+        ``(targets, scores)``; ``scores`` is ``None`` when every target was explicit, so that the
+        caller can take the scores from its own gradient run instead of paying a forward pass.
+    """
+    n = len(x)
+    if isinstance(target, (list, tuple, np.ndarray)) and len(target) != n:
+        raise OptionError(f"{len(target)} targets for {n} images; give one per image or a single one")
+    if _needs_scores(target):
+        scores = model.forward(x, batch_size=batch_size)
+        return np.asarray(model.resolve_targets(target, scores), dtype=np.int64), scores
+    dummy = np.zeros((n, model.num_classes), np.float32)
+    return np.asarray(model.resolve_targets(target, dummy), dtype=np.int64), None
+
+
+def one_hot(targets: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
+    """Seeds selecting one score per row: ``d(sum(seed * scores))`` = d(score[target])."""
+    seed = np.zeros((len(targets), num_classes), dtype)
+    seed[np.arange(len(targets)), targets] = 1
+    return seed
+
+
+def chunks(n: int, size: int | None):
+    """``slice`` objects covering ``range(n)`` in pieces of ``size`` (all at once when None)."""
+    size = n if not size else int(size)
+    for start in range(0, n, max(size, 1)):
+        yield slice(start, min(start + size, n))
+
+
+def gradients(model, x, targets, wrt, expose=(), batch_size=None):
+    """d score[target] / d ``wrt`` per image, plus exposed tensors and the scores, batched.
+
+    Args:
+        model: the :class:`onnxviz.Model`.
+        x: (N, ...) model input tensor.
+        targets: (N,) class indices.
+        wrt: tensor names to differentiate with respect to.
+        expose: tensor names whose values are returned too.
+        batch_size: images per run (all at once when ``None``).
+
+    Returns:
+        ``(grads, exposed, scores)``: dicts of (N, ...) arrays keyed by tensor name, and the
+        (N, K) scores.
+    """
+    wrt, expose = list(wrt), list(expose)
+    seed = one_hot(targets, model.num_classes)
+    parts = [model.gradients(x[s], seed[s], wrt=wrt, expose=expose) for s in chunks(len(x), batch_size)]
+    grads = {k: np.concatenate([p[0][k] for p in parts]) for k in wrt}
+    exposed = {k: np.concatenate([p[1][k] for p in parts]) for k in expose}
+    scores = np.concatenate([p[2] for p in parts])
+    return grads, exposed, scores
+
+
+def channels_last(x: np.ndarray, layout: str) -> np.ndarray:
+    """A model-layout input-shaped array as (N, H, W, C)."""
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))) if layout == "NCHW" else x
+
+
+def upsample(maps: np.ndarray, size) -> np.ndarray:
+    """Bilinear resize (half-pixel centres, as ``cv2.INTER_LINEAR``) of (N, h, w) maps to ``size``."""
+    import cv2
+
+    h, w = int(size[0]), int(size[1])
+    out = np.empty((len(maps), h, w), np.float32)
+    for i, m in enumerate(maps):
+        out[i] = cv2.resize(np.ascontiguousarray(m, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def reduce_channels(attr: np.ndarray, reduce: str) -> np.ndarray:
+    """(N, H, W, C) attributions -> (N, H, W) heatmaps.
+
+    ``"max_abs"``: max over channels of |a| (Simonyan et al. 2014, sec. 3.1); ``"abs"``: sum of |a|;
+    ``"signed"``: sum of a.
+    """
+    if reduce == "max_abs":
+        return np.abs(attr).max(axis=-1)
+    if reduce == "abs":
+        return np.abs(attr).sum(axis=-1)
+    if reduce == "signed":
+        return attr.sum(axis=-1)
+    raise OptionError(f"reduce must be 'max_abs', 'abs' or 'signed', got {reduce!r}")

@@ -1,0 +1,258 @@
+"""Input-gradient methods: saliency, SmoothGrad, Integrated Gradients, gradient x input.
+
+Each computes an attribution per input value (``Explanation.raw``: float32 (H, W, C), channel-last
+whatever the model's layout, in the units of the model's input tensor), reduced over channels into
+``Explanation.heatmap`` with the ``reduce`` option. Nothing is normalised: the heatmap keeps the
+attribution's units, as in Captum; :mod:`onnxviz.viz` scales for display. The score explained is
+the pre-softmax score of the target class.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import OptionError
+from . import _gradient as G
+from .base import Explainer, Explanation, Timer
+from .registry import register
+
+REDUCE = ("max_abs", "abs", "signed")
+
+
+class InputGradientExplainer(Explainer):
+    """Shared pipeline: preprocess, resolve targets, :meth:`attribute`, reduce over channels.
+
+    Subclasses implement :meth:`attribute`; their options always include ``reduce`` and
+    ``batch_size``.
+    """
+
+    family: ClassVar[str] = "gradient"
+
+    def _check(self) -> None:
+        G.check_choice("reduce", self.params["reduce"], REDUCE)
+        G.check_positive("batch_size", self.params["batch_size"])
+
+    def grads(self, x: np.ndarray, targets: np.ndarray):
+        """d score[target] / d input for each row of ``x``: (model-layout grads, scores)."""
+        name = self.model.input.name
+        grads, _, scores = G.gradients(self.model, x, targets, [name], (), self.params["batch_size"])
+        return grads[name], scores
+
+    def attribute(self, x, targets, pixels, scores):
+        """Attributions for a batch.
+
+        Args:
+            x: (N, ...) model input tensor.
+            targets: (N,) class indices.
+            pixels: (N, H, W, 3) uint8 images at the model's input size (for pixel baselines).
+            scores: (N, K) scores of ``x``, or ``None`` when not computed yet.
+
+        Returns:
+            ``(attributions, scores, extras)``: model-layout attributions, the (N, K) scores of
+            ``x``, and one dict of method-specific results per image.
+        """
+        raise NotImplementedError
+
+    def explain(self, images, target=None) -> list[Explanation]:
+        m = self.model
+        timer = Timer()
+        with timer("preprocess"):
+            pixels = m.to_pixels(images)
+            x = m.normalize(pixels)
+        with timer("targets"):
+            targets, scores = G.targets_for(m, x, target, self.params["batch_size"])
+        with timer("gradients"):
+            attr, scores, extras = self.attribute(x, targets, pixels, scores)
+        with timer("reduce"):
+            raw = G.channels_last(np.asarray(attr, np.float32), m.input.layout)
+            heat = G.reduce_channels(raw, self.params["reduce"]).astype(np.float32)
+        times = timer.result(share=len(x))
+        return [
+            Explanation(
+                heatmap=heat[i], raw=raw[i], target=int(t), label=m.label_of(int(t)),
+                score=float(scores[i, t]), method=self.name, params=dict(self.params),
+                timings=times, image=pixels[i], extras=extras[i],
+            )
+            for i, t in enumerate(targets)
+        ]
+
+
+@register
+class Saliency(InputGradientExplainer):
+    """Vanilla gradient (Simonyan et al. 2014, https://arxiv.org/abs/1312.6034, sec. 3.1).
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        reduce: channel reduction for the heatmap: ``"max_abs"`` (the paper's), ``"abs"`` (sum of
+            absolute values) or ``"signed"`` (sum).
+        batch_size: images per run of the gradient graph.
+    """
+
+    name = "saliency"
+    summary = "Saliency: gradient of the score with respect to the input pixels"
+
+    def __init__(self, model, *, reduce: str = "max_abs", batch_size: int = 16):
+        super().__init__(model, reduce=reduce, batch_size=batch_size)
+        self._check()
+
+    def attribute(self, x, targets, pixels, scores):
+        grads, run_scores = self.grads(x, targets)
+        return grads, run_scores if scores is None else scores, [{} for _ in x]
+
+
+@register
+class SmoothGrad(InputGradientExplainer):
+    """SmoothGrad (Smilkov et al. 2017, https://arxiv.org/abs/1706.03825, eq. 3).
+
+    The gradient averaged over ``samples`` copies of the input with Gaussian noise of standard
+    deviation ``noise * (max(x) - min(x))`` added in the model's input space. Every image gets the
+    same noise sequence from ``seed``, so a result does not depend on the batch it is in.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        samples: noisy copies per image.
+        noise: noise level as a fraction of the input tensor's range (the paper's sigma ratio).
+        seed: random seed of the noise.
+        reduce: channel reduction for the heatmap (see :class:`Saliency`).
+        batch_size: noisy inputs per run of the gradient graph.
+    """
+
+    name = "smoothgrad"
+    summary = "SmoothGrad: saliency averaged over noisy copies of the image"
+
+    def __init__(self, model, *, samples: int = 25, noise: float = 0.15, seed: int = 0,
+                 reduce: str = "max_abs", batch_size: int = 16):
+        super().__init__(model, samples=samples, noise=noise, seed=seed, reduce=reduce,
+                         batch_size=batch_size)
+        self._check()
+        G.check_positive("samples", samples)
+        if not isinstance(noise, (int, float)) or noise < 0:
+            raise OptionError(f"noise must be a number >= 0, got {noise!r}")
+
+    def attribute(self, x, targets, pixels, scores):
+        s = self.params["samples"]
+        if scores is None:
+            scores = self.model.forward(x, batch_size=self.params["batch_size"])
+        eps = np.random.default_rng(self.params["seed"]).standard_normal((s, *x.shape[1:]))
+        total = np.zeros(x.shape, np.float64)
+        rows = np.arange(len(x) * s)
+        for part in G.chunks(len(rows), self.params["batch_size"]):
+            img, k = np.divmod(rows[part], s)
+            sigma = self.params["noise"] * (x[img].max(axis=(1, 2, 3)) - x[img].min(axis=(1, 2, 3)))
+            noisy = (x[img] + sigma[:, None, None, None] * eps[k]).astype(np.float32)
+            g, _ = self.grads(noisy, targets[img])
+            np.add.at(total, img, g)
+        return (total / s).astype(np.float32), scores, [{} for _ in x]
+
+
+def path_points(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``alpha`` in (0, 1] along the path and their quadrature weights.
+
+    ``"riemann"``: right Riemann sum ``alpha_k = k / steps`` (Sundararajan et al., eq. 3);
+    ``"gausslegendre"``: Gauss-Legendre nodes mapped to [0, 1] (Captum's default).
+    """
+    if rule == "riemann":
+        return np.arange(1, steps + 1) / steps, np.full(steps, 1.0 / steps)
+    if rule == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        return 0.5 * (nodes + 1), 0.5 * weights
+    raise OptionError(f"rule must be 'riemann' or 'gausslegendre', got {rule!r}")
+
+
+@register
+class IntegratedGradients(InputGradientExplainer):
+    """Integrated Gradients (Sundararajan et al. 2017, https://arxiv.org/abs/1703.01365, eq. 1, 3).
+
+    ``(x - x') * integral_0^1 dS/dx(x' + a (x - x')) da``, the integral approximated with ``steps``
+    points by ``rule``. The baseline ``x'`` is built in pixel space and preprocessed like the image:
+    ``"black"`` (all zeros), ``"blur"`` (the image blurred with a Gaussian of sigma = a tenth of its
+    side) or a number (a uniform grey level, 0-255). ``extras["completeness_gap"]`` is
+    ``sum(attributions) - (S(x) - S(x'))``, zero for an exact integral (the paper's axiom).
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        steps: points on the path.
+        baseline: ``"black"``, ``"blur"`` or a grey level 0-255.
+        rule: ``"riemann"`` or ``"gausslegendre"``.
+        reduce: channel reduction for the heatmap (see :class:`Saliency`).
+        batch_size: path points per run of the gradient graph.
+    """
+
+    name = "integrated_gradients"
+    summary = "Integrated Gradients: gradients integrated along a path from a baseline image"
+
+    def __init__(self, model, *, steps: int = 50, baseline: str | float = "black",
+                 rule: str = "gausslegendre", reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, steps=steps, baseline=baseline, rule=rule, reduce=reduce,
+                         batch_size=batch_size)
+        self._check()
+        G.check_positive("steps", steps)
+        path_points(rule, 1)
+        if isinstance(baseline, str):
+            try:
+                baseline = float(baseline)
+            except ValueError:
+                G.check_choice("baseline", baseline, ("black", "blur"))
+        if not isinstance(baseline, str) and not 0 <= baseline <= 255:
+            raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
+        self.baseline = baseline
+
+    def baseline_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """The baseline images in pixel space, (N, H, W, 3) float32."""
+        b = self.baseline
+        if b == "black":
+            return np.zeros(pixels.shape, np.float32)
+        if b == "blur":
+            import cv2
+
+            sigma = max(pixels.shape[1:3]) / 10
+            return np.stack([cv2.GaussianBlur(p.astype(np.float32), (0, 0), sigma) for p in pixels])
+        return np.full(pixels.shape, float(b), np.float32)
+
+    def attribute(self, x, targets, pixels, scores):
+        m, bs, steps = self.model, self.params["batch_size"], self.params["steps"]
+        base = m.normalize(self.baseline_pixels(pixels)).astype(np.float32)
+        both = m.forward(np.concatenate([x, base]), batch_size=bs)
+        scores = both[: len(x)] if scores is None else scores
+        alphas, weights = path_points(self.params["rule"], steps)
+        total = np.zeros(x.shape, np.float64)
+        rows = np.arange(len(x) * steps)
+        for part in G.chunks(len(rows), bs):
+            img, k = np.divmod(rows[part], steps)
+            a = alphas[k].reshape(-1, 1, 1, 1)
+            points = (base[img] + a * (x[img] - base[img])).astype(np.float32)
+            g, _ = self.grads(points, targets[img])
+            np.add.at(total, img, weights[k].reshape(-1, 1, 1, 1) * g)
+        attr = ((x - base) * total).astype(np.float32)
+        n = np.arange(len(x))
+        delta = scores[n, targets] - both[len(x):][n, targets]
+        gaps = attr.reshape(len(x), -1).sum(axis=1, dtype=np.float64) - delta
+        extras = [
+            {"completeness_gap": float(gaps[i]), "baseline_score": float(both[len(x) + i, targets[i]])}
+            for i in n
+        ]
+        return attr, scores, extras
+
+
+@register
+class GradientXInput(InputGradientExplainer):
+    """Gradient x input (Shrikumar et al. 2016, https://arxiv.org/abs/1605.01713): ``x * dS/dx``.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        reduce: channel reduction for the heatmap (see :class:`Saliency`).
+        batch_size: images per run of the gradient graph.
+    """
+
+    name = "gradient_x_input"
+    summary = "Gradient x input: the input times its gradient"
+
+    def __init__(self, model, *, reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, reduce=reduce, batch_size=batch_size)
+        self._check()
+
+    def attribute(self, x, targets, pixels, scores):
+        grads, run_scores = self.grads(x, targets)
+        return x * grads, run_scores if scores is None else scores, [{} for _ in x]
