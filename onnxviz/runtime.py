@@ -8,6 +8,7 @@ are present. Sessions are cached per (serialized graph, providers, threads).
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -86,35 +87,44 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
     return sess
 
 
+_NOT_REGISTERED = re.compile(r"([\w.]*):(\w+)\((-?\d+)\) is not a registered function/op")
+_NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
+
+
 def _ort_error(err: Exception, data: bytes) -> ModelError:
     """Turn an ONNX Runtime load failure into an error naming the op and node when possible."""
     msg = str(err)
-    if "NOT_IMPLEMENTED" in msg or "Could not find an implementation" in msg:
-        proto = onnx.load_from_string(bytes(data))
-        import re
-
-        m = re.search(r"node with name '([^']*)'", msg)
-        node_name = m.group(1) if m else ""
-        for node in proto.graph.node:
-            if node.name == node_name or not node_name:
-                if not node_name and not _maybe_unsupported(node):
-                    continue
-                return UnsupportedOpError(
-                    node.op_type, node.name or node_name,
-                    why=f"ONNX Runtime has no kernel for it ({_first_line(msg)})",
-                )
-        return UnsupportedOpError("?", node_name, why=_first_line(msg))
+    found = _NOT_REGISTERED.search(msg)
+    if found:
+        domain, op = found.group(1), found.group(2)
+        where = f" in domain {domain!r}" if domain else ""
+        return UnsupportedOpError(op, _node_of(data, op, domain=domain),
+                                  why=f"ONNX Runtime does not know this operator{where}")
+    found = _NO_KERNEL.search(msg)
+    if found:
+        op, version, node = found.groups()
+        return UnsupportedOpError(op, node or _node_of(data, op),
+                                  why=f"ONNX Runtime has no kernel for opset {version} with "
+                                      "these input types")
     return ModelError(f"ONNX Runtime cannot load the model: {_first_line(msg)}")
 
 
-def _maybe_unsupported(node) -> bool:
-    from onnx import defs
+def _node_of(data: bytes, op: str, domain: str | None = None) -> str:
+    """Name of the first node running ``op`` (searching subgraphs too), or '?'."""
+    proto = onnx.load_from_string(bytes(data))
 
-    try:
-        defs.get_schema(node.op_type, domain=node.domain)
-        return False
-    except Exception:
-        return True
+    def walk(graph):
+        for node in graph.node:
+            if node.op_type == op and (domain is None or node.domain == domain):
+                return node.name or (node.output[0] if node.output else "?")
+            for attr in node.attribute:
+                for g in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    hit = walk(g)
+                    if hit:
+                        return hit
+        return None
+
+    return walk(proto.graph) or "?"
 
 
 def _first_line(msg: str) -> str:

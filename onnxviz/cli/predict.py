@@ -23,10 +23,9 @@ def run(args) -> int:
         raise OptionError(f"--top must be >= 1, got {args.top}")
     model = load_model(args)
     rows = model.predict(list(args.images), top=args.top)
-    what = "score" if model.prob_output is None else "probability"
     if args.json:
-        print_json([{"image": img, "top": [{"index": p.index, "label": p.label, what: p.score}
-                                            for p in preds]}
+        print_json([{"image": img, "top": [{"index": p.index, "label": p.label, "score": p.score,
+                                            "probability": p.probability} for p in preds]}
                     for img, preds in zip(args.images, rows)])
         return 0
     for n, (img, preds) in enumerate(zip(args.images, rows)):
@@ -34,6 +33,9 @@ def run(args) -> int:
             print()
         print(img)
         for rank, p in enumerate(preds, 1):
-            value = f"{p.score:8.4f}" if what == "probability" else f"{p.score:10.4g}"
-            print(f"  {rank}. {value}  {p.label} ({p.index})")
+            if p.probability is None:  # regression
+                print(f"  {rank}. {p.label} = {p.score:.6g}")
+            else:
+                print(f"  {rank}. {100 * p.probability:6.2f}%  {p.label} ({p.index})  "
+                      f"score {p.score:.4g}")
     return 0

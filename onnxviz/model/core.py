@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,11 +21,20 @@ _PASS_THROUGH = ("Flatten", "Reshape", "Identity", "Squeeze")
 
 @dataclass(frozen=True)
 class Prediction:
-    """One ranked class: index, label and probability (or raw score for regression models)."""
+    """One ranked class.
+
+    Attributes:
+        index: class index.
+        label: class name (``"class N"`` without labels).
+        score: the score output (logit) for this class.
+        probability: softmax of the scores (the model's own Softmax output when it has one);
+            None for regression models.
+    """
 
     index: int
     label: str
     score: float
+    probability: float | None
 
 
 def find_score(proto: onnx.ModelProto, output: str | None = None) -> tuple[str, str | None, str]:
@@ -212,23 +220,30 @@ class Model:
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Softmax of ``scores`` when the model ends in Softmax, else the scores unchanged."""
         s = np.asarray(scores, np.float32)
-        if self.prob_output is None:
-            return s
-        e = np.exp(s - s.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        return s if self.prob_output is None else _softmax(s)
 
     def predict(self, images, top: int = 5, batch_size: int | None = None):
-        """Top-``top`` classes of each image: a list of :class:`Prediction` (a list of lists for a list).
+        """Top-``top`` classes of each image, highest score first.
 
-        For models without Softmax the ``score`` is the raw output (regression models: one row).
+        Args:
+            images: one image (array, path, ``skimage:NAME``) or a list of them.
+            top: how many classes per image.
+            batch_size: images per ONNX Runtime call.
+
+        Returns:
+            A list of :class:`Prediction` for one image, a list of such lists for a list.
+            Probabilities are the softmax of the scores for classifiers (what the model's own
+            Softmax computes when it ends in one) and None for regression models (one output).
         """
         single = not _is_list(images)
-        probs = self.probabilities(self.forward(self.preprocess(images), batch_size))
+        scores = self.forward(self.preprocess(images), batch_size)
+        probs = None if self.is_regression else _softmax(scores)
         k = max(1, min(int(top), self.num_classes))
         rows = []
-        for p in probs:
-            idx = np.argsort(-p, kind="stable")[:k]
-            rows.append([Prediction(int(i), self.label_of(int(i)), float(p[i])) for i in idx])
+        for n, s in enumerate(scores):
+            idx = np.argsort(-s, kind="stable")[:k]
+            rows.append([Prediction(int(i), self.label_of(int(i)), float(s[i]),
+                                    None if probs is None else float(probs[n, i])) for i in idx])
         return rows[0] if single else rows
 
     def _with_outputs(self, names: tuple[str, ...]) -> onnx.ModelProto:
@@ -243,7 +258,6 @@ class Model:
                 self._exposed.move_to_end(key)
                 return self._exposed[key]
         known = {vi.name: vi for vi in self.proto.graph.value_info}
-        proto = copy.copy(self.proto)
         proto = onnx.ModelProto()
         proto.CopyFrom(self.proto)
         for n in key:
@@ -304,8 +318,7 @@ class Model:
                 raise TargetError(f"{len(target)} targets given for {n} images")
             return np.asarray([self._one_target(t, scores[i:i + 1])[0] for i, t in enumerate(target)],
                               np.int64)
-        return np.full(n, self._one_target(target, scores)[0], np.int64) if target is not None \
-            else None
+        return np.full(n, self._one_target(target, scores)[0], np.int64)
 
     def _one_target(self, t, scores) -> np.ndarray:
         if t is None:
@@ -365,6 +378,12 @@ class Model:
         from . import grad as _grad
 
         return _grad.grad(self, x, target, wrt=wrt)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, np.float64)
+    e = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _is_list(images) -> bool:
