@@ -1,0 +1,89 @@
+"""Occlusion sensitivity batches: a sliding patch of baseline pasted over the image.
+
+Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014, sec. 4.2
+(https://arxiv.org/abs/1311.2901). A perturbation set has ``1 + len(rects)`` samples: sample 0 is
+the unperturbed image, sample ``i >= 1`` has ``rects[i - 1]`` replaced by the baseline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import OptionError
+
+#: How patches meet the border: ``"valid"`` keeps whole patches only (Zeiler & Fergus, Captum);
+#: ``"clip"`` centres a patch on every stride point and clips it at the border (MATLAB's
+#: ``occlusionSensitivity``, ``MaskClipping="on"``: 224 x 224 positions at stride 1).
+EDGES = ("valid", "clip")
+
+
+def _pair(value, what: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{what} must be an int or a pair (h, w), got {value!r}") from None
+    if h < 1 or w < 1:
+        raise OptionError(f"{what} must be >= 1, got {value!r}")
+    return h, w
+
+
+def _starts(size: int, patch: int, stride: int, edges: str) -> np.ndarray:
+    if edges == "valid":
+        if patch > size:
+            raise OptionError(f"patch {patch} is larger than the image side {size}")
+        return np.arange(0, size - patch + 1, stride, dtype=np.int64)
+    return np.arange(0, size, stride, dtype=np.int64) - patch // 2
+
+
+def patch_grid(size, patch, stride, edges: str = "valid") -> tuple[np.ndarray, tuple[int, int]]:
+    """The occluding rectangles, row-major over the grid of patch positions.
+
+    Args:
+        size: image (H, W).
+        patch: patch side or (h, w).
+        stride: step between patch positions, an int or (h, w).
+        edges: one of :data:`EDGES`.
+
+    Returns:
+        ``(rects, (rows, cols))``: ``rects`` is int64 (rows * cols, 4) of ``(y0, x0, y1, x1)``,
+        already clipped to the image, and ``(rows, cols)`` the shape of the position grid.
+    """
+    if edges not in EDGES:
+        raise OptionError(f"edges must be one of {', '.join(EDGES)}, got {edges!r}")
+    (ph, pw), (sh, sw) = _pair(patch, "patch"), _pair(stride, "stride")
+    H, W = int(size[0]), int(size[1])
+    ys, xs = _starts(H, ph, sh, edges), _starts(W, pw, sw, edges)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    rects = np.stack([yy, xx, yy + ph, xx + pw], axis=-1).reshape(-1, 4)
+    rects[:, 0::2] = np.clip(rects[:, 0::2], 0, H)
+    rects[:, 1::2] = np.clip(rects[:, 1::2], 0, W)
+    return np.ascontiguousarray(rects), (len(ys), len(xs))
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def occlusion_batch(x0, base, rects, start, out, channels_last):
+    """Write samples ``start .. start + len(out) - 1`` of an occlusion set into ``out``.
+
+    Args:
+        x0: the image, (C, H, W) or (H, W, C) float32 (any per-pixel affine preprocessing
+            already applied: it commutes with pasting).
+        base: the baseline in the same layout as ``x0``.
+        rects: int64 (P, 4) rectangles ``(y0, x0, y1, x1)``.
+        start: index of the first sample to write (0 = the unperturbed image).
+        out: caller-owned buffer (n, *x0.shape), overwritten.
+        channels_last: ``x0`` is (H, W, C).
+    """
+    for j in prange(out.shape[0]):
+        i = start + j
+        o = out[j]
+        o[...] = x0
+        if i == 0:
+            continue
+        y0, xa, y1, xb = rects[i - 1, 0], rects[i - 1, 1], rects[i - 1, 2], rects[i - 1, 3]
+        if channels_last:
+            o[y0:y1, xa:xb, :] = base[y0:y1, xa:xb, :]
+        else:
+            o[:, y0:y1, xa:xb] = base[:, y0:y1, xa:xb]
