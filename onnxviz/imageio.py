@@ -85,9 +85,13 @@ def _read_file(path: Path) -> np.ndarray:
             img = img[..., [2, 1, 0, 3]]
         return img
     try:  # formats OpenCV lacks (some TIFF flavours, ...)
+        import warnings
+
         import skimage.io
 
-        img = skimage.io.imread(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = skimage.io.imread(str(path))
     except Exception:
         img = None
     if img is None or not isinstance(img, np.ndarray) or img.size == 0 or img.dtype == object:

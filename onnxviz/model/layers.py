@@ -55,8 +55,9 @@ def _pytorch_path(node: onnx.NodeProto) -> str | None:
     scopes = meta.get("pkg.torch.onnx.name_scopes")
     if scopes:
         try:
-            parts = [p for p in ast.literal_eval(scopes) if p]
-        except (ValueError, SyntaxError):
+            # the last scope is the op's own name (conv2d, relu_1), not a module
+            parts = [p for p in ast.literal_eval(scopes)[:-1] if p]
+        except (ValueError, SyntaxError, TypeError):
             parts = []
         if parts:
             return _join_module_path(parts)
