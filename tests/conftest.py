@@ -53,3 +53,10 @@ def shapes_path() -> Path:
 def shapes_keras_path() -> Path:
     """models/shapes_keras.onnx (the same task, Keras, NHWC)."""
     return _model("shapes_keras.onnx")
+
+
+def pytest_generate_tests(metafunc):
+    """A test taking ``third_party_path`` runs once per third-party fixture file."""
+    if "third_party_path" in metafunc.fixturenames:
+        files = third_party_files()
+        metafunc.parametrize("third_party_path", files, ids=[p.stem for p in files])
