@@ -103,6 +103,34 @@ def combine(weights: np.ndarray, activations: np.ndarray) -> np.ndarray:
 
 
 @register
+class CAM(CAMExplainer):
+    """CAM (Zhou et al. 2016, https://arxiv.org/abs/1512.04150, eq. 2).
+
+    Needs a head of global average pooling followed by one dense layer (Gemm, MatMul(+Add) or a
+    1x1 Conv); ``w_k`` is that layer's weight from channel ``k`` to the target class, read from the
+    model's initializers. The layer must be the pooling's input, which the default layer is for
+    such heads. For them CAM equals Grad-CAM times the number of positions ``h * w``.
+    """
+
+    name = "cam"
+    summary = "CAM: activations weighted by the dense layer after global average pooling"
+    needs_gradients = False
+
+    def channel_weights(self, activations, gradients, *, inputs, targets):
+        from ._head import gap_dense_head
+
+        head = gap_dense_head(self.model, graph_index(self.model))
+        if head.tensor != self.layer.tensor:
+            names = [ly.name for ly in self.model.layers() if ly.tensor == head.tensor]
+            raise OptionError(
+                f"cam weights the input of the global average pooling, layer "
+                f"{(names or [head.tensor])[0]!r}, not {self.layer.name!r}; drop the layer option "
+                "or use gradcam for other layers"
+            )
+        return head.weights[targets]
+
+
+@register
 class GradCAM(CAMExplainer):
     """Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391, eq. 1-2).
 
@@ -178,34 +206,6 @@ class LayerCAM(CAMExplainer):
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         return np.maximum(gradients, 0)
-
-
-@register
-class CAM(CAMExplainer):
-    """CAM (Zhou et al. 2016, https://arxiv.org/abs/1512.04150, eq. 2).
-
-    Needs a head of global average pooling followed by one dense layer (Gemm, MatMul(+Add) or a
-    1x1 Conv); ``w_k`` is that layer's weight from channel ``k`` to the target class, read from the
-    model's initializers. The layer must be the pooling's input, which the default layer is for
-    such heads. For them CAM equals Grad-CAM times the number of positions ``h * w``.
-    """
-
-    name = "cam"
-    summary = "CAM: activations weighted by the dense layer after global average pooling"
-    needs_gradients = False
-
-    def channel_weights(self, activations, gradients, *, inputs, targets):
-        from ._head import gap_dense_head
-
-        head = gap_dense_head(self.model, graph_index(self.model))
-        if head.tensor != self.layer.tensor:
-            names = [ly.name for ly in self.model.layers() if ly.tensor == head.tensor]
-            raise OptionError(
-                f"cam weights the input of the global average pooling, layer "
-                f"{(names or [head.tensor])[0]!r}, not {self.layer.name!r}; drop the layer option "
-                "or use gradcam for other layers"
-            )
-        return head.weights[targets]
 
 
 from . import scorecam  # noqa: E402,F401  (registers "scorecam" with the CAM family)
