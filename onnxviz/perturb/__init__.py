@@ -10,6 +10,7 @@ from .fill import baseline, parse_fill
 from .lime import lime_batch, sample_matrix
 from .occlusion import EDGES, occlusion_batch, patch_grid
 from .rise import blend_batch, mask_params, rise_masks
+from .segment import grid_segments, relabel, segment
 from .stream import stream
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "mask_params",
     "occlusion_batch",
     "occlusion_heatmap",
+    "grid_segments",
+    "relabel",
+    "segment",
     "parse_fill",
     "patch_grid",
     "rise_masks",

@@ -1,0 +1,181 @@
+"""What the perturbation explainers share: geometry, scores, targets and the streamed run.
+
+Perturbations are defined in pixel space (RGB, 0..255) and written straight into the model's
+input tensor: the image and the fill are preprocessed once, and since the model's preprocessing is
+a per-pixel affine map, pasting or blending preprocessed values equals preprocessing the pasted or
+blended pixels (exactly for pasting, to float rounding for blending).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import OptionError, TargetError
+from ...perturb import stream
+from ..base import Timer
+
+SCORES = ("probability", "logit")
+
+
+@dataclass
+class Geometry:
+    """Where the image lives in the model input.
+
+    Attributes:
+        size: (H, W) of the explained image (the square for a flattened input).
+        sample_shape: one sample as the kernels see it: (C, H, W) or (H, W, C).
+        channels_last: the model is NHWC.
+        dtype: the model input dtype.
+    """
+
+    size: tuple[int, int]
+    sample_shape: tuple[int, int, int]
+    channels_last: bool
+    dtype: np.dtype
+
+
+def geometry(model) -> Geometry:
+    spec = model.input
+    size = tuple(spec.flat_size or spec.size)
+    last = spec.layout == "NHWC"
+    shape = (*size, spec.channels) if last else (spec.channels, *size)
+    return Geometry(size, shape, last, np.dtype(spec.dtype))
+
+
+def pixels_of(model, images, geo: Geometry) -> np.ndarray:
+    """(N, H, W, 3) uint8 pixels at the explained resolution."""
+    px = model.to_pixels(list(images))
+    return px.reshape(px.shape[0], *geo.size, 3)
+
+
+def to_input(model, pixels: np.ndarray, geo: Geometry) -> np.ndarray:
+    """One (H, W, 3) pixel image (uint8 or float 0..255) -> one sample in kernel layout."""
+    spec = model.input
+    px = np.asarray(pixels)[None]
+    if spec.flat_size:
+        px = px.reshape(1, 1, -1, 3)
+    x = model.normalize(px)[0]
+    return np.ascontiguousarray(x.reshape(geo.sample_shape), dtype=geo.dtype)
+
+
+def check_score(score: str) -> str:
+    if score not in SCORES:
+        raise OptionError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    return score
+
+
+def check_positive(**values) -> None:
+    for name, v in values.items():
+        if v is None or v < 1:
+            raise OptionError(f"{name} must be a positive integer, got {v!r}")
+
+
+def score_transform(model, score: str):
+    """scores (n, K) -> the explained quantity: softmax probabilities or logits."""
+    if score == "logit" or model.is_regression:
+        return lambda s: np.asarray(s, np.float32)
+
+    def softmax(s):
+        s = np.asarray(s, np.float64)
+        e = np.exp(s - s.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    return softmax
+
+
+def targets_per_image(target, n: int) -> list:
+    if isinstance(target, (list, tuple, np.ndarray)):
+        if len(target) != n:
+            raise TargetError(f"{len(target)} targets given for {n} images")
+        return list(target)
+    return [target] * n
+
+
+def resolve(model, target, row: np.ndarray) -> int:
+    """The class to explain for one image from its unperturbed scores ``row`` (K,)."""
+    return int(model.resolve_targets([target], row[None])[0])
+
+
+class Slot:
+    """One reusable batch: the model input buffer plus optional per-sample masks."""
+
+    def __init__(self, n: int, geo: Geometry, masks: bool = False):
+        self.x = np.empty((n, *geo.sample_shape), geo.dtype)
+        self.masks = np.empty((n, *geo.size), np.float32) if masks else None
+
+
+def run_set(model, total, batch_size, geo, fill, consume, *, score, timer: Timer, progress=False,
+            desc="", masks=False):
+    """Stream ``total`` samples of one perturbation set through ``model``.
+
+    ``fill(start, stop, slot)`` writes samples into ``slot`` (worker thread);
+    ``consume(start, stop, slot, scores)`` receives the explained scores (n, K) in order.
+    """
+    spec = model.input
+    transform = score_transform(model, score)
+
+    def timed_fill(start, stop, slot):
+        with timer("generate"):
+            fill(start, stop, slot)
+
+    def evaluate(n, slot):
+        with timer("forward"):
+            x = slot.x[:n].reshape(n, *spec.shape)
+            return transform(model.forward(x, batch_size=n))
+
+    def timed_consume(start, stop, slot, scores):
+        with timer("aggregate"):
+            consume(start, stop, slot, scores)
+
+    bar, on_batch = _progress(progress, total, desc)
+    try:
+        stream(total, batch_size, lambda n: Slot(n, geo, masks), timed_fill, evaluate,
+               timed_consume, on_batch=on_batch)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _progress(progress, total, desc):
+    """``progress``: False, True (a tqdm bar) or a callable ``f(done, total)``."""
+    if callable(progress):
+        done = [0]
+
+        def call(n):
+            done[0] += n
+            progress(done[0], total)
+
+        return None, call
+    if not progress:
+        return None, None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", leave=False)
+    return bar, bar.update
+
+
+class TargetScores:
+    """Collects one target column per sample; the target is resolved from sample 0's scores."""
+
+    def __init__(self, model, target, total: int):
+        self.model, self.target = model, target
+        self.values = np.empty(total, np.float64)
+        self.index: int | None = None
+
+    def add(self, start, stop, scores):
+        if start == 0:
+            self.index = resolve(self.model, self.target, scores[0])
+        self.values[start:stop] = scores[:, self.index]
+
+
+def share_timings(explanations: list, timer: Timer) -> list:
+    """Add the per-call stages of ``timer`` (divided among the images) to each explanation's."""
+    shared = timer.result(len(explanations))
+    shared.pop("total")
+    for e in explanations:
+        for k, v in shared.items():
+            e.timings[k] = e.timings.get(k, 0.0) + v
+        e.timings["total"] = e.timings.get("total", 0.0) + sum(shared.values())
+    return explanations
