@@ -76,8 +76,9 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
+    options = _options(threads)
     try:
-        sess = ort.InferenceSession(bytes(data), sess_options=_options(threads), providers=providers)
+        sess = ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise _ort_error(e, data) from None
     with _LOCK:

@@ -16,13 +16,31 @@ SUBCOMMANDS = ("inspect", "predict", "explain", "activations", "filters", "dream
                "bench", "demo")
 
 
+class _Broken:
+    """A subcommand whose module fails to import: the others keep working; running it raises."""
+
+    def __init__(self, name: str, error: BaseException):
+        self.name, self.error = name, error
+
+    def register(self, subparsers) -> None:
+        p = subparsers.add_parser(self.name, help=f"(unavailable: {type(self.error).__name__})",
+                                  add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=self.run)
+
+    def run(self, args):
+        raise self.error
+
+
 def _modules():
     for name in SUBCOMMANDS:
         try:
             yield importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as e:  # a subcommand not built yet
             if e.name != f"{__name__}.{name}":
-                raise
+                yield _Broken(name, e)
+        except Exception as e:  # a bug in one subcommand must not take the others down
+            yield _Broken(name, e)
 
 
 def build_parser() -> argparse.ArgumentParser:

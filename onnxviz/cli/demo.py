@@ -1,0 +1,101 @@
+"""``onnxviz demo``: every method on the bundled EfficientNet-Lite0 and scikit-image's cat.
+
+Writes ``report.html`` (one self-contained page) and ``compare.png`` (the overlays side by side)
+into ``--out`` and prints the report's path. The perturbation methods run with lighter settings
+than their defaults so the demo takes a minute or two on a laptop; the report lists them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import OnnxvizError
+from . import files, options
+from .common import warn
+
+MODEL_NAME = "efficientnet_lite0.onnx"
+
+#: Lighter-than-default settings for the demo; options a method does not have are ignored.
+DEMO_SETTINGS = {
+    "occlusion": {"patch": 32, "stride": 16},
+    "lime": {"num_samples": 300},
+    "rise": {"num_masks": 1000},
+    "smoothgrad": {"samples": 16},
+    "integrated_gradients": {"steps": 16},
+}
+
+
+def find_model() -> Path:
+    """The bundled model: ``models/`` next to the package (editable install, source tree) or the
+    current folder's ``models/``."""
+    import onnxviz
+
+    pkg = Path(onnxviz.__file__).resolve().parent
+    for cand in (pkg.parent / "models" / MODEL_NAME, pkg / "models" / MODEL_NAME,
+                 Path.cwd() / "models" / MODEL_NAME):
+        if cand.is_file():
+            return cand
+    raise OnnxvizError(f"the bundled model {MODEL_NAME} was not found next to the package or in "
+                       "./models; run from a source checkout or give --model PATH")
+
+
+def register(subparsers) -> None:
+    from ..explainers.registry import methods
+
+    p = subparsers.add_parser(
+        "demo", help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
+        description="Run every method on the bundled EfficientNet-Lite0 and skimage.data.chelsea "
+                    "and write an HTML report; prints its path.")
+    p.add_argument("--out", "-o", default="onnxviz-demo", metavar="DIR",
+                   help="output folder (default onnxviz-demo)")
+    p.add_argument("--model", default=None, metavar="PATH",
+                   help=f"model to use instead of the bundled {MODEL_NAME}")
+    p.add_argument("--image", default="skimage:chelsea", metavar="IMAGE",
+                   help="image to explain (default skimage:chelsea)")
+    p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
+                   help=f"methods (default all): {', '.join(methods())}")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="ONNX Runtime intra-op threads")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--debug", dest="sub_debug", action="store_true",
+                   help="show the full traceback on errors")
+    p.set_defaults(func=run)
+
+
+def demo_settings(methods) -> dict[str, dict]:
+    """The demo's options per method, keeping only options the method really has."""
+    from ..explainers.registry import get
+
+    out = {}
+    for m in methods:
+        known = get(m).options()
+        out[m] = {k: v for k, v in DEMO_SETTINGS.get(m, {}).items() if k in known}
+    return out
+
+
+def run(args) -> int:
+    from .. import load, viz
+    from .report import build_report, effective_settings, model_summary
+
+    methods = options.parse_methods(args.methods or ["all"])
+    folder = files.out_dir(args.out)
+    model_path = Path(args.model) if args.model else find_model()
+    images = files.read_images([args.image])
+    model = load(model_path, threads=args.threads)
+    settings = demo_settings(methods)
+    sections, failures = build_report(model, [args.image], images, methods, settings,
+                                      quiet=args.quiet)
+    for m, msg in failures.items():
+        warn(f"{m}: {msg}")
+    if len(failures) == len(methods):
+        raise OnnxvizError(f"no method could run: {next(iter(failures.values()))}")
+    sec = sections[0]
+    viz.write_png(folder / "compare.png",
+                  viz.compare(sec.image, {e.method: e.heatmap for e in sec.explanations},
+                              height=160, cols=5))
+    path = viz.write_report(
+        folder / "report.html", sections, model_summary=model_summary(model),
+        title=f"onnxviz demo: {model_path.name} on {args.image}",
+        settings={m: effective_settings(m, s) for m, s in settings.items() if m not in failures})
+    print(path)
+    return 0

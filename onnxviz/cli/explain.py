@@ -1,0 +1,92 @@
+"""``onnxviz explain MODEL IMAGE_OR_DIR... --method M``: heatmap, overlay and mask PNGs per image.
+
+Every method of the registry is available, with its options as flags (``onnxviz explain --help``
+lists them by method). ``--json`` prints one JSON object per line, per image and method, for
+pipelines: image, method, target, label, score, params, outputs (file paths), timings, extras.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from . import files, options
+from .common import add_model_args, load_model
+
+
+def register(subparsers) -> None:
+    from ..explainers.registry import methods
+
+    names = methods()
+    p = subparsers.add_parser(
+        "explain", help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
+        description="Explain an ONNX classifier's decision on images. Writes "
+                    "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
+                    ".mask.png (at the image's size) into --out.")
+    add_model_args(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="image files, folders of images, or skimage:NAME (e.g. skimage:chelsea)")
+    p.add_argument("--method", "-m", required=True, action="append", metavar="M",
+                   help=f"method, or a comma list, or 'all': {', '.join(names)}")
+    p.add_argument("--target", "-t", metavar="T",
+                   help="class to explain: index or label (default: each image's top-1 class)")
+    p.add_argument("--npy", action="store_true", help="also save each heatmap as float32 .npy")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per image and method (JSON Lines)")
+    p.add_argument("--debug", dest="sub_debug", action="store_true",
+                   help="show the full traceback on errors")
+    files.add_output_args(p)
+    files.add_render_args(p)
+    options.add_method_options(p, names)
+    p.set_defaults(func=run)
+
+
+def explain_all(model, images, methods, given, target, quiet=False, strict=True):
+    """Run every method on every image; yields ``(image index, Explanation)`` per image and method.
+
+    Each method's explainer is built once (bad options fail before any work) and runs the images
+    one at a time, so the progress bar moves and memory stays bounded.
+    """
+    from ..explainers.registry import get
+
+    explainers = [get(m)(model, **options.method_kwargs(m, given, strict=strict)) for m in methods]
+    with files.progress(len(images) * len(methods), "explaining", quiet, unit="map") as bar:
+        for ex in explainers:
+            for i, img in enumerate(images):
+                bar.set_postfix_str(ex.name, refresh=False)
+                (e,) = ex.explain([img], target=target)
+                bar.update(1)
+                yield i, e
+
+
+def record(source: str, e, paths: dict) -> dict:
+    """The ``--json`` object of one explanation."""
+    d = e.to_dict()
+    return {"image": source, "method": d["method"], "target": d["target"], "label": d["label"],
+            "score": d["score"], "params": d["params"], "outputs": paths, "timings": d["timings"],
+            "extras": d["extras"]}
+
+
+def run(args) -> int:
+    methods = options.parse_methods(args.method)
+    given = options.given_options(args)
+    for m in methods:  # convert and check every option before loading anything
+        options.method_kwargs(m, given, strict=len(methods) == 1)
+    files.check_render_args(args)
+    target = options.parse_target(args.target)
+    sources = files.expand_images(args.images)
+    images = files.read_images(sources)
+    folder = files.out_dir(args.out)
+    model = load_model(args)
+    names = files.stems(sources)
+    for i, e in explain_all(model, images, methods, given, target, args.quiet,
+                            strict=len(methods) == 1):
+        paths = files.write_explanation_pngs(folder, names[i], images[i], e, args)
+        if args.json:
+            sys.stdout.write(json.dumps(record(sources[i], e, paths)) + "\n")
+        else:
+            t = e.timings.get("total", float("nan"))
+            print(f"{sources[i]}  {e.method:<20} {e.label} ({e.target}) score {e.score:.4g}  "
+                  f"{t:.2f} s  -> {paths['overlay']}")
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,77 @@
+"""``onnxviz filters MODEL --layer L [--channels ...]``: what maximally excites each channel.
+
+Gradient ascent from noise (:func:`onnxviz.visualize_filters`); every option of that function is a
+flag. Writes ``<layer>.filters.png`` (a captioned grid) and ``<layer>.ch<N>.png`` per channel.
+"""
+
+from __future__ import annotations
+
+import json
+
+from . import files, options
+from .activations import safe
+from .common import add_model_args, load_model
+
+SKIP = ("history",)
+
+
+def register(subparsers) -> None:
+    from ..inside import visualize_filters
+
+    p = subparsers.add_parser(
+        "filters", help="filter visualization: images that maximise channels of a layer",
+        description="Gradient ascent on the input that maximises channels' mean activation.")
+    add_model_args(p)
+    p.add_argument("--layer", "-l", required=True, metavar="L",
+                   help="layer name (see onnxviz inspect)")
+    p.add_argument("--channels", metavar="LIST", help="channels, e.g. 0-7,12 (default the first 8)")
+    p.add_argument("--cols", type=int, default=None, metavar="N", help="grid columns")
+    p.add_argument("--json", action="store_true", help="print the outputs as JSON")
+    p.add_argument("--debug", dest="sub_debug", action="store_true",
+                   help="show the full traceback on errors")
+    files.add_output_args(p)
+    options.add_options(p, options.function_options(visualize_filters, SKIP),
+                        lambda _: ("filter visualization options", None))
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import viz
+    from ..errors import OptionError
+    from ..inside import visualize_filters
+
+    kwargs = options.function_kwargs(visualize_filters, options.given_options(args), SKIP)
+    channels = options.parse_channels(args.channels)
+    if args.cols is not None and args.cols < 1:
+        raise OptionError(f"--cols must be >= 1, got {args.cols}")
+    folder = files.out_dir(args.out)
+    model = load_model(args)
+    layer = model.layer(args.layer).name
+    if channels is None:
+        channels = list(range(min(8, _channels_of(model, args.layer))))
+    images = []
+    with files.progress(len(channels), f"filters of {layer}", args.quiet, unit="ch") as bar:
+        for ch in channels:  # one at a time, so the progress bar moves
+            images += visualize_filters(model, args.layer, [ch], **kwargs)
+            bar.update(1)
+    grid = viz.write_png(folder / f"{safe(layer)}.filters.png",
+                         viz.filter_grid(images, channels=channels, cols=args.cols))
+    singles = [str(viz.write_png(folder / f"{safe(layer)}.ch{c}.png", im))
+               for c, im in zip(channels, images)]
+    if args.json:
+        print(json.dumps({"layer": layer, "channels": channels, "grid": str(grid),
+                          "images": singles, "params": kwargs}))
+    else:
+        print(grid)
+    return 0
+
+
+def _channels_of(model, layer: str) -> int:
+    """Number of channels of ``layer`` (from one run on a gray image)."""
+    import numpy as np
+
+    from ..inside import activations
+
+    h, w = model.input.size
+    act = activations(model, np.full((h, w, 3), 128, np.uint8), layers=[layer])
+    return int(next(iter(act.values())).shape[0])
