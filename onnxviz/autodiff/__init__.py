@@ -1,0 +1,14 @@
+"""Reverse-mode automatic differentiation of ONNX graphs into plain ONNX graphs.
+
+    >>> from onnxviz.autodiff import gradient_model
+    >>> g = gradient_model(proto, of="logits", wrt=["input"])
+    >>> # run g.model in onnxruntime, feeding the seed (shaped like the logits) as g.seed
+
+The backward graph uses only default-domain ONNX ops, so it runs on any ONNX Runtime build.
+"""
+
+from .backward import GradientModel, gradient_model
+from .graph import reachable
+from .registry import rule, supported_ops
+
+__all__ = ["GradientModel", "gradient_model", "reachable", "rule", "supported_ops"]

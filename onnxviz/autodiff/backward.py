@@ -1,0 +1,199 @@
+"""The reverse walk: rewrite a model so that it also outputs gradients.
+
+For a seed ``s`` shaped like ``of``, the rewritten model outputs ``d(sum(s * of)) / d(w)`` for every
+``w`` in ``wrt`` (a vector-Jacobian product, Griewank & Walther, *Evaluating Derivatives*, ch. 3).
+Nodes are visited in reverse topological order; the gradient contributions reaching a tensor from
+its consumers are added with one ``Sum`` node.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import onnx
+from onnx import TensorProto, helper
+
+from ..errors import LayerError, UnsupportedOpError
+from .graph import GraphInfo
+from .registry import Context, find_rule, supported_ops
+
+
+@dataclass
+class GradientModel:
+    """A rewritten model and the names of its extra inputs and outputs.
+
+    Attributes:
+        model: original outputs + one gradient output per ``wrt`` + exposed tensors.
+        seed: name of the added input (same shape as ``of``).
+        grads: ``{wrt tensor: gradient output name}``.
+        exposed: ``{tensor: output name}`` for the tensors asked for in ``expose``.
+        of: the differentiated tensor.
+    """
+
+    model: onnx.ModelProto
+    seed: str
+    grads: dict
+    exposed: dict
+    of: str = ""
+
+
+def _unique(base: str, taken: set) -> str:
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
+
+
+def _value_info(info: GraphInfo, tensor: str, name: str, dtype: int) -> onnx.ValueInfoProto:
+    vi = info.value_infos.get(tensor)
+    if vi is not None and vi.type.HasField("tensor_type"):
+        out = copy.deepcopy(vi)
+        out.name = name
+        out.ClearField("doc_string")
+        return out
+    shape = info.shapes.get(tensor)
+    return helper.make_tensor_value_info(name, info.types.get(tensor, dtype), shape)
+
+
+class _Walk:
+    """State of one reverse walk."""
+
+    def __init__(self, info: GraphInfo, ctx: Context, active: set, reach: set):
+        self.info, self.ctx, self.active, self.reach = info, ctx, active, reach
+        self.pending: dict[str, list[str]] = {}
+        self.final: dict[str, str] = {}
+
+    def add(self, tensor: str, grad: str):
+        self.pending.setdefault(tensor, []).append(grad)
+
+    def total(self, tensor: str) -> str | None:
+        """The summed gradient of ``tensor`` (computed once, when all consumers are done)."""
+        if tensor not in self.final:
+            parts = self.pending.pop(tensor, [])
+            if not parts:
+                return None
+            self.final[tensor] = parts[0] if len(parts) == 1 else self.ctx.emit("Sum", parts)
+        return self.final[tensor]
+
+    def visit(self, node: onnx.NodeProto):
+        ctx = self.ctx
+        r = find_rule(node.op_type, self.info.opset)
+        if r is None or node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(
+                node.op_type,
+                node.name or node.output[0],
+                supported_ops(),
+                "no gradient rule for it, and it lies between the input and the score",
+            )
+        out_grads = [self.total(o) if o in self.active else None for o in node.output]
+        if all(g is None for g in out_grads):
+            return
+        skip = set(r.nondiff)
+        needs = [
+            bool(x) and x in self.reach and i not in skip and self.info.is_float(x)
+            for i, x in enumerate(node.input)
+        ]
+        if not any(needs):
+            return
+        ctx.node, ctx._out_grads, ctx._needs = node, out_grads, needs
+        result = r.fn(ctx, node)
+        assert len(result) == len(node.input), (
+            f"gradient rule of {node.op_type} returned {len(result)} gradients "
+            f"for {len(node.input)} inputs"
+        )
+        for x, gx, need in zip(node.input, result, needs):
+            if need and gx is not None:
+                self.add(x, gx)
+
+
+def gradient_model(model, of: str, wrt, expose=()) -> GradientModel:
+    """Rewrite ``model`` so that it also returns gradients of ``sum(seed * of)``.
+
+    Args:
+        model: an ``onnx.ModelProto`` or a path to one.
+        of: name of the differentiated tensor (e.g. the logits).
+        wrt: tensor name or names (graph inputs or intermediate tensors) to differentiate with
+            respect to.
+        expose: further tensor names to add as outputs (e.g. CAM activations).
+
+    Returns:
+        A :class:`GradientModel`. Its model has one extra input (``seed``, shaped like ``of``);
+        each image's seed row selects what that image's gradient is of, so one batched run gives
+        per-image gradients.
+
+    Raises:
+        UnsupportedOpError: an op between ``wrt`` and ``of`` has no gradient rule.
+        LayerError: a name in ``of``, ``wrt`` or ``expose`` is not a tensor of the graph.
+    """
+    from . import rules  # noqa: F401  (registers the rules)
+
+    if not isinstance(model, onnx.ModelProto):
+        model = onnx.load(str(model))
+    model = copy.deepcopy(model)
+    wrt = [wrt] if isinstance(wrt, str) else list(wrt)
+    expose = [expose] if isinstance(expose, str) else list(expose)
+    info = GraphInfo.of(model)
+    names = info.tensor_names()
+    for n in [of, *wrt, *expose]:
+        if n not in names:
+            raise LayerError(n, sorted(names), what="tensor")
+
+    g = model.graph
+    dtype = info.types.get(of, TensorProto.FLOAT)
+    taken = set(names) | {n.name for n in g.node}
+    ctx = Context(
+        opset=info.opset,
+        dtype=dtype,
+        shapes=info.shapes,
+        consts={k: v for k, v in info.consts.items() if k not in wrt},
+        prefix=_unique("onnxviz_grad", taken),
+        types=info.types,
+    )
+    seed = _unique("onnxviz_seed", taken)
+    reach = info.forward_reach(wrt)
+    active = reach & info.ancestors(of)
+    walk = _Walk(info, ctx, active, reach)
+    walk.add(of, seed)
+    for node in reversed(info.nodes):
+        if any(o in active for o in node.output) and node.op_type != "Constant":
+            walk.visit(node)
+
+    grads = {}
+    ctx.node = None
+    out_vis = []
+    for w in wrt:
+        gw = walk.total(w)
+        if gw is None:  # w does not influence `of`: its gradient is zero
+            gw = ctx.zeros_like(w)
+        out = _unique(f"{w}:grad", taken)
+        ctx.nodes.append(helper.make_node("Identity", [gw], [out], name=out + "_node"))
+        out_vis.append(_value_info(info, w, out, dtype))
+        grads[w] = out
+
+    exposed = {}
+    graph_outputs = {o.name for o in g.output}
+    plain_inputs = {i.name for i in g.input} | set(info.consts)
+    for t in expose:
+        if t in graph_outputs:
+            exposed[t] = t
+            continue
+        if t in plain_inputs:
+            out = _unique(f"{t}:value", taken)
+            ctx.nodes.append(helper.make_node("Identity", [t], [out], name=out + "_node"))
+        else:
+            out = t
+        out_vis.append(_value_info(info, t, out, dtype))
+        exposed[t] = out
+
+    del g.node[:]
+    g.node.extend(info.nodes)
+    g.node.extend(ctx.nodes)
+    g.initializer.extend(ctx.initializers)
+    g.input.append(_value_info(info, of, seed, dtype))
+    g.output.extend(out_vis)
+    if model.ir_version < 4:  # emitted initializers are not listed as graph inputs
+        model.ir_version = 4
+    return GradientModel(model=model, seed=seed, grads=grads, exposed=exposed, of=of)

@@ -1,0 +1,190 @@
+"""Graph analysis for the reverse walk: shapes, constants, and which nodes lie between wrt and of.
+
+Only tensors that are both reachable from a ``wrt`` tensor through differentiable edges and upstream
+of ``of`` are differentiated. Everything else — shape arithmetic (Shape, Gather on shapes,
+ConstantOfShape, Range, Cast of integer tensors …), weights, masks — is a constant of the backward
+graph.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .registry import NON_DIFFERENTIABLE, find_rule
+
+FLOAT_TYPES = frozenset(
+    {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+)
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain (``ai.onnx``) opset version."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def _dims(tp: onnx.TypeProto) -> list | None:
+    if not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim]
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for a in node.attribute:
+        if a.name == "value":
+            return numpy_helper.to_array(a.t)
+        if a.name in ("value_float", "value_int"):
+            return np.asarray(helper.get_attribute_value(a))
+        if a.name in ("value_floats", "value_ints"):
+            return np.asarray(list(helper.get_attribute_value(a)))
+    return None
+
+
+def toposort(nodes: list) -> list:
+    """Nodes in an order where every producer precedes its consumers (stable when sorted)."""
+    produced = {o: i for i, n in enumerate(nodes) for o in n.output if o}
+    deps = defaultdict(set)
+    users = defaultdict(list)
+    for i, n in enumerate(nodes):
+        for inp in n.input:
+            j = produced.get(inp)
+            if j is not None and j != i and j not in deps[i]:
+                deps[i].add(j)
+                users[j].append(i)
+    ready = [i for i in range(len(nodes)) if not deps[i]]
+    ready.reverse()
+    order = []
+    remaining = {i: len(deps[i]) for i in range(len(nodes))}
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for u in users[i]:
+            remaining[u] -= 1
+            if remaining[u] == 0:
+                ready.append(u)
+    if len(order) != len(nodes):  # a cycle: keep the file's order
+        return list(nodes)
+    if order == sorted(order):
+        return list(nodes)
+    return [nodes[i] for i in order]
+
+
+@dataclass
+class GraphInfo:
+    """Static facts about a model's main graph."""
+
+    model: onnx.ModelProto
+    opset: int
+    nodes: list
+    shapes: dict = field(default_factory=dict)
+    types: dict = field(default_factory=dict)
+    consts: dict = field(default_factory=dict)
+    value_infos: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> GraphInfo:
+        """Analyze ``model`` (its nodes are used in place, not copied)."""
+        g = model.graph
+        info = cls(model=model, opset=default_opset(model), nodes=toposort(list(g.node)))
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+        except Exception:  # noqa: BLE001 - partial information is still useful
+            inferred = g
+        for vi in [*inferred.input, *inferred.value_info, *inferred.output, *g.input, *g.output]:
+            if vi.name not in info.value_infos or _dims(info.value_infos[vi.name].type) is None:
+                info.value_infos[vi.name] = vi
+        for name, vi in info.value_infos.items():
+            dims = _dims(vi.type)
+            if dims is not None:
+                info.shapes[name] = dims
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+                info.types[name] = vi.type.tensor_type.elem_type
+        for init in g.initializer:
+            info.consts[init.name] = numpy_helper.to_array(init)
+            info.shapes[init.name] = list(init.dims)
+            info.types[init.name] = init.data_type
+        for n in g.node:
+            if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+                v = _constant_node_value(n)
+                if v is not None:
+                    info.consts[n.output[0]] = v
+                    info.shapes[n.output[0]] = list(v.shape)
+        return info
+
+    def tensor_names(self) -> set[str]:
+        """Every tensor name of the main graph."""
+        names = {i.name for i in self.model.graph.input} | set(self.consts)
+        for n in self.nodes:
+            names.update(o for o in n.output if o)
+        return names
+
+    def is_float(self, name: str) -> bool:
+        """True when ``name`` is (or may be, when its type is unknown) a floating-point tensor."""
+        t = self.types.get(name)
+        return t is None or t in FLOAT_TYPES
+
+    def diff_slots(self, node: onnx.NodeProto) -> list[int]:
+        """Input slots of ``node`` that can carry a gradient."""
+        if node.op_type in NON_DIFFERENTIABLE or node.domain not in ("", "ai.onnx"):
+            return [] if node.op_type in NON_DIFFERENTIABLE else list(range(len(node.input)))
+        r = find_rule(node.op_type, self.opset)
+        skip = set(r.nondiff) if r else set()
+        return [i for i in range(len(node.input)) if i not in skip and node.input[i]]
+
+    def forward_reach(self, wrt) -> set[str]:
+        """Tensors that depend differentiably on any tensor in ``wrt``."""
+        reach = set(wrt)
+        for n in self.nodes:
+            if n.op_type in NON_DIFFERENTIABLE:
+                continue
+            if any(n.input[i] in reach for i in self.diff_slots(n)):
+                reach.update(o for o in n.output if o and self.is_float(o))
+        return reach
+
+    def ancestors(self, of: str) -> set[str]:
+        """``of`` and every tensor it is computed from."""
+        up = {of}
+        for n in reversed(self.nodes):
+            if any(o in up for o in n.output):
+                up.update(i for i in n.input if i)
+        return up
+
+    def active(self, of: str, wrt) -> set[str]:
+        """Tensors on a differentiable path from some ``wrt`` tensor to ``of``."""
+        return self.forward_reach(wrt) & self.ancestors(of)
+
+
+def reachable(model: onnx.ModelProto, of: str) -> dict[str, bool]:
+    """Which tensors gradients of ``of`` can reach.
+
+    Args:
+        model: the ONNX model.
+        of: the differentiated tensor (usually the logits).
+
+    Returns:
+        ``{tensor: ok}`` for every float tensor upstream of ``of`` through differentiable edges:
+        ``True`` when :func:`~onnxviz.autodiff.gradient_model` can differentiate ``of`` with
+        respect to it, ``False`` when some op between the two has no gradient rule. Tensors
+        missing from the dict do not influence ``of`` differentiably (their gradient is zero).
+    """
+    from . import rules  # noqa: F401  (registers the rules)
+
+    info = GraphInfo.of(model)
+    flows: dict[str, bool] = {of: True}
+    for n in reversed(info.nodes):
+        outs = [flows[o] for o in n.output if o in flows]
+        if not outs or n.op_type in NON_DIFFERENTIABLE:
+            continue
+        ok = all(outs) and find_rule(n.op_type, info.opset) is not None
+        for i in info.diff_slots(n):
+            name = n.input[i]
+            if info.is_float(name):
+                flows[name] = flows.get(name, True) and ok
+    return flows

@@ -1,0 +1,107 @@
+"""Gradients of a loaded :class:`onnxviz.Model`: the runtime side of :mod:`onnxviz.autodiff`.
+
+``Model.gradients`` and ``Model.grad`` delegate here. The rewritten gradient graph and its ONNX
+Runtime session are built once per (model, of, wrt, expose) and cached on the model, so repeated
+explanations only pay for running it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import runtime
+from ..errors import OptionError
+
+_LOCK = threading.Lock()
+
+
+def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
+    """The cached ``(GradientModel, session)`` of ``model`` for these names."""
+    from ..autodiff import gradient_model
+
+    cache = model.__dict__.setdefault("_gradient_cache", {})
+    key = (of, tuple(wrt), tuple(expose))
+    with _LOCK:
+        hit = cache.get(key)
+    if hit is not None:
+        return hit
+    gm = gradient_model(model.proto, of=of, wrt=list(wrt), expose=list(expose))
+    sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
+    with _LOCK:
+        cache[key] = (gm, sess)
+    return gm, sess
+
+
+def _tensor(model, name: str) -> str:
+    """A tensor name for ``name`` (a tensor name already, or a layer's friendly name)."""
+    return model._tensor_name(name) if hasattr(model, "_tensor_name") else name
+
+
+def gradients(model, x, seed, wrt, expose=()):
+    """Gradients of ``sum(seed * score)`` with respect to tensors ``wrt``, in one batched run.
+
+    Args:
+        model: the :class:`onnxviz.Model`.
+        x: (N, ...) model input in model layout.
+        seed: (N, K) weights of the scores (one row per image; a one-hot row selects a class).
+        wrt: tensor or layer names (the input's name for input gradients).
+        expose: tensor or layer names whose values are returned as well.
+
+    Returns:
+        ``(grads, exposed, scores)``: ``{name as given: (N, ...) array}`` for ``wrt`` and
+        ``expose``, and the (N, K) float32 scores.
+    """
+    wrt = [wrt] if isinstance(wrt, str) else list(wrt)
+    expose = [expose] if isinstance(expose, str) else list(expose)
+    x = model._check_x(x) if hasattr(model, "_check_x") else np.asarray(x)
+    of = model.score_output
+    w_names = [_tensor(model, w) for w in wrt]
+    e_names = [_tensor(model, e) for e in expose]
+    outputs = {o.name for o in model.proto.graph.output}
+    e_all = tuple(dict.fromkeys(e_names + ([] if of in outputs else [of])))
+    gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all)
+    of_out = of if of in outputs else gm.exposed[of]
+    seed = np.asarray(seed, dtype=np.float32)
+    if seed.shape[0] != len(x):
+        raise OptionError(f"seed has {seed.shape[0]} rows for {len(x)} images")
+    of_shape = model.shape_of(of) if hasattr(model, "shape_of") else ()
+    if len(of_shape) > 2 and all(isinstance(d, int) and d > 0 for d in of_shape[1:]):
+        seed = seed.reshape((len(x), *of_shape[1:]))
+    outs = [of_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
+            *(gm.exposed[e] for e in dict.fromkeys(e_names))]
+    res = runtime.run_batched(sess, {model.input.name: x, gm.seed: seed}, outs,
+                              getattr(model, "batch_size", None), getattr(model, "fixed_batch", False))
+    by = dict(zip(outs, res))
+    grads = {w: by[gm.grads[n]] for w, n in zip(wrt, w_names)}
+    exposed = {e: by[gm.exposed[n]] for e, n in zip(expose, e_names)}
+    scores = by[of_out].reshape(len(x), -1).astype(np.float32, copy=False)
+    return grads, exposed, scores
+
+
+def grad(model, x, target, wrt=None) -> np.ndarray:
+    """d score[target] / d ``wrt`` per image (``wrt`` defaults to the input), model layout.
+
+    Args:
+        model: the :class:`onnxviz.Model`.
+        x: (N, ...) model input in model layout (one unbatched input is accepted too).
+        target: class index, label, list of them (one per image), or None for each image's top-1.
+        wrt: tensor or layer name; None for the model input.
+
+    Returns:
+        The gradient, shaped like ``wrt`` (N, ...).
+    """
+    x = model._check_x(x) if hasattr(model, "_check_x") else np.asarray(x)
+    wrt = wrt or model.input.name
+    if target is None or (isinstance(target, (list, tuple)) and any(t is None for t in target)):
+        scores = model.forward(x)
+    else:
+        scores = np.zeros((len(x), model.num_classes), np.float32)
+    targets = np.asarray(model.resolve_targets(target, scores), dtype=np.int64).reshape(-1)
+    if targets.size == 1 and len(x) > 1:
+        targets = np.repeat(targets, len(x))
+    seed = np.zeros((len(x), model.num_classes), np.float32)
+    seed[np.arange(len(x)), targets] = 1.0
+    grads, _, _ = gradients(model, x, seed, [wrt])
+    return grads[wrt]
