@@ -89,7 +89,8 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 
 
 _NOT_REGISTERED = re.compile(r"([\w.]*):(\w+)\((-?\d+)\) is not a registered function/op")
-_NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
+_NO_KERNEL = re.compile(
+    r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
 
 
 def _ort_error(err: Exception, data: bytes) -> ModelError:

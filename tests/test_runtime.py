@@ -15,7 +15,8 @@ def _affine(batch="N", with_scale_input=False):
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3])]
     two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])
     one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
-    nodes = [helper.make_node("Mul", ["x", "two"], ["m"]), helper.make_node("Add", ["m", "one"], ["y"])]
+    nodes = [helper.make_node("Mul", ["x", "two"], ["m"]),
+             helper.make_node("Add", ["m", "one"], ["y"])]
     if with_scale_input:
         inputs.append(helper.make_tensor_value_info("scale", TensorProto.FLOAT, []))
         nodes.append(helper.make_node("Mul", ["y", "scale"], ["z"]))
@@ -72,7 +73,8 @@ class CountingSession:
         return self.sess.run(outputs, feeds)
 
 
-@pytest.mark.parametrize("n, batch_size, sizes", [(10, 4, [4, 4, 2]), (3, 32, [3]), (5, 1, [1] * 5)])
+@pytest.mark.parametrize("n, batch_size, sizes",
+                         [(10, 4, [4, 4, 2]), (3, 32, [3]), (5, 1, [1] * 5)])
 def test_run_batched_chunks(n, batch_size, sizes):
     sess = CountingSession(runtime.session(_affine()))
     x = np.arange(n * 3, dtype=np.float32).reshape(n, 3)

@@ -17,10 +17,11 @@ from ..errors import ModelError
 from . import labels as _labels
 from . import loading
 from . import preprocessing as _pre
-from .core import Model, Prediction, find_score
+from .core import Model, Prediction
 from .inputs import InputSpec, find_input, probe
 from .layers import Layer
 from .preprocessing import PRESETS, Preprocessing
+from .targets import find_score
 
 __all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessing", "load"]
 

@@ -1,4 +1,4 @@
-"""The :class:`Model`: a checked, normalized ONNX classifier with its input, preprocessing and labels."""
+"""The :class:`Model`: a checked, normalized ONNX classifier with its input, preprocessing, labels."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ import onnx
 from .. import runtime
 from ..errors import LayerError, OptionError, TargetError
 from . import layers as _layers
+from . import targets as _targets
 from .inputs import InputSpec, dims
 from .preprocessing import Preprocessing
-
-_PASS_THROUGH = ("Flatten", "Reshape", "Identity", "Squeeze")
 
 
 @dataclass(frozen=True)
@@ -35,30 +34,6 @@ class Prediction:
     label: str
     score: float
     probability: float | None
-
-
-def find_score(proto: onnx.ModelProto, output: str | None = None) -> tuple[str, str | None, str]:
-    """(score tensor, probability tensor or None, graph output) of a classifier.
-
-    The graph output is ``output`` or the first graph output. Walking back from it through
-    Flatten/Reshape/Identity/Squeeze, a Softmax makes its input the score (the logits) and its
-    output the probabilities.
-    """
-    outputs = [o.name for o in proto.graph.output]
-    if output is None:
-        output = outputs[0]
-    elif output not in outputs:
-        raise OptionError(f"unknown output {output!r}; the model's outputs are: {', '.join(outputs)}")
-    producer = {o: n for n in proto.graph.node for o in n.output}
-    name = output
-    while name in producer:
-        node = producer[name]
-        if node.op_type in ("Softmax", "LogSoftmax"):
-            return node.input[0], (name if node.op_type == "Softmax" else None), output
-        if node.op_type not in _PASS_THROUGH:
-            break
-        name = node.input[0]
-    return output, None, output
 
 
 class Model:
@@ -191,7 +166,8 @@ class Model:
                               "use model.preprocess(images) to build it")
         return x.astype(self.input.dtype, copy=False)
 
-    def run(self, x, outputs: Sequence[str], batch_size: int | None = None) -> dict[str, np.ndarray]:
+    def run(self, x, outputs: Sequence[str],
+            batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Run the model and return any tensors, intermediate ones included.
 
         Args:
@@ -302,46 +278,14 @@ class Model:
         """Class indices to explain, one per image.
 
         Args:
-            target: None (each image's top-1), an int, a label string, or a list of those (one per
-                image).
+            target: None (each image's top-1), an int, a label string (any case), or a list of
+                those (one per image).
             scores: (N, K) scores, used for ``None``.
 
         Raises:
             TargetError: an index out of range, an unknown label, or a list of the wrong length.
         """
-        scores = np.asarray(scores)
-        n = scores.shape[0]
-        if target is None:
-            return np.argmax(scores.reshape(n, -1), axis=1).astype(np.int64)
-        if isinstance(target, (list, tuple, np.ndarray)):
-            if len(target) != n:
-                raise TargetError(f"{len(target)} targets given for {n} images")
-            return np.asarray([self._one_target(t, scores[i:i + 1])[0] for i, t in enumerate(target)],
-                              np.int64)
-        return np.full(n, self._one_target(target, scores)[0], np.int64)
-
-    def _one_target(self, t, scores) -> np.ndarray:
-        if t is None:
-            return np.argmax(scores.reshape(scores.shape[0], -1), axis=1)
-        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):
-            self.label_of(int(t))
-            return np.asarray([int(t)])
-        if isinstance(t, str):
-            if t.lstrip("-").isdigit():
-                return self._one_target(int(t), scores)
-            if self.labels:
-                if t in self.labels:
-                    return np.asarray([self.labels.index(t)])
-                low = [lab.lower() for lab in self.labels]
-                if t.lower() in low:
-                    return np.asarray([low.index(t.lower())])
-                from ..errors import close_matches
-
-                near = close_matches(t, self.labels)
-                hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-                raise TargetError(f"unknown label {t!r}{hint}")
-            raise TargetError(f"the model has no labels; give the target as a class index, not {t!r}")
-        raise TargetError(f"a target must be a class index or a label, got {type(t).__name__}")
+        return _targets.resolve(target, scores, self.num_classes, self.labels)
 
     # ---- layers ---------------------------------------------------------------------------
     def layers(self) -> list:

@@ -1,4 +1,4 @@
-"""Class names: from an argument (list or file), the model metadata, or ImageNet-1k for 1000 classes."""
+"""Class names: from an argument (list or file), the metadata, or ImageNet-1k for 1000 classes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def imagenet_labels() -> tuple[str, ...]:
 
 
 def read_labels(path) -> list[str]:
-    """Labels from a text file, one per line (blank lines and ``#`` comments skipped), or JSON list."""
+    """Labels from a text file, one per line (blank and ``#`` lines skipped), or a JSON list."""
     path = Path(path)
     try:
         text = path.read_text("utf-8")
@@ -35,7 +35,8 @@ def read_labels(path) -> list[str]:
             return _check_list(json.loads(text), str(path))
         except json.JSONDecodeError as e:
             raise OptionError(f"labels file {path} is not valid JSON: {e}") from None
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
 def _check_list(value, what: str) -> list[str]:

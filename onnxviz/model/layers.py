@@ -2,7 +2,8 @@
 
 Exporters keep the framework's layer names in node names, each in its own way:
 
-- PyTorch TorchScript exporter (torch >= 1.13): ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``;
+- PyTorch TorchScript exporter (torch >= 1.13): ``/layer1/layer1.0/conv1/Conv`` ->
+  ``layer1.0.conv1``;
 - PyTorch dynamo exporter: node metadata ``pkg.torch.onnx.name_scopes`` -> the module path;
 - tf2onnx / Keras: ``sequential/conv2d/BiasAdd`` -> ``conv2d`` (model name and TF op dropped);
 - MATLAB: node names are the layer names (``conv_1``, ``relu_1``);
@@ -102,7 +103,8 @@ def friendly(node: onnx.NodeProto, producer: str) -> str:
     return name or node.name or node.output[0]
 
 
-def collect(proto: onnx.ModelProto, shapes: dict[str, tuple], all_tensors: bool = False) -> list[Layer]:
+def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
+            all_tensors: bool = False) -> list[Layer]:
     """Layers of ``proto``: every node output with a 4-D shape (all outputs if ``all_tensors``).
 
     Args:
@@ -136,7 +138,8 @@ def collect(proto: onnx.ModelProto, shapes: dict[str, tuple], all_tensors: bool 
         if name in taken:
             name = out
         taken.add(name)
-        aliases = tuple(dict.fromkeys(a for a in (out, node.name, _strip_tf(out)) if a and a != name))
+        names = (out, node.name, _strip_tf(out))
+        aliases = tuple(dict.fromkeys(a for a in names if a and a != name))
         layers.append(Layer(name, out, node.op_type, tuple(shapes.get(out) or ()), aliases))
     return layers
 

@@ -184,7 +184,8 @@ def upgrade_opset(proto: onnx.ModelProto, run_outputs) -> tuple[onnx.ModelProto,
     return new, True
 
 
-def make_batch_symbolic(proto: onnx.ModelProto, input_name: str, run) -> tuple[onnx.ModelProto, bool]:
+def make_batch_symbolic(proto: onnx.ModelProto, input_name: str,
+                        run) -> tuple[onnx.ModelProto, bool]:
     """Turn a fixed batch size of 1 into a symbolic one when the graph allows it.
 
     The rewritten graph is kept only when its batch-2 outputs equal two batch-1 outputs of the

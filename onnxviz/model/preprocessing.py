@@ -120,7 +120,8 @@ def from_spec(spec, source: str = "argument") -> Preprocessing:
         else:
             return preset(text, source)
     if not isinstance(spec, dict):
-        raise OptionError(f"preprocessing must be a preset name or a dict, got {type(spec).__name__}")
+        raise OptionError("preprocessing must be a preset name or a dict, "
+                          f"got {type(spec).__name__}")
     if "preset" in spec:
         return preset(str(spec["preset"]), source)
     unknown = set(spec) - {"mean", "std", "scale", "channel_order"}

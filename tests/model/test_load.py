@@ -11,6 +11,7 @@ import pytest
 
 import onnxviz as ov
 from onnxviz.cli.inspect import describe
+
 PHOTOS = ["skimage:chelsea", "skimage:coffee", "skimage:astronaut"]
 
 
