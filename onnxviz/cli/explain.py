@@ -49,7 +49,10 @@ def explain_all(model, images, methods, given, target, quiet=False, strict=True)
     """
     from ..explainers.registry import get
 
-    explainers = [get(m)(model, **options.method_kwargs(m, given, strict=strict)) for m in methods]
+    show = files.show_progress(quiet)
+    explainers = [get(m)(model, **options.with_progress(m, options.method_kwargs(m, given, strict),
+                                                         show))
+                  for m in methods]
     with files.progress(len(images) * len(methods), "explaining", quiet, unit="map") as bar:
         for ex in explainers:
             for i, img in enumerate(images):

@@ -105,12 +105,17 @@ def check_render_args(args) -> None:
         raise OptionError(f"--top-percent must be in (0, 100], got {args.top_percent}")
 
 
+def show_progress(quiet: bool = False) -> bool:
+    """Whether progress bars are shown: not with ``--quiet``, only when stderr is a terminal."""
+    return not quiet and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
 def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
     """A tqdm bar on stderr, hidden with ``--quiet`` or when stderr is not a terminal."""
     from tqdm import tqdm
 
-    hide = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    return tqdm(total=total, desc=desc, unit=unit, disable=hide, leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not show_progress(quiet), leave=False,
+                file=sys.stderr)
 
 
 def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) -> dict[str, str]:
@@ -128,8 +133,7 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) 
         "mask": viz.apply_mask(image, e.heatmap, threshold=args.threshold,
                                top_percent=args.top_percent),
     }
-    seg = (e.extras or {}).get("segments") if e.method == "lime" else None
-    if seg is not None and e.raw is not None:
+    if viz.superpixels_of(e) is not None and e.raw is not None:
         pics["superpixels"] = viz.method_picture(image, e)
     paths = {}
     for kind, pic in pics.items():

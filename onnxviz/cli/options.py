@@ -3,7 +3,7 @@
 The registry is the one source: each method's options are the keyword-only parameters of its
 explainer's ``__init__`` (:meth:`onnxviz.explainers.Explainer.options`). Every option becomes a flag
 (``batch_size`` -> ``--batch-size``) in a per-method help group; an option several methods share is
-one flag. Values arrive as text and are converted per method from the parameter's default and
+one flag; a name taken by another flag gets the method as prefix (``--lime-alpha``). Values arrive as text and are converted per method from the parameter's default and
 annotation (ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``), so a bad value
 is an :class:`~onnxviz.errors.OptionError` naming the flag, not a traceback.
 """
@@ -15,6 +15,10 @@ import inspect
 import math
 
 from ..errors import OptionError
+
+
+#: Method options that are also model options (one flag feeds both).
+SHARED_WITH_MODEL = frozenset({"batch_size"})
 
 
 def registry():
@@ -55,8 +59,9 @@ def add_method_options(parser: argparse.ArgumentParser, names=None) -> dict[str,
     """Add one flag per method option; returns ``{option: argparse dest}``.
 
     Options of one method go in a help group titled with the method; options shared by several
-    methods go in one group listing who uses them. A flag the parser already has (``--batch-size``
-    from the model options) is reused: its value feeds both.
+    methods go in one group listing who uses them. ``--batch-size`` is also a model option: one flag
+    feeds both. Another name the parser already has gets the method as prefix (LIME's ridge
+    ``alpha`` becomes ``--lime-alpha`` next to the overlay's ``--alpha``).
     """
     reg = registry()
     return add_options(parser, option_table(names),
@@ -78,9 +83,11 @@ def add_options(parser: argparse.ArgumentParser, table: dict, group_of) -> dict[
     for opt, uses in table.items():
         fl = flag(opt)
         existing = parser._option_string_actions.get(fl)
-        if existing is not None:
+        if existing is not None and opt in SHARED_WITH_MODEL:
             dests[opt] = existing.dest
             continue
+        if existing is not None:  # e.g. LIME's ridge --alpha vs the overlay's --alpha
+            fl = flag(f"{uses[0][0] if len(uses) == 1 else 'method'}_{opt}")
         if len(uses) > 1:
             if shared is None:
                 shared = parser.add_argument_group(
@@ -102,8 +109,8 @@ def add_options(parser: argparse.ArgumentParser, table: dict, group_of) -> dict[
         else:
             group.add_argument(fl, dest=dest, default=None, metavar=opt.upper(), help=help_text)
         dests[opt] = dest
-    parser.set_defaults(_method_option_dests={**parser.get_default("_method_option_dests") or {},
-                                              **dests})
+    before = parser.get_default("_method_option_dests") or {}
+    parser.set_defaults(_method_option_dests={**before, **dests})
     return dests
 
 
@@ -164,8 +171,15 @@ def method_kwargs(method: str, given: dict[str, object], strict: bool = True) ->
     return out
 
 
+def with_progress(method: str, kwargs: dict, show: bool) -> dict:
+    """``kwargs`` plus ``progress=show`` for methods with a ``progress`` option not given by hand."""
+    if "progress" in registry().get(method).options() and "progress" not in kwargs:
+        return {**kwargs, "progress": show}
+    return kwargs
+
+
 def _model_option(opt: str) -> bool:
-    return opt in ("batch_size",)  # also a model option: fine to give with any method
+    return opt in SHARED_WITH_MODEL  # fine to give with any method
 
 
 def _scalar(text: str, kinds: list[str], opt: str):

@@ -81,7 +81,8 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
             bar.set_postfix_str(m, refresh=False)
             done = 0
             try:
-                ex = get(m)(model, **settings.get(m, {}))
+                kwargs = options.with_progress(m, settings.get(m, {}), files.show_progress(quiet))
+                ex = get(m)(model, **kwargs)
                 for sec, img in zip(sections, images):
                     (e,) = ex.explain([img], target=target)
                     sec.explanations.append(e)

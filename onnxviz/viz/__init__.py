@@ -12,11 +12,11 @@ from .lime import chosen_superpixels, lime_image, resize_segments
 from .masks import apply_mask, heatmap_mask
 from .overlay import overlay, resize_heatmap
 from .png import data_uri, encode_png, write_png
-from .report import ReportImage, method_picture, render_report, write_report
+from .report import ReportImage, method_picture, render_report, superpixels_of, write_report
 
 __all__ = [
     "COLORMAPS", "ReportImage", "activation_grid", "apply_colormap", "apply_mask", "caption",
     "chosen_superpixels", "colorbar", "colormap_lut", "compare", "data_uri", "encode_png",
     "filter_grid", "heatmap_mask", "lime_image", "method_picture", "normalize", "overlay",
-    "render_report", "resize_heatmap", "resize_segments", "tile", "write_png", "write_report",
+    "render_report", "resize_heatmap", "resize_segments", "superpixels_of", "tile", "write_png", "write_report",
 ]

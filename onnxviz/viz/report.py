@@ -101,15 +101,28 @@ def _predictions(preds) -> str:
             % len(preds)) + "".join(rows) + "</table></div>"
 
 
+#: Options that do not change a result and are left out of the page.
+_HIDDEN = frozenset({"progress"})
+
+
 def _fmt_params(params: dict) -> str:
+    params = {k: v for k, v in (params or {}).items() if k not in _HIDDEN}
     if not params:
         return "defaults"
     return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in params.items())
 
 
+def superpixels_of(e):
+    """LIME's superpixel labels of an explanation (``e.segments`` or ``e.extras["segments"]``)."""
+    seg = getattr(e, "segments", None)
+    if seg is None:
+        seg = (e.extras or {}).get("segments")
+    return seg if e.method == "lime" else None
+
+
 def method_picture(image: np.ndarray, e, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
     """The picture shown for one explanation: LIME's superpixels when available, else an overlay."""
-    seg = (e.extras or {}).get("segments") if e.method == "lime" else None
+    seg = superpixels_of(e)
     if seg is not None and e.raw is not None:
         try:
             return lime_image(image, seg, np.asarray(e.raw, np.float64).ravel())
