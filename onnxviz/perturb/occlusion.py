@@ -12,10 +12,11 @@ from numba import njit, prange
 
 from ..errors import OptionError
 
-#: How patches meet the border: ``"valid"`` keeps whole patches only (Zeiler & Fergus, Captum);
-#: ``"clip"`` centres a patch on every stride point and clips it at the border (MATLAB's
-#: ``occlusionSensitivity``, ``MaskClipping="on"``: 224 x 224 positions at stride 1).
-EDGES = ("valid", "clip")
+#: How patches meet the border: ``"truncate"`` starts patches at 0, s, 2s, ... until the image is
+#: covered, cutting the last one at the border (Captum's ``Occlusion``: ``ceil((D - p) / s) + 1``
+#: positions); ``"center"`` centres a patch on every stride point and clips it on both sides
+#: (MATLAB's ``occlusionSensitivity``: 224 x 224 positions at stride 1).
+EDGES = ("truncate", "center")
 
 
 def _pair(value, what: str) -> tuple[int, int]:
@@ -31,14 +32,14 @@ def _pair(value, what: str) -> tuple[int, int]:
 
 
 def _starts(size: int, patch: int, stride: int, edges: str) -> np.ndarray:
-    if edges == "valid":
+    if edges == "truncate":
         if patch > size:
             raise OptionError(f"patch {patch} is larger than the image side {size}")
-        return np.arange(0, size - patch + 1, stride, dtype=np.int64)
+        return np.arange(0, -(-(size - patch) // stride) + 1, dtype=np.int64) * stride
     return np.arange(0, size, stride, dtype=np.int64) - patch // 2
 
 
-def patch_grid(size, patch, stride, edges: str = "valid") -> tuple[np.ndarray, tuple[int, int]]:
+def patch_grid(size, patch, stride, edges: str = "truncate") -> tuple[np.ndarray, tuple[int, int]]:
     """The occluding rectangles, row-major over the grid of patch positions.
 
     Args:

@@ -27,8 +27,9 @@ class Occlusion(Explainer):
         stride: step between patch positions, or (h, w).
         fill: what the patch shows: ``"gray"`` (128, as MATLAB), ``"black"``, ``"mean"`` (the
             image's mean colour), ``"blur"``, a number, or one number per channel (pixel values).
-        edges: ``"valid"`` (whole patches only, as Captum) or ``"clip"`` (a patch centred on every
-            stride point, clipped at the border, as MATLAB).
+        edges: ``"truncate"`` (patches from the top-left corner, the last one cut at the border,
+            as Captum) or ``"center"`` (a patch centred on every stride point, clipped at the
+            border, as MATLAB).
         score: ``"probability"`` (softmax) or ``"logit"``.
         batch_size: images per ONNX Runtime call.
         progress: show a progress bar (or a callable ``f(done, total)``).
@@ -38,7 +39,7 @@ class Occlusion(Explainer):
     family = "perturbation"
     summary = "score drop when a sliding patch hides part of the image (Zeiler & Fergus 2014)"
 
-    def __init__(self, model, *, patch=32, stride=8, fill="gray", edges="valid",
+    def __init__(self, model, *, patch=32, stride=8, fill="gray", edges="truncate",
                  score="probability", batch_size=32, progress=False):
         super().__init__(model, patch=patch, stride=stride, fill=fill, edges=edges, score=score,
                          batch_size=batch_size)

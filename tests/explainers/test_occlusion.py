@@ -1,0 +1,79 @@
+"""Occlusion sensitivity against Captum on the torch original, and its own invariants."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import onnxviz as ov
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def repo_module(name: str):
+    """Import a module of the repository's ``models/`` folder (not an installed package)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def effnet(effnet_path):
+    return ov.load(effnet_path, threads=2)
+
+
+@pytest.fixture(scope="module")
+def chelsea(effnet):
+    import skimage.data
+
+    return effnet.to_pixels(skimage.data.chelsea())[0]
+
+
+@pytest.mark.parametrize(
+    "score,fill,patch,stride",
+    [("probability", "gray", (60, 48), (41, 44)),  # 5 x 5 overlapping rectangular patches
+     ("logit", (10, 200, 90), 64, 64)],  # 3 x 3, per-channel fill, border left uncovered
+)
+def test_equals_captum_on_the_torch_original(effnet, chelsea, score, fill, patch, stride):
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
+    net = repo_module("models.build_efficientnet").torch_model()
+
+    def forward(x):
+        out = net(x)
+        return torch.softmax(out, dim=1) if score == "probability" else out
+
+    e = ov.explain(effnet, chelsea, method="occlusion", patch=patch, stride=stride, fill=fill,
+                   score=score, batch_size=16)
+    x = torch.from_numpy(effnet.normalize(chelsea[None]))
+    colour = np.broadcast_to(np.float32(128 if fill == "gray" else fill), (1, 224, 224, 3))
+    base = torch.from_numpy(effnet.normalize(colour))  # our pixel fill, after preprocessing
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    with torch.no_grad():
+        assert int(net(x)[0].argmax()) == e.target
+        attr = captum_attr.Occlusion(forward).attribute(
+            x, sliding_window_shapes=(3, ph, pw), strides=(3, sh, sw), baselines=base,
+            target=e.target, perturbations_per_eval=16)
+    want = attr[0].mean(0).numpy()  # Captum repeats the value over the 3 channels
+    want = np.nan_to_num(want)  # pixels no window covers: 0/0 in Captum, 0 in onnxviz
+    assert e.heatmap.shape == (224, 224)
+    np.testing.assert_allclose(e.heatmap, want, rtol=0, atol=1e-5)
+    assert np.abs(want).max() > 1e-3  # the comparison is not between two zero maps
+
+
+def test_raw_grid_and_worst_patch(effnet, chelsea):
+    e = ov.explain(effnet, chelsea, method="occlusion", patch=112, stride=56, batch_size=4)
+    assert e.raw.shape == (3, 3) and e.extras["grid"] == (3, 3) and e.extras["forwards"] == 10
+    r, c = np.unravel_index(np.argmax(e.raw), e.raw.shape)
+    assert e.extras["worst_patch"] == (56 * r, 56 * c, 56 * r + 112, 56 * c + 112)
+    assert e.extras["worst_drop"] == pytest.approx(float(e.raw.max()))
+    p = effnet.predict(chelsea, top=1)[0]
+    assert e.target == p.index and e.label == p.label
+    assert e.score == pytest.approx(p.probability, abs=1e-6)
+    assert e.timings["total"] > 0 and e.method == "occlusion"
