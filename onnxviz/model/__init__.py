@@ -3,7 +3,7 @@
     >>> import onnxviz as ov
     >>> m = ov.load("models/efficientnet_lite0.onnx")
     >>> m.predict("skimage:chelsea", top=1)[0].label
-    'tabby'
+    'Egyptian cat'
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         except Exception:
             return None
 
-    runtime.session(proto, providers=providers, threads=threads)  # raises UnsupportedOpError
     old = loading.default_opset(proto)
     proto, upgraded = loading.upgrade_opset(proto, run)
     if upgraded:
@@ -80,6 +79,7 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     spec = find_input(proto, spec.name)
 
     score, prob, out = find_score(proto, output)
+    # the session of the final graph: raises UnsupportedOpError for ops ONNX Runtime cannot run
     sess = runtime.session(proto, providers=providers, threads=threads)
     try:
         first = sess.run([out], {spec.name: x[:1]})[0]
@@ -90,7 +90,9 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     label_list, label_source = _labels.resolve(proto, num_classes, labels)
     pre = _pre.resolve(proto, preprocess, channels=channels)
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else ""
-    return Model(proto, spec, score_output=score, prob_output=prob, num_classes=num_classes,
-                 labels=label_list, labels_source=label_source, preprocessing=pre,
-                 fixed_batch=fixed, providers=providers, threads=threads, batch_size=batch_size,
-                 notes=notes, source=name)
+    model = Model(proto, spec, score_output=score, prob_output=prob, num_classes=num_classes,
+                  labels=label_list, labels_source=label_source, preprocessing=pre,
+                  fixed_batch=fixed, providers=providers, threads=threads, batch_size=batch_size,
+                  notes=notes, source=name)
+    model._sessions[id(proto)] = (proto, sess)  # already built: no second serialization
+    return model

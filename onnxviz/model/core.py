@@ -74,6 +74,7 @@ class Model:
             *proto.graph.value_info, *proto.graph.input, *proto.graph.output)}
         self._exposed: OrderedDict[tuple[str, ...], onnx.ModelProto] = OrderedDict()
         self._lock = threading.Lock()
+        self._sessions: dict[int, tuple] = {}
         self._layers: list | None = None
         self._tensors: list | None = None
 
@@ -152,9 +153,22 @@ class Model:
 
     # ---- running --------------------------------------------------------------------------
     def session(self, proto=None):
-        """The ONNX Runtime session of ``proto`` (default: this model)."""
-        return runtime.session(proto if proto is not None else self.proto,
-                               providers=self.providers, threads=self.threads)
+        """The ONNX Runtime session of ``proto`` (default: this model), cached per proto object.
+
+        The cache is by identity so repeated runs do not re-serialize the graph; do not modify a
+        proto after running it.
+        """
+        proto = self.proto if proto is None else proto
+        with self._lock:
+            hit = self._sessions.get(id(proto))
+        if hit is not None and hit[0] is proto:
+            return hit[1]
+        sess = runtime.session(proto, providers=self.providers, threads=self.threads)
+        with self._lock:
+            self._sessions[id(proto)] = (proto, sess)
+            while len(self._sessions) > 10:
+                self._sessions.pop(next(iter(self._sessions)))
+        return sess
 
     def _check_x(self, x) -> np.ndarray:
         x = np.asarray(x)
