@@ -92,10 +92,11 @@ def run(args) -> int:
     sec = sections[0]
     viz.write_png(folder / "compare.png",
                   viz.compare(sec.image, {e.method: e.heatmap for e in sec.explanations},
-                              height=160, cols=5))
+                              height=160, cols=5, clip_percent=1.0))
     path = viz.write_report(
         folder / "report.html", sections, model_summary=model_summary(model),
         title=f"onnxviz demo: {model_path.name} on {args.image}",
-        settings={m: effective_settings(m, s) for m, s in settings.items() if m not in failures})
+        settings={m: effective_settings(m, s) for m, s in settings.items() if m not in failures},
+        clip_percent=1.0)
     print(path)
     return 0

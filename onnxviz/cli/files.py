@@ -88,15 +88,23 @@ def add_render_args(parser) -> None:
     g.add_argument("--cmap", default="jet", choices=COLORMAPS, help="colormap (default jet)")
     g.add_argument("--alpha", type=float, default=0.4,
                    help="heatmap weight in the overlay, 0..1 (default 0.4)")
+    add_clip_arg(g)
     g.add_argument("--threshold", type=float, default=0.5,
                    help="mask: keep pixels whose normalised heat is >= this (default 0.5)")
     g.add_argument("--top-percent", type=float, default=None, metavar="P",
                    help="mask: keep the P%% hottest pixels instead of a threshold")
 
 
+def add_clip_arg(group) -> None:
+    group.add_argument("--clip", type=float, default=1.0, metavar="P",
+                       help="saturate each map's top P%% of values in colour (default 1; 0 = off)")
+
+
 def check_render_args(args) -> None:
     from ..errors import OptionError
 
+    if not 0.0 <= args.clip < 100.0:
+        raise OptionError(f"--clip must be in [0, 100), got {args.clip}")
     if not 0.0 <= args.alpha <= 1.0:
         raise OptionError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.top_percent is None and not 0.0 <= args.threshold <= 1.0:
@@ -128,13 +136,14 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) 
 
     base = f"{stem}.{e.method}"
     pics = {
-        "heatmap": viz.apply_colormap(e.heatmap, args.cmap),
-        "overlay": viz.overlay(image, e.heatmap, alpha=args.alpha, cmap=args.cmap),
+        "heatmap": viz.apply_colormap(e.heatmap, args.cmap, clip_percent=args.clip),
+        "overlay": viz.overlay(image, e.heatmap, alpha=args.alpha, cmap=args.cmap,
+                               clip_percent=args.clip),
         "mask": viz.apply_mask(image, e.heatmap, threshold=args.threshold,
                                top_percent=args.top_percent),
     }
     if viz.superpixels_of(e) is not None and e.raw is not None:
-        pics["superpixels"] = viz.method_picture(image, e)
+        pics["superpixels"] = viz.method_picture(image, e, clip_percent=args.clip)
     paths = {}
     for kind, pic in pics.items():
         paths[kind] = str(viz.write_png(folder / f"{base}.{kind}.png", pic))

@@ -3,9 +3,13 @@
 The registry is the one source: each method's options are the keyword-only parameters of its
 explainer's ``__init__`` (:meth:`onnxviz.explainers.Explainer.options`). Every option becomes a flag
 (``batch_size`` -> ``--batch-size``) in a per-method help group; an option several methods share is
-one flag; a name taken by another flag gets the method as prefix (``--lime-alpha``). Values arrive as text and are converted per method from the parameter's default and
-annotation (ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``), so a bad value
-is an :class:`~onnxviz.errors.OptionError` naming the flag, not a traceback.
+one flag; a name taken by another flag gets the method as prefix (``--lime-alpha``).
+
+Values arrive as text and are converted per method from the parameter's default and annotation
+(ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``). Without an annotation a
+comma list is accepted and names that read as numbers become numbers (occlusion's ``--patch 16,32``,
+``--fill 0``). A bad value is an :class:`~onnxviz.errors.OptionError` naming the flag, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -211,10 +215,16 @@ def _kinds(p: inspect.Parameter) -> tuple[list[str], bool]:
     """Scalar kinds to try (in order) and whether a comma list (tuple) is accepted."""
     ann = str(p.annotation) if p.annotation is not inspect.Parameter.empty else ""
     d = p.default
-    tuple_ok = isinstance(d, (tuple, list)) or "tuple" in ann or "list" in ann or "Sequence" in ann
-    kinds = []
     if isinstance(d, bool):
         return ["bool"], False
+    if not ann:  # only the default to go by: lenient, the explainer validates
+        if isinstance(d, int):
+            return ["int"], True
+        if isinstance(d, float):
+            return ["float"], True
+        return ["int", "float", "str"], True
+    tuple_ok = isinstance(d, (tuple, list)) or "tuple" in ann or "list" in ann or "Sequence" in ann
+    kinds = []
     if isinstance(d, int):
         kinds.append("int")
     elif isinstance(d, float):

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
     g.add_argument("--cmap", default="jet", choices=COLORMAPS, help="colormap (default jet)")
     g.add_argument("--alpha", type=float, default=0.4, help="overlay heatmap weight (default 0.4)")
+    files.add_clip_arg(g)
     options.add_method_options(p, methods())
     p.set_defaults(func=run)
 
@@ -113,6 +114,8 @@ def run(args) -> int:
         raise OnnxvizError(f"--top must be >= 1, got {args.top}")
     if not 0.0 <= args.alpha <= 1.0:
         raise OnnxvizError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if not 0.0 <= args.clip < 100.0:
+        raise OnnxvizError(f"--clip must be in [0, 100), got {args.clip}")
     methods = options.parse_methods(args.methods or ["all"])
     given = options.given_options(args)
     settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
@@ -133,6 +136,6 @@ def run(args) -> int:
                         title=args.title or f"onnxviz report: {Path(args.model).name}",
                         settings={m: effective_settings(m, s) for m, s in settings.items()
                                   if m not in failures},
-                        alpha=args.alpha, cmap=args.cmap)
+                        alpha=args.alpha, cmap=args.cmap, clip_percent=args.clip)
     print(path)
     return 0

@@ -73,7 +73,7 @@ def colormap_lut(name: str = "jet") -> np.ndarray:
 
 
 def normalize(heatmap, vmin: float | None = None, vmax: float | None = None,
-              symmetric: bool = False) -> np.ndarray:
+              symmetric: bool = False, clip_percent: float = 0.0) -> np.ndarray:
     """Scale ``heatmap`` to float32 [0, 1], clipping to [vmin, vmax].
 
     Args:
@@ -81,6 +81,10 @@ def normalize(heatmap, vmin: float | None = None, vmax: float | None = None,
         vmin: value mapped to 0 (the finite minimum when None; ``-max|h|`` when ``symmetric``).
         vmax: value mapped to 1 (the finite maximum when None; ``max|h|`` when ``symmetric``).
         symmetric: centre the scale on zero, so 0 maps to 0.5 (for diverging colormaps).
+        clip_percent: when ``vmax`` is automatic, saturate the top ``clip_percent`` % of values
+            (of ``|h|`` when symmetric) instead of letting a few outliers darken the rest: the
+            ``outlier_perc`` of Captum's visualizations, useful for gradient maps. Ignored when it
+            would leave no range (a map that is mostly one value).
 
     Returns:
         float32 array of the same shape in [0, 1]; a constant map becomes all zeros
@@ -89,21 +93,36 @@ def normalize(heatmap, vmin: float | None = None, vmax: float | None = None,
     h = np.asarray(heatmap, dtype=np.float64)
     finite = np.isfinite(h)
     vals = h[finite]
+    if not 0.0 <= float(clip_percent) < 100.0:
+        raise OptionError(f"clip_percent must be in [0, 100), got {clip_percent}")
     if symmetric:
-        m = float(np.max(np.abs(vals))) if vals.size else 0.0
+        m = _top(np.abs(vals), clip_percent, 0.0)
         lo = -m if vmin is None else float(vmin)
         hi = m if vmax is None else float(vmax)
     else:
         lo = float(vmin) if vmin is not None else (float(vals.min()) if vals.size else 0.0)
-        hi = float(vmax) if vmax is not None else (float(vals.max()) if vals.size else lo)
+        hi = float(vmax) if vmax is not None else _top(vals, clip_percent, lo)
     h = np.where(finite, h, lo)
     if not hi > lo:
         return np.full(h.shape, 0.5 if symmetric else 0.0, np.float32)
     return np.clip((h - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def _top(vals: np.ndarray, clip_percent: float, floor: float) -> float:
+    """The largest value, or the ``100 - clip_percent`` percentile when that is above ``floor``."""
+    if not vals.size:
+        return floor
+    top = float(vals.max())
+    if clip_percent > 0:
+        q = float(np.percentile(vals, 100.0 - float(clip_percent)))
+        if q > floor:
+            return q
+    return top
+
+
 def apply_colormap(heatmap, cmap: str = "jet", vmin: float | None = None,
-                   vmax: float | None = None, symmetric: bool | None = None) -> np.ndarray:
+                   vmax: float | None = None, symmetric: bool | None = None,
+                   clip_percent: float = 0.0) -> np.ndarray:
     """Colour a 2-D heatmap: RGB ``uint8`` (H, W, 3).
 
     Args:
@@ -111,13 +130,15 @@ def apply_colormap(heatmap, cmap: str = "jet", vmin: float | None = None,
         cmap: a name from :data:`COLORMAPS`.
         vmin, vmax: the value range mapped to the two ends of the map (see :func:`normalize`).
         symmetric: centre on zero; defaults to True for diverging maps (``bwr``).
+        clip_percent: saturate the top share of values (see :func:`normalize`).
     """
     lut = colormap_lut(cmap)
     h = np.asarray(heatmap)
     if h.ndim != 2:
         raise OptionError(f"a heatmap must be 2-D, got shape {h.shape}")
     sym = (cmap in DIVERGING) if symmetric is None else symmetric
-    idx = np.rint(normalize(h, vmin, vmax, symmetric=sym) * 255.0).astype(np.uint8)
+    norm = normalize(h, vmin, vmax, symmetric=sym, clip_percent=clip_percent)
+    idx = np.rint(norm * 255.0).astype(np.uint8)
     return lut[idx]
 
 

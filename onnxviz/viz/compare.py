@@ -21,13 +21,14 @@ def _fit(image: np.ndarray, height: int) -> np.ndarray:
 
 
 def compare(image, heatmaps, alpha: float = 0.4, cmap: str = "jet", height: int = 224,
-            cols: int | None = None, show_original: bool = True) -> np.ndarray:
+            cols: int | None = None, show_original: bool = True,
+            clip_percent: float = 0.0) -> np.ndarray:
     """One picture comparing methods: ``[original] + [overlay per method]`` with captions.
 
     Args:
         image: the original RGB ``uint8`` image.
         heatmaps: ``{title: heatmap}`` or a list of :class:`onnxviz.Explanation` (titled by method).
-        alpha, cmap: overlay settings (see :func:`overlay`).
+        alpha, cmap, clip_percent: overlay settings (see :func:`overlay`).
         height: every tile is scaled to this height, keeping the image's aspect ratio.
         cols: tiles per row (all in one row when None).
         show_original: put the original image first.
@@ -45,6 +46,7 @@ def compare(image, heatmaps, alpha: float = 0.4, cmap: str = "jet", height: int 
         tiles.append(_fit(img, height))
         titles.append("original")
     for title, hm in heatmaps.items():
-        tiles.append(_fit(overlay(img, hm, alpha=alpha, cmap=cmap), height))
+        tiles.append(_fit(overlay(img, hm, alpha=alpha, cmap=cmap, clip_percent=clip_percent),
+                          height))
         titles.append(str(title))
     return tile(tiles, cols=cols or len(tiles), titles=titles)

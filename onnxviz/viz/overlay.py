@@ -43,7 +43,8 @@ def check_image(image) -> np.ndarray:
 
 
 def overlay(image, heatmap, alpha: float = 0.4, cmap: str = "jet", vmin: float | None = None,
-            vmax: float | None = None, symmetric: bool | None = None) -> np.ndarray:
+            vmax: float | None = None, symmetric: bool | None = None,
+            clip_percent: float = 0.0) -> np.ndarray:
     """Blend the coloured ``heatmap`` over ``image`` at the image's size.
 
     ``out = (1 - alpha) * image + alpha * colormap(normalize(resize(heatmap)))``.
@@ -55,6 +56,7 @@ def overlay(image, heatmap, alpha: float = 0.4, cmap: str = "jet", vmin: float |
         cmap: colormap name (see :data:`onnxviz.viz.COLORMAPS`).
         vmin, vmax, symmetric: value range of the colour scale (see :func:`normalize`); by default
             the heatmap's own range, so the map's most important pixel gets the top colour.
+        clip_percent: saturate the top share of values (see :func:`normalize`).
 
     Returns:
         RGB ``uint8`` image with the shape of ``image``.
@@ -63,6 +65,7 @@ def overlay(image, heatmap, alpha: float = 0.4, cmap: str = "jet", vmin: float |
     if not 0.0 <= float(alpha) <= 1.0:
         raise OptionError(f"alpha must be in [0, 1], got {alpha}")
     big = resize_heatmap(heatmap, img.shape[:2])
-    colour = apply_colormap(big, cmap, vmin=vmin, vmax=vmax, symmetric=symmetric)
+    colour = apply_colormap(big, cmap, vmin=vmin, vmax=vmax, symmetric=symmetric,
+                            clip_percent=clip_percent)
     out = (1.0 - alpha) * img.astype(np.float32) + alpha * colour.astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -120,7 +120,8 @@ def superpixels_of(e):
     return seg if e.method == "lime" else None
 
 
-def method_picture(image: np.ndarray, e, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+def method_picture(image: np.ndarray, e, alpha: float = 0.4, cmap: str = "jet",
+                   clip_percent: float = 0.0) -> np.ndarray:
     """The picture shown for one explanation: LIME's superpixels when available, else an overlay."""
     seg = superpixels_of(e)
     if seg is not None and e.raw is not None:
@@ -128,13 +129,13 @@ def method_picture(image: np.ndarray, e, alpha: float = 0.4, cmap: str = "jet") 
             return lime_image(image, seg, np.asarray(e.raw, np.float64).ravel())
         except OnnxvizError:
             pass
-    return overlay(image, e.heatmap, alpha=alpha, cmap=cmap)
+    return overlay(image, e.heatmap, alpha=alpha, cmap=cmap, clip_percent=clip_percent)
 
 
-def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int) -> str:
+def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: float) -> str:
     total = e.timings.get("total") if e.timings else None
-    pic = method_picture(img, e, alpha, cmap)
-    heat = apply_colormap(e.heatmap, cmap)
+    pic = method_picture(img, e, alpha, cmap, clip)
+    heat = apply_colormap(e.heatmap, cmap, clip_percent=clip)
     mask = apply_mask(img, e.heatmap, top_percent=20)
     t = f"{total:.3f} s" if total is not None else "n/a"
     return (
@@ -164,15 +165,16 @@ def _timings(sections) -> str:
     return "<h2>Timings (seconds)</h2>" + _table(rows, ("image", "method", "total", "stages"))
 
 
-def _colorbar_html(cmap: str) -> str:
+def _colorbar_html(cmap: str, clip: float) -> str:
     bar = colorbar(cmap, length=160, thickness=12, vertical=False)
+    sat = f", its top {clip:g}% saturated" if clip else ""
     return (f'<div class="cbar">low {_img(bar, "colour bar " + cmap, 400)} high '
-            f"(colormap {html.escape(cmap)}; each map scaled to its own range)</div>")
+            f"(colormap {html.escape(cmap)}; each map scaled to its own range{sat})</div>")
 
 
 def render_report(sections, model_summary: dict | None = None, title: str = "onnxviz report",
                   settings: dict | None = None, alpha: float = 0.4, cmap: str = "jet",
-                  max_side: int = 400) -> str:
+                  max_side: int = 400, clip_percent: float = 0.0) -> str:
     """The report as an HTML string.
 
     Args:
@@ -182,6 +184,7 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
         settings: ``{method: {option: value}}`` the methods ran with (shown so runs can be repeated).
         alpha, cmap: overlay settings.
         max_side: longest side, in pixels, of the embedded overlays (keeps the page small).
+        clip_percent: saturate the top share of each map's values (see :func:`normalize`).
     """
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -189,14 +192,14 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">generated {datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")} '
         "by onnxviz</p>",
-        _colorbar_html(cmap),
+        _colorbar_html(cmap, clip_percent),
     ]
     for s in sections:
         img = check_image(s.image)
         parts.append(f"<h2>{html.escape(s.name)} <small>({img.shape[1]}x{img.shape[0]})</small></h2>")
         parts.append('<div class="row"><div class="card"><h3>original</h3>'
                      f"{_img(img, 'original ' + s.name, max_side)}</div>{_predictions(s.predictions)}</div>")
-        cards = [_card(img, e, alpha, cmap, max_side) for e in s.explanations]
+        cards = [_card(img, e, alpha, cmap, max_side, clip_percent) for e in s.explanations]
         cards += [_failed_card(m, msg) for m, msg in s.failures.items()]
         parts.append('<div class="grid">' + "".join(cards) + "</div>")
     parts.append(_timings(sections))

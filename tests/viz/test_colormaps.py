@@ -74,3 +74,18 @@ def test_colorbar_runs_low_to_high(name):
 def test_non_2d_heatmap_is_an_option_error():
     with pytest.raises(OptionError):
         apply_colormap(np.zeros((2, 2, 2)))
+
+
+def test_clip_percent_saturates_outliers_like_captum():
+    h = np.arange(1000, dtype=np.float64).reshape(25, 40)
+    h[0, 0] = 1e6  # one outlier
+    n = normalize(h, clip_percent=1.0)
+    q = np.percentile(h, 99.0)
+    np.testing.assert_allclose(n, np.clip((h - h.min()) / (q - h.min()), 0, 1), atol=1e-6)
+    assert (n == 1.0).sum() == 10  # the top 1 %
+    sparse = np.zeros((10, 10))
+    sparse[0, 0] = 5.0  # 99 % zeros: the percentile is 0, so the max is kept
+    assert normalize(sparse, clip_percent=2.0).max() == 1.0 and normalize(sparse, clip_percent=2.0).sum() == 1.0
+    s = normalize(np.array([[-4.0, 1.0, 2.0, 100.0]]), symmetric=True, clip_percent=30)
+    m = np.percentile([4.0, 1.0, 2.0, 100.0], 70)
+    np.testing.assert_allclose(s, np.clip((np.array([[-4.0, 1.0, 2.0, 100.0]]) + m) / (2 * m), 0, 1))
