@@ -139,7 +139,9 @@ class Model:
             # luminance (ITU-R BT.601) of the normalized channels, the usual gray conversion
             x = x @ np.asarray([0.299, 0.587, 0.114], np.float32)[:, None]
         elif c == 4:
-            alpha = np.full(x.shape[:3] + (1,), x.max(initial=0.0), np.float32)
+            # RGBA models: a fully opaque alpha channel (255 scaled like the pixels)
+            opaque = np.float32(255.0 * self.preprocessing.scale)
+            alpha = np.full(x.shape[:3] + (1,), opaque, np.float32)
             x = np.concatenate([x, alpha], axis=-1)
         elif c != 3:
             raise OptionError(f"the model takes {c} channels; give its input tensor directly")

@@ -109,3 +109,11 @@ def test_preprocess_resizes_and_batches(make_cnn):
                                   m.preprocess("skimage:chelsea"))
     with pytest.raises(ov.OptionError, match="no images"):
         m.preprocess([])
+
+
+def test_four_channel_models_get_an_opaque_alpha(make_cnn):
+    img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    x = ov.load(make_cnn(channels=4), preprocess="unit").preprocess(img)
+    assert x.shape == (1, 4, 8, 8)
+    np.testing.assert_allclose(x[0, :3], img.transpose(2, 0, 1) / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(x[0, 3], 1.0)
