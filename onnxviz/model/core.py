@@ -172,6 +172,14 @@ class Model:
                 self._sessions.pop(next(iter(self._sessions)))
         return sess
 
+    def check_input(self, x) -> np.ndarray:
+        """``x`` as a batched model-input array of the input's dtype; OptionError on a bad shape."""
+        return self._check_x(x)
+
+    def tensor_name(self, name: str) -> str:
+        """The graph tensor a tensor name, layer name or node name refers to (LayerError if none)."""
+        return self._tensor_name(name)
+
     def _check_x(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim == 3:
