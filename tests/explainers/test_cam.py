@@ -146,7 +146,7 @@ def test_cam_uses_the_dense_weights(effnet, torch_net, pixels, torch_layer_grads
 def test_cam_refuses_other_layers_and_heads(effnet, fixtures_dir):
     with pytest.raises(ov.OptionError, match="global average pooling"):
         ov.explain(effnet, np.zeros((224, 224, 3), np.uint8), method="cam", layer="_conv_head")
-    flat = ov.load(fixtures_dir / "tf2onnx_cifar_small.onnx")  # Flatten -> Dense, no pooling
+    flat = ov.load(fixtures_dir / "tf2onnx_cifar_small.onnx", preprocess="unit")  # Flatten -> Dense, no pooling
     with pytest.raises(ov.OptionError, match="global-average-pooling"):
         ov.explain(flat, np.zeros((32, 32, 3), np.uint8), method="cam")
 
@@ -160,6 +160,6 @@ def test_default_layer_is_last_spatial_layer_before_the_score(effnet, fixtures_d
     from onnxviz.explainers._layers import default_layer
 
     assert default_layer(effnet).name == "_swish_1"  # not the 1x1 pooled output after it
-    resnet = ov.load(fixtures_dir / "pytorch_cifar_resnet_2b.onnx")
+    resnet = ov.load(fixtures_dir / "pytorch_cifar_resnet_2b.onnx", preprocess="unit")
     layer = default_layer(resnet)
     assert layer.shape[2:] != (1, 1) and len(layer.shape) == 4
