@@ -81,25 +81,41 @@ def _join_module_path(parts: list[str]) -> str:
     return ".".join(path)
 
 
-def _tf_path(node: onnx.NodeProto) -> str | None:
-    parts = [p for p in node.name.split("/") if p and p not in _TF_WRAPPERS]
+def _tf_parts(node: onnx.NodeProto) -> list[str]:
+    """Name scopes of a tf2onnx node without wrappers: [model, layer, ..., tf_op]."""
+    return [p for p in node.name.split("/") if p and p not in _TF_WRAPPERS]
+
+
+def _keras3_suffixed(proto: onnx.ModelProto) -> bool:
+    """Keras 3 exports call every scope ``name_1`` (``mynet_1/conv_a_1/convolution``)."""
+    scoped = [parts for parts in map(_tf_parts, proto.graph.node) if len(parts) >= 3]
+    return bool(scoped) and all(p[0].endswith("_1") and p[1].endswith("_1") for p in scoped)
+
+
+def _tf_path(node: onnx.NodeProto, keras3: bool = False) -> str | None:
+    parts = _tf_parts(node)
     if len(parts) < 2:
         return None
     parts = parts[:-1]  # the TensorFlow op (BiasAdd, Relu, convolution, ...)
     if len(parts) > 1:
         parts = parts[1:]  # the model's own name (sequential, functional_1, ...)
+    if keras3:
+        parts = [p[:-2] if p.endswith("_1") else p for p in parts[:1]] + parts[1:]
     return "/".join(parts)
 
 
-def friendly(node: onnx.NodeProto, producer: str) -> str:
-    """The friendly name of ``node`` for models written by ``producer``."""
+def friendly(node: onnx.NodeProto, producer: str, keras3: bool = False) -> str:
+    """The friendly name of ``node`` for models written by ``producer``.
+
+    ``keras3``: the graph comes from Keras 3's exporter, whose scopes carry a ``_1`` suffix.
+    """
     prod = producer.lower()
     name = None
     if "pytorch" in prod or node.name.startswith("/") or any(
             p.key.startswith("pkg.torch") for p in node.metadata_props):
         name = _pytorch_path(node)
     elif "tf2onnx" in prod or "keras" in prod or "tensorflow" in prod:
-        name = _tf_path(node)
+        name = _tf_path(node, keras3)
     return name or node.name or node.output[0]
 
 
@@ -113,6 +129,7 @@ def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
         all_tensors: include outputs of any rank (used to resolve names of non-4-D tensors).
     """
     producer = proto.producer_name or ""
+    keras3 = "tf2onnx" in producer.lower() and _keras3_suffixed(proto)
     rows = []
     for node in proto.graph.node:
         for k, out in enumerate(node.output):
@@ -121,7 +138,7 @@ def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
             shape = shapes.get(out)
             if not all_tensors and (shape is None or len(shape) != 4):
                 continue
-            base = friendly(node, producer)
+            base = friendly(node, producer, keras3)
             if k:
                 base = f"{base}:{k}"
             rows.append((base, out, node))
@@ -138,7 +155,7 @@ def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
         if name in taken:
             name = out
         taken.add(name)
-        names = (out, node.name, _strip_tf(out))
+        names = (out, node.name, _strip_tf(out), base.split("/")[0] if "/" in base else "")
         aliases = tuple(dict.fromkeys(a for a in names if a and a != name))
         layers.append(Layer(name, out, node.op_type, tuple(shapes.get(out) or ()), aliases))
     return layers
@@ -161,7 +178,7 @@ def find(layers: list[Layer], name: str, extra: list[Layer] = ()) -> Layer:
         for layer in pool:
             if layer.name == name:
                 return layer
-        for layer in pool:
+        for layer in reversed(pool):  # a shared alias means the layer's output: its last node
             if name in layer.aliases:
                 return layer
     lowered = [lay for lay in layers if lay.name.lower() == str(name).lower()]

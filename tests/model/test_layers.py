@@ -140,3 +140,19 @@ def test_run_exposes_intermediate_tensors(fixtures_dir):
     assert m.run(x, ["conv2d"], batch_size=1)["conv2d"].shape == want.shape
     with pytest.raises(ov.LayerError):
         m.run(x, ["no_such_tensor"])
+
+
+def test_keras3_scope_suffix_is_dropped(make_cnn, fixtures_dir):
+    """Keras 3's exporter names scopes `model_1/layer_1/op`; the Keras layer is `layer`."""
+    proto = make_cnn()
+    names = {"conv": "mynet_1/conv2d_1/convolution", "relu": "mynet_1/conv2d_1/Relu",
+             "pool": "mynet_1/gap_1/Mean", "flatten": "mynet_1/flatten_1/Reshape",
+             "fc": "mynet_1/dense_1/MatMul"}
+    for node in proto.graph.node:
+        node.name = names[node.name]
+    proto.producer_name = "tf2onnx"
+    m = ov.load(proto, preprocess="unit")
+    assert _names(m) == ["conv2d/Conv", "conv2d", "gap"]
+    assert m.layer("conv2d").op_type == "Relu"
+    # Keras 2 names keep their suffixes: `conv2d_1` is a real layer name there
+    assert "conv2d_1" in _names(_load(fixtures_dir / "tf2onnx_cifar_small.onnx"))
