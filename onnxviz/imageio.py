@@ -2,7 +2,8 @@
 
 What is accepted (files via OpenCV ``IMREAD_UNCHANGED``, with scikit-image as a fallback):
 
-- PNG, JPEG, BMP, TIFF (also 16-bit: scaled to 8 bits by ``>> 8`` for ``uint16``);
+- PNG, JPEG (turned upright by its EXIF orientation), BMP, TIFF, WebP; 16-bit images are
+  scaled to 8 bits (65535 -> 255);
 - grayscale (replicated to 3 channels), palette (expanded to RGB by the decoder);
 - RGBA / 4 channels: **composited on white** using the alpha channel (a transparent background
   then looks like paper, not black);
@@ -77,7 +78,10 @@ def _read_file(path: Path) -> np.ndarray:
     import cv2
 
     buf = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # broken files: our error
+    # JPEG: IMREAD_COLOR applies the EXIF orientation (phone photos); others keep depth and alpha
+    jpeg = buf[:2].tobytes() == b"\xff\xd8"
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
     if img is not None and img.size:
         if img.ndim == 3 and img.shape[2] == 3:
             img = img[..., ::-1]

@@ -161,3 +161,14 @@ def test_to_rgb8_and_resize():
     assert small[:10].min() == 255 and small[10:].max() == 0  # area averaging, no bleed
     assert resize(small, (20, 30)) is small
     assert resize(small, (40, 61)).shape == (40, 61, 3)
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :20] = 255  # white left half of a landscape image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    Image.fromarray(img).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    out = read_image(tmp_path / "phone.jpg")
+    assert out.shape == (40, 20, 3)  # upright: portrait
+    assert out[:15].mean() > 200 and out[25:].mean() < 50  # the white half is now on top
