@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ._jit import kernel
+
 
 @njit(nogil=True, cache=True)
 def occlusion_heatmap(drops, rects, H, W):
@@ -35,7 +37,7 @@ def occlusion_heatmap(drops, rects, H, W):
     return out
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@kernel
 def weighted_mask_sum(acc, masks, weights):
     """``acc += sum_j weights[j] * masks[j]`` in float64, samples added in order.
 

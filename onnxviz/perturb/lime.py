@@ -9,7 +9,9 @@ Ribeiro, Singh & Guestrin, "Why Should I Trust You?", KDD 2016, sec. 3.3
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import kernel
 
 
 def sample_matrix(num_samples: int, num_segments: int, seed: int) -> np.ndarray:
@@ -24,7 +26,7 @@ def sample_matrix(num_samples: int, num_segments: int, seed: int) -> np.ndarray:
     return z
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@kernel
 def lime_batch(x0, fill, segments, keep, start, out, channels_last):
     """Write samples ``start .. start + len(out) - 1`` into ``out``: ``x0`` where kept, else ``fill``.
 

@@ -8,9 +8,10 @@ the unperturbed image, sample ``i >= 1`` has ``rects[i - 1]`` replaced by the ba
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..errors import OptionError
+from ._jit import kernel
 
 #: How patches meet the border: ``"truncate"`` starts patches at 0, s, 2s, ... until the image is
 #: covered, cutting the last one at the border (Captum's ``Occlusion``: ``ceil((D - p) / s) + 1``
@@ -64,7 +65,7 @@ def patch_grid(size, patch, stride, edges: str = "truncate") -> tuple[np.ndarray
     return np.ascontiguousarray(rects), (len(ys), len(xs))
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@kernel
 def occlusion_batch(x0, base, rects, start, out, channels_last):
     """Write samples ``start .. start + len(out) - 1`` of an occlusion set into ``out``.
 
@@ -77,14 +78,23 @@ def occlusion_batch(x0, base, rects, start, out, channels_last):
         out: caller-owned buffer (n, *x0.shape), overwritten.
         channels_last: ``x0`` is (H, W, C).
     """
+    A, B, D = x0.shape
     for j in prange(out.shape[0]):
         i = start + j
-        o = out[j]
-        o[...] = x0
+        for a in range(A):
+            for b in range(B):
+                for d in range(D):
+                    out[j, a, b, d] = x0[a, b, d]
         if i == 0:
             continue
         y0, xa, y1, xb = rects[i - 1, 0], rects[i - 1, 1], rects[i - 1, 2], rects[i - 1, 3]
         if channels_last:
-            o[y0:y1, xa:xb, :] = base[y0:y1, xa:xb, :]
+            for y in range(y0, y1):
+                for x in range(xa, xb):
+                    for c in range(D):
+                        out[j, y, x, c] = base[y, x, c]
         else:
-            o[:, y0:y1, xa:xb] = base[:, y0:y1, xa:xb]
+            for c in range(A):
+                for y in range(y0, y1):
+                    for x in range(xa, xb):
+                        out[j, c, y, x] = base[c, y, x]

@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._jit import kernel
+
 
 def mask_params(num_masks: int, cells: int, p: float, size, seed: int):
     """Draw the random part of ``num_masks`` RISE masks.
@@ -61,7 +63,7 @@ def _axis_weights(n_out, shift, up, s):
     return i0, i1, f
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@kernel
 def rise_masks(grids, shifts, cell, start, out):
     """Write masks ``start .. start + len(out) - 1`` of a RISE set into ``out`` (n, H, W) float32.
 
@@ -87,7 +89,7 @@ def rise_masks(grids, shifts, cell, start, out):
                 out[j, y, x] = (1.0 - t) * top + t * bot
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@kernel
 def blend_batch(x0, base, masks, out, channels_last):
     """``out[j] = base + masks[j] * (x0 - base)``, the mask broadcast over channels.
 
