@@ -37,8 +37,9 @@ def describe(model) -> dict:
                    "first": (model.labels or [])[:5]},
         "notes": model.notes,
         "layers": [{"name": lay.name, "tensor": lay.tensor, "op_type": lay.op_type,
-                    "shape": [d if d is not None else "?" for d in lay.shape]}
-                   for lay in model.layers()],
+                    "shape": [d if d is not None else "?" for d in lay.shape],
+                    "grad_reachable": lay.grad_reachable}
+                   for lay in model.layers(grad=True)],
     }
 
 
@@ -66,7 +67,11 @@ def run(args) -> int:
         "labels:         none (classes are shown as 'class N')",
     ]
     out += [f"note:           {n}" for n in info["notes"]]
-    rows = [[lay["name"], lay["op_type"], "x".join(map(str, lay["shape"]))] for lay in info["layers"]]
-    out += ["", f"layers ({len(rows)} 4-D activations):", table(rows, ["name", "op", "shape"])]
+    rows = [[lay["name"], lay["op_type"], "x".join(map(str, lay["shape"])),
+             {True: "yes", False: "no"}.get(lay["grad_reachable"], "?")]
+            for lay in info["layers"]]
+    out += ["", f"layers ({len(rows)} 4-D activations; gradients: whether gradient methods "
+                "can reach the layer):",
+            table(rows, ["name", "op", "shape", "gradients"])]
     print("\n".join(out))
     return 0

@@ -312,10 +312,25 @@ class Model:
         return _targets.resolve(target, scores, self.num_classes, self.labels)
 
     # ---- layers ---------------------------------------------------------------------------
-    def layers(self) -> list:
-        """Every 4-D activation a node produces, with friendly names (see :mod:`.layers`)."""
+    def layers(self, grad: bool = False) -> list:
+        """Every 4-D activation a node produces, with friendly names (see :mod:`.layers`).
+
+        Args:
+            grad: also fill ``Layer.grad_reachable`` (whether gradients of the score reach the
+                layer, from :func:`onnxviz.autodiff.reachable`; a graph walk, done once).
+        """
         if self._layers is None:
             self._layers = _layers.collect(self.proto, self._shapes)
+        if grad and self._layers and self._layers[0].grad_reachable is None:
+            from dataclasses import replace
+
+            try:
+                from ..autodiff import reachable
+            except ImportError:  # autodiff not available: leave the flags unknown
+                return list(self._layers)
+            flows = reachable(self.proto, self.score_output)
+            self._layers = [replace(lay, grad_reachable=bool(flows.get(lay.tensor, False)))
+                            for lay in self._layers]
         return list(self._layers)
 
     def layer(self, name: str):

@@ -38,6 +38,8 @@ class Layer:
         op_type: the op producing it.
         shape: its inferred shape (ints, symbol names or None), batch first.
         aliases: every other name that selects it (tensor name, node name, variants).
+        grad_reachable: whether gradients of the score reach it (every op between has a gradient
+            rule); None unless asked for with ``Model.layers(grad=True)``.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Layer:
     op_type: str
     shape: tuple = ()
     aliases: tuple[str, ...] = field(default=(), compare=False)
+    grad_reachable: bool | None = field(default=None, compare=False)
 
     @property
     def is_4d(self) -> bool:

@@ -156,3 +156,18 @@ def test_keras3_scope_suffix_is_dropped(make_cnn, fixtures_dir):
     assert m.layer("conv2d").op_type == "Relu"
     # Keras 2 names keep their suffixes: `conv2d_1` is a real layer name there
     assert "conv2d_1" in _names(_load(fixtures_dir / "tf2onnx_cifar_small.onnx"))
+
+
+def test_grad_reachable_flags(make_cnn, fixtures_dir):
+    m = _load(fixtures_dir / "tf2onnx_cifar_small.onnx")
+    assert all(lay.grad_reachable is None for lay in m.layers())
+    assert all(lay.grad_reachable for lay in m.layers(grad=True))
+    # Shrink has no gradient rule: layers before it cannot be reached, the one after can
+    proto = make_cnn()
+    relu = next(n for n in proto.graph.node if n.op_type == "Relu")
+    relu.output[0] = "r0"
+    proto.graph.node.insert(list(proto.graph.node).index(relu) + 1,
+                            helper.make_node("Shrink", ["r0"], ["r"], name="shrink", lambd=0.1))
+    m = ov.load(proto, preprocess="unit")
+    flags = {lay.name: lay.grad_reachable for lay in m.layers(grad=True)}
+    assert flags == {"conv": False, "relu": False, "shrink": True, "pool": True}
