@@ -370,4 +370,6 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def _is_list(images) -> bool:
-    return isinstance(images, (list, tuple))
+    """A list/tuple of images, or a 4-D (N, H, W, C) array batch."""
+    return isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray)
+                                                 and images.ndim == 4)

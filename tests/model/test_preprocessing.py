@@ -121,3 +121,10 @@ def test_four_channel_models_get_an_opaque_alpha(make_cnn):
     assert x.shape == (1, 4, 8, 8)
     np.testing.assert_allclose(x[0, :3], img.transpose(2, 0, 1) / 255.0, atol=1e-7)
     np.testing.assert_array_equal(x[0, 3], 1.0)
+
+
+def test_array_batches_are_lists_of_images(make_cnn):
+    m = ov.load(make_cnn(), preprocess="unit")
+    batch = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(m.preprocess(batch), m.preprocess(list(batch)))
+    assert len(m.predict(batch, top=2)) == 3
