@@ -58,7 +58,7 @@ class _Ascent:
         self.layout = layer_layout(model, self.layer)
         inp = model.input.name
         cut = onnx.utils.Extractor(model.proto).extract_model([inp], [self.layer.tensor])
-        cut.opset_import[:] = model.proto.opset_import
+        cut.ir_version = model.proto.ir_version
         g = gradient_model(cut, of=self.layer.tensor, wrt=[inp])
         self.seed, self.grad_out = g.seed, g.grads[inp]
         self.sess = runtime.session(g.model, providers=model.providers, threads=model.threads)
@@ -135,8 +135,8 @@ def _step(ascent, p, channels, *, lr, jitter, blur, tv, rng, k, blur_every=4):
     return obj
 
 
-def visualize_filters(model, layer: str, channels=None, *, steps: int = 30, lr: float = 4.0,
-                      jitter: int = 4, blur: float = 0.5, tv: float = 0.0, contrast: bool = True,
+def visualize_filters(model, layer: str, channels=None, *, steps: int = 30, lr: float = 8.0,
+                      jitter: int = 2, blur: float = 0.5, tv: float = 0.0, contrast: bool = True,
                       seed: int = 0, batch_size: int = 16, history: bool = False):
     """What maximally excites channels of a layer: gradient ascent from noise.
 
