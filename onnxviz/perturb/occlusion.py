@@ -34,8 +34,7 @@ def _pair(value, what: str) -> tuple[int, int]:
 
 def _starts(size: int, patch: int, stride: int, edges: str) -> np.ndarray:
     if edges == "truncate":
-        if patch > size:
-            raise OptionError(f"patch {patch} is larger than the image side {size}")
+        patch = min(patch, size)  # a patch larger than the image hides all of it
         return np.arange(0, -(-(size - patch) // stride) + 1, dtype=np.int64) * stride
     return np.arange(0, size, stride, dtype=np.int64) - patch // 2
 
@@ -48,6 +47,9 @@ def patch_grid(size, patch, stride, edges: str = "truncate") -> tuple[np.ndarray
         patch: patch side or (h, w).
         stride: step between patch positions, an int or (h, w).
         edges: one of :data:`EDGES`.
+
+    A patch larger than the image is cut to it (MATLAB and Captum refuse it; a default patch
+    must work on a 28 x 28 digit too).
 
     Returns:
         ``(rects, (rows, cols))``: ``rects`` is int64 (rows * cols, 4) of ``(y0, x0, y1, x1)``,

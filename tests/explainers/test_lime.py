@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import onnxviz as ov
+from linear_onnx import contribution, image, linear_model
 from onnxviz.errors import OptionError
 from onnxviz.perturb import grid_segments, sample_matrix
 
@@ -110,3 +111,22 @@ def test_bad_options(effnet):
     with pytest.raises(OptionError, match="segments have shape"):
         ov.explain(effnet, np.zeros((8, 8, 3), np.uint8), method="lime",
                    segments=np.zeros((10, 10), int))
+
+
+@pytest.mark.parametrize("layout,fill", [("NCHW", "mean"), ("NHWC", 40), ("NHWC", "mean")])
+def test_linear_model_is_recovered_exactly(layout, fill):
+    """The logit of a linear model is linear in the on/off vector: an unpenalised surrogate
+    finds each superpixel's contribution, with R^2 = 1."""
+    m = ov.load(linear_model(layout))
+    img = image()
+    seg = np.repeat(np.arange(6), 20).reshape(12, 10)  # 6 horizontal bands of 2 rows
+    e = ov.explain(m, img, method="lime", segments=seg, fill=fill, alpha=0.0, score="logit",
+                   num_samples=64, target=2, batch_size=10)
+    bands = img.reshape(6, 20, 3).astype(np.float64)
+    colour = bands.mean(1, keepdims=True) if fill == "mean" else np.full((6, 1, 3), 40.0)
+    fill_img = np.broadcast_to(colour, bands.shape).reshape(12, 10, 3)
+    want = contribution(img, 0, 2) - contribution(fill_img, 0, 2)
+    want = np.array([want[seg == s].sum() for s in range(6)])
+    np.testing.assert_allclose(e.raw, want, rtol=1e-4, atol=1e-4)
+    assert e.extras["r2"] == pytest.approx(1.0, abs=1e-6)
+    assert e.extras["local_pred"] == pytest.approx(e.score, rel=1e-5)

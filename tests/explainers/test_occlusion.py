@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 import onnxviz as ov
+from linear_onnx import contribution, image, linear_model
+from onnxviz.perturb import patch_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +79,37 @@ def test_raw_grid_and_worst_patch(effnet, chelsea):
     assert e.target == p.index and e.label == p.label
     assert e.score == pytest.approx(p.probability, abs=1e-6)
     assert e.timings["total"] > 0 and e.method == "occlusion"
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("edges", ["truncate", "center"])
+def test_linear_model_known_answer(layout, edges):
+    """Each patch's drop is the hidden pixels' contribution; overlaps are averaged."""
+    m = ov.load(linear_model(layout))
+    img = image()
+    fill = (30, 60, 90)
+    e = ov.explain(m, img, method="occlusion", patch=(4, 3), stride=2, fill=fill, edges=edges,
+                   score="logit", target=1, batch_size=5)
+    contrib = contribution(img, fill, target=1)
+    rects, grid = patch_grid((12, 10), (4, 3), 2, edges)
+    drops = np.array([contrib[y0:y1, x0:x1].sum() for y0, x0, y1, x1 in rects])
+    np.testing.assert_allclose(e.raw.ravel(), drops, rtol=1e-4, atol=1e-4)
+    total, count = np.zeros((12, 10)), np.zeros((12, 10))
+    for d, (y0, x0, y1, x1) in zip(drops, rects):
+        total[y0:y1, x0:x1] += d
+        count[y0:y1, x0:x1] += 1
+    np.testing.assert_allclose(e.heatmap, total / count, rtol=1e-4, atol=1e-4)
+    assert e.raw.shape == grid and e.target == 1
+
+
+def test_batch_size_and_list_of_images_change_nothing():
+    m = ov.load(linear_model("NHWC"))
+    imgs = [image(1), image(2)]
+    one = [ov.explain(m, im, method="occlusion", patch=3, stride=1, batch_size=64) for im in imgs]
+    both = ov.explain(m, imgs, method="occlusion", patch=3, stride=1, batch_size=7, target=[None, 2])
+    np.testing.assert_allclose(both[0].heatmap, one[0].heatmap, rtol=1e-5, atol=1e-7)
+    assert both[1].target == 2 and both[0].target == one[0].target
+    seen = []
+    ov.explain(m, imgs[0], method="occlusion", patch=3, stride=1, batch_size=16,
+               progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (81, 81) and len(seen) == 6  # 10 x 8 patches + the image, 16 a batch

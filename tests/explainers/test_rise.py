@@ -7,6 +7,7 @@ import pytest
 from skimage.transform import resize
 
 import onnxviz as ov
+from linear_onnx import image, linear_model
 from onnxviz.errors import OptionError
 from onnxviz.perturb import mask_params
 
@@ -66,3 +67,18 @@ def test_seed_and_batch_size(effnet, chelsea):
 def test_bad_options(effnet, kw, match):
     with pytest.raises(OptionError, match=match):
         ov.explain(effnet, np.zeros((8, 8, 3), np.uint8), method="rise", **kw)
+
+
+def test_layouts_and_lists_agree_on_a_linear_model():
+    """NCHW and NHWC inputs with the same image-order weights give the same saliency."""
+    imgs = [image(1), image(2)]
+    a = ov.explain(ov.load(linear_model("NCHW")), imgs, method="rise", num_masks=50, cells=3,
+                   score="logit", target=[0, 1], batch_size=8)
+    b = ov.explain(ov.load(linear_model("NHWC")), imgs, method="rise", num_masks=50, cells=3,
+                   score="logit", target=[0, 1], batch_size=50)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.heatmap, y.heatmap, rtol=1e-5, atol=1e-6)
+    assert [x.target for x in a] == [0, 1]
+    single = ov.explain(ov.load(linear_model("NHWC")), imgs[1], method="rise", num_masks=50,
+                        cells=3, score="logit", target=1, batch_size=13)
+    np.testing.assert_allclose(single.heatmap, b[1].heatmap, rtol=1e-5, atol=1e-6)
