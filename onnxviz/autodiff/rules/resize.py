@@ -86,8 +86,8 @@ def _resize(ctx, node):
     tf_crop = ctx.attr("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize"
     for a in range(rank):
         s = scales[a] if scales is not None else None
-        if xs[a] is not None and xs[a] == ys[a] and (s is None or s == 1.0) and not tf_crop:
-            continue
+        if (s is None or s == 1.0) and not tf_crop and (xs[a] == ys[a]):
+            continue  # not resized (a symbolic batch axis has None on both sides)
         if xs[a] is None or ys[a] is None:
             ctx.fail(f"Resize gradients need a static size along resized axis {a}")
         r = (roi[a], roi[rank + a]) if roi is not None else None
