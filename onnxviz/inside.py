@@ -19,7 +19,7 @@ def activations(model, image, layers=None, batch_size: int | None = None) -> dic
 
     Args:
         model: an :class:`onnxviz.Model`.
-        image: one image (HxWx3 uint8 array or path) or a list of them.
+        image: one image (HxWx3 uint8 array or path), a list of them or an (N, H, W, 3) array.
         layers: a layer name or a list of names; ``None`` for every 4-D layer.
         batch_size: images per run.
 
@@ -27,7 +27,8 @@ def activations(model, image, layers=None, batch_size: int | None = None) -> dic
         ``{layer name: array}``: (C, h, w) per layer for one image, (N, C, h, w) for a list.
         All layers come from one run of the model with their tensors exposed.
     """
-    single = not isinstance(image, (list, tuple))
+    single = not isinstance(image, (list, tuple)) and not (
+        isinstance(image, np.ndarray) and image.ndim == 4)
     if layers is None:
         chosen = [ly for ly in model.layers() if ly.is_4d]
     else:
