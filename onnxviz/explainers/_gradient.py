@@ -89,6 +89,15 @@ def channels_last(x: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))) if layout == "NCHW" else x
 
 
+def image_shaped(model, maps: np.ndarray) -> np.ndarray:
+    """(N, H, W, ...) maps over the model input -> over the image: a flattened input (MATLAB's
+    ``[1, 1, 1, h*w]``) is folded back to (N, h, w, ...), row by row as ``to_pixels`` flattens."""
+    flat = getattr(model.input, "flat_size", None)
+    if not flat:
+        return maps
+    return maps.reshape(len(maps), *flat, *maps.shape[3:])
+
+
 def upsample(maps: np.ndarray, size) -> np.ndarray:
     """Bilinear resize (half-pixel centres, as ``cv2.INTER_LINEAR``) of (N, h, w) maps to ``size``."""
     import cv2

@@ -81,13 +81,13 @@ class CAMExplainer(Explainer):
             w = self.channel_weights(acts, grads, inputs=x, targets=targets)
         with timer("map"):
             raw = combine(w, acts)
-            heat = G.upsample(raw, m.input.size)
+            heat = G.image_shaped(m, G.upsample(raw, m.input.size)[..., None])[..., 0]
         times = timer.result(share=len(x))
         return [
             Explanation(
                 heatmap=heat[i], raw=raw[i], target=int(t), label=m.label_of(int(t)),
                 score=float(scores[i, t]), method=self.name, params=dict(self.params),
-                timings=times, image=pixels[i], extras={"layer": self.layer.name},
+                timings=times, image=G.image_shaped(m, pixels)[i], extras={"layer": self.layer.name},
             )
             for i, t in enumerate(targets)
         ]

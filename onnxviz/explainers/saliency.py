@@ -67,13 +67,14 @@ class InputGradientExplainer(Explainer):
             attr, scores, extras = self.attribute(x, targets, pixels, scores)
         with timer("reduce"):
             raw = G.channels_last(np.asarray(attr, np.float32), m.input.layout)
+            raw = G.image_shaped(m, raw)
             heat = G.reduce_channels(raw, self.params["reduce"]).astype(np.float32)
         times = timer.result(share=len(x))
         return [
             Explanation(
                 heatmap=heat[i], raw=raw[i], target=int(t), label=m.label_of(int(t)),
                 score=float(scores[i, t]), method=self.name, params=dict(self.params),
-                timings=times, image=pixels[i], extras=extras[i],
+                timings=times, image=G.image_shaped(m, pixels)[i], extras=extras[i],
             )
             for i, t in enumerate(targets)
         ]

@@ -82,12 +82,15 @@ def _randomise_top(proto: onnx.ModelProto, n: int, seed: int = 0) -> onnx.ModelP
 
 def test_randomised_top_layers_change_the_maps(effnet_path):
     """Adebayo et al. 2018 (https://arxiv.org/abs/1810.03292): a method that explains the model
-    must change when the model's top layers are re-drawn at random."""
+    must change when the model's top layers are re-drawn at random. Top layers: the last MBConv
+    block (expand, depthwise, project convs) and the head (1x1 conv, dense): 5 weight tensors.
+    (Re-drawing only the head's conv and dense layer leaves Grad-CAM an activation-energy map that
+    still correlates with the original at 0.6-0.8, as measured; a deeper cut removes that.)"""
     from scipy.stats import spearmanr
     from skimage.data import chelsea
 
     m = ov.load(effnet_path)
-    rnd = ov.load(_randomise_top(m.proto, 3))
+    rnd = ov.load(_randomise_top(m.proto, 5))
     for method in ("gradcam", "saliency"):
         a = ov.explain(m, chelsea(), method=method, target=281).heatmap
         b = ov.explain(rnd, chelsea(), method=method, target=281).heatmap
@@ -147,3 +150,27 @@ def test_keras_saliency_matches_finite_differences(shapes_keras, shapes):
         xm[0, i, j, c] -= h
         fd = (m.forward(xp.astype(np.float32))[0, 0] - m.forward(xm.astype(np.float32))[0, 0]) / (2 * h)
         assert abs(e.raw[i, j, c] - fd) <= 2e-2 * np.abs(e.raw).max() + 1e-4
+
+
+def test_every_method_runs_on_third_party_exports(fixtures_dir):
+    """MATLAB (flattened input), tf2onnx (NHWC) and old PyTorch exports: every method gives a map
+    at the image's size; CAM refuses heads without global average pooling, with its hint."""
+    import warnings
+
+    img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    files = sorted(fixtures_dir.glob("*.onnx"))
+    assert len(files) >= 6
+    for path in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # preprocessing guessed for files without metadata
+            m = ov.load(path)
+        size = tuple(getattr(m.input, "flat_size", None) or m.input.size)
+        for method in GRADIENT + CAMS:
+            if method == "cam":
+                with pytest.raises(ov.OptionError, match="use gradcam"):
+                    ov.explain(m, img, method=method)
+                continue
+            e = ov.explain(m, [img, img], method=method, **FAST.get(method, {}))
+            assert e[0].heatmap.shape == size, (path.name, method)
+            assert np.isfinite(e[0].heatmap).all()
+            np.testing.assert_allclose(e[0].heatmap, e[1].heatmap, rtol=1e-5, atol=1e-7)
