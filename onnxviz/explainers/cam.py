@@ -74,7 +74,7 @@ class CAMExplainer(Explainer):
             else:
                 run_scores = m.run(x, [m.score_output, tensor], batch_size=bs)
                 exposed, grads = run_scores, None
-                run_scores = run_scores[m.score_output]
+                run_scores = run_scores[m.score_output].reshape(len(x), -1)
             acts = to_nchw(exposed[tensor], self.layout)
         scores = run_scores if scores is None else scores
         with timer("weights"):

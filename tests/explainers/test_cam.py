@@ -163,3 +163,54 @@ def test_default_layer_is_last_spatial_layer_before_the_score(effnet, fixtures_d
     resnet = ov.load(fixtures_dir / "pytorch_cifar_resnet_2b.onnx", preprocess="unit")
     layer = default_layer(resnet)
     assert layer.shape[2:] != (1, 1) and len(layer.shape) == 4
+
+
+def _nhwc_graph():
+    """A Keras-like graph that keeps channel-last tensors between its ops: NHWC input, Transpose
+    around a 1x1 Conv, Relu on the NHWC tensor, ReduceMean over axes 1, 2, then MatMul + Add."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3, 1, 1)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    wd = rng.normal(size=(4, 2)).astype(np.float32)
+    bd = rng.normal(size=2).astype(np.float32)
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_nchw"], perm=[0, 3, 1, 2], name="to_nchw"),
+        helper.make_node("Conv", ["x_nchw", "w", "b"], ["conv"], name="conv"),
+        helper.make_node("Transpose", ["conv"], ["conv_nhwc"], perm=[0, 2, 3, 1], name="to_nhwc"),
+        helper.make_node("Relu", ["conv_nhwc"], ["act"], name="act"),
+        helper.make_node("ReduceMean", ["act", "axes"], ["pooled"], keepdims=0, name="gap"),
+        helper.make_node("MatMul", ["pooled", "wd"], ["mm"], name="dense"),
+        helper.make_node("Add", ["mm", "bd"], ["logits"], name="bias"),
+    ]
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             ((w, "w"), (b, "b"), (wd, "wd"), (bd, "bd"), (np.array([1, 2], np.int64), "axes"))]
+    graph = helper.make_graph(
+        nodes, "nhwc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    proto.ir_version = 9
+    onnx.checker.check_model(proto)
+    return proto, w[:, :, 0, 0], b, wd
+
+
+def test_channel_last_layers_and_reducemean_head():
+    from onnxviz.explainers._layers import default_layer, layer_layout
+
+    proto, w, b, wd = _nhwc_graph()
+    m = ov.load(proto, preprocess="unit")
+    assert m.input.layout == "NHWC"
+    layer = default_layer(m)
+    assert layer.tensor == "act" and layer_layout(m, layer) == "NHWC"
+    img = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    acts = np.maximum(img.astype(np.float32) / 255 @ w.T + b, 0)  # (8, 8, 4), channel-last
+    np.testing.assert_allclose(ov.activations(m, img, "act")["act"], acts.transpose(2, 0, 1),
+                               rtol=1e-5, atol=1e-6)
+    for target in (0, 1):
+        cam = np.maximum(acts @ wd[:, target], 0)
+        got = ov.explain(m, img, method="cam", target=target)
+        np.testing.assert_allclose(got.raw, cam, rtol=1e-5, atol=1e-6)
+        grad = ov.explain(m, img, method="gradcam", target=target)
+        np.testing.assert_allclose(grad.raw, cam / 64, rtol=1e-5, atol=1e-7)
