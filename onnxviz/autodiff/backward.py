@@ -81,7 +81,16 @@ class _Walk:
     def visit(self, node: onnx.NodeProto):
         ctx = self.ctx
         r = find_rule(node.op_type, self.info.opset)
-        if r is None or node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx"):
+            r = None
+        skip = set(r.nondiff) if r is not None else set()
+        needs = [
+            bool(x) and x in self.reach and i not in skip and self.info.is_float(x)
+            for i, x in enumerate(node.input)
+        ]
+        if not any(needs):
+            return  # e.g. the producer of a `wrt` tensor: nothing upstream is differentiated
+        if r is None:
             raise UnsupportedOpError(
                 node.op_type,
                 node.name or node.output[0],
@@ -90,13 +99,6 @@ class _Walk:
             )
         out_grads = [self.total(o) if o in self.active else None for o in node.output]
         if all(g is None for g in out_grads):
-            return
-        skip = set(r.nondiff)
-        needs = [
-            bool(x) and x in self.reach and i not in skip and self.info.is_float(x)
-            for i, x in enumerate(node.input)
-        ]
-        if not any(needs):
             return
         ctx.node, ctx._out_grads, ctx._needs = node, out_grads, needs
         result = r.fn(ctx, node)
