@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import LayerError, UnsupportedOpError
-from .graph import GraphInfo
+from .graph import GraphInfo, fold_pads
 from .registry import Context, find_rule, supported_ops
 
 
@@ -137,6 +137,11 @@ def gradient_model(model, of: str, wrt, expose=()) -> GradientModel:
     model = copy.deepcopy(model)
     wrt = [wrt] if isinstance(wrt, str) else list(wrt)
     expose = [expose] if isinstance(expose, str) else list(expose)
+    names = GraphInfo.of(model).tensor_names()
+    for n in [of, *wrt, *expose]:
+        if n not in names:
+            raise LayerError(n, sorted(names), what="tensor")
+    fold_pads(model, keep={of, *wrt, *expose})
     info = GraphInfo.of(model)
     names = info.tensor_names()
     for n in [of, *wrt, *expose]:

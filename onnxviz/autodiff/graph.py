@@ -161,6 +161,84 @@ class GraphInfo:
         return self.forward_reach(wrt) & self.ancestors(of)
 
 
+def fold_pads(model: onnx.ModelProto, keep) -> int:
+    """Fold zero ``Pad`` nodes into the ``Conv`` that alone consumes them (in place).
+
+    TensorFlow-style "same" padding is exported as Pad + Conv. ONNX Runtime fuses the pair in
+    the forward pass; folding it here also lets the backward graph handle the padding inside
+    the Conv's input gradient instead of slicing every padded gradient. Pads whose output is in
+    ``keep`` (asked for, or a graph output) are left alone. Returns the number folded.
+    """
+    g = model.graph
+    opset = default_opset(model)
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            v = _constant_node_value(n)
+            if v is not None:
+                consts[n.output[0]] = v
+    users = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            users[i].append(n)
+    keep = set(keep) | {o.name for o in g.output}
+    folded = []
+    for n in g.node:
+        if n.op_type != "Pad" or n.domain not in ("", "ai.onnx") or n.output[0] in keep:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if attrs.get("mode", b"constant") not in (b"constant", "constant"):
+            continue
+        if opset < 11:
+            pads, value = attrs.get("pads", attrs.get("paddings")), attrs.get("value", 0.0)
+        else:
+            pads = consts.get(n.input[1]) if len(n.input) > 1 else None
+            value = consts.get(n.input[2], np.zeros(1)) if len(n.input) > 2 and n.input[2] else 0.0
+            if len(n.input) > 3 and n.input[3]:
+                continue
+        if pads is None or np.any(np.asarray(value) != 0):
+            continue
+        pads = [int(p) for p in np.ravel(pads)]
+        rank = len(pads) // 2
+        cons = users[n.output[0]]
+        if (rank < 3 or min(pads) < 0 or any(pads[a] or pads[rank + a] for a in (0, 1))
+                or len(cons) != 1 or cons[0].op_type != "Conv" or cons[0].input[0] != n.output[0]):
+            continue
+        conv = cons[0]
+        cattrs = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        if cattrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"", ""):
+            continue
+        nd = rank - 2
+        old = list(cattrs.get("pads", [0] * (2 * nd)))
+        new = [old[i] + pads[2 + i] for i in range(nd)] + [old[nd + i] + pads[rank + 2 + i] for i in range(nd)]
+        for a in list(conv.attribute):
+            if a.name == "pads":
+                conv.attribute.remove(a)
+        conv.attribute.append(helper.make_attribute("pads", new))
+        conv.input[0] = n.input[0]
+        folded.append(n)
+    for n in folded:
+        g.node.remove(n)
+    _prune(g, {i for n in folded for i in n.input[1:] if i} - keep)
+    return len(folded)
+
+
+def _prune(g: onnx.GraphProto, dead: set):
+    """Remove the nodes and initializers that only computed the (now unused) tensors ``dead``."""
+    while dead:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = {t for t in dead if t not in used}
+        nxt = set()
+        for n in list(g.node):
+            if n.output and all(o in dead or not o for o in n.output):
+                g.node.remove(n)
+                nxt.update(i for i in n.input if i)
+        for t in list(g.initializer):
+            if t.name in dead:
+                g.initializer.remove(t)
+        dead = nxt
+
+
 def reachable(model: onnx.ModelProto, of: str) -> dict[str, bool]:
     """Which tensors gradients of ``of`` can reach.
 

@@ -1,0 +1,117 @@
+"""Input-gradient throughput: onnxviz's rewritten ONNX graph vs PyTorch autograd vs plain forward.
+
+On EfficientNet-Lite0 (``models/efficientnet_lite0.onnx``, the torch original from
+``models.build_efficientnet.torch_model``), all with the same thread count, in one run:
+
+- ``onnxviz gradient``: one ONNX Runtime run of ``gradient_model(of="logits", wrt=["input"])``
+  (forward + backward), seeded with one-hot targets;
+- ``torch autograd``: forward + ``backward()`` of the target logits;
+- ``ORT forward``: the plain forward pass (the floor).
+
+Targets of issue 3: onnxviz >= 2x torch autograd's images/s, and forward+backward <= 4x forward.
+Run from the repository root::
+
+    python benchmarks/gradients.py            # batch 16, 2 threads, 5 timed repeats
+    python benchmarks/gradients.py --quick    # smoke run: batch 2, 1 repeat
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _time(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up call (seconds)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smoke run: batch 2, 1 repeat")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch autograd row")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.batch, args.repeats = 2, 1
+
+    import onnx
+
+    from onnxviz import runtime
+    from onnxviz.autodiff import gradient_model
+
+    proto = onnx.load(args.model)
+    inp, out = proto.graph.input[0].name, proto.graph.output[0].name
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
+    targets = rng.integers(0, 1000, args.batch)
+    seed = np.zeros((args.batch, 1000), np.float32)
+    seed[np.arange(args.batch), targets] = 1
+
+    t0 = time.perf_counter()
+    gm = gradient_model(proto, of=out, wrt=[inp])
+    build_s = time.perf_counter() - t0
+    fwd = runtime.session(proto, providers=["CPUExecutionProvider"], threads=args.threads)
+    bwd = runtime.session(gm.model, providers=["CPUExecutionProvider"], threads=args.threads)
+
+    rows = []
+    t_fwd = _time(lambda: fwd.run([out], {inp: x}), args.repeats)
+    t_grad = _time(lambda: bwd.run([gm.grads[inp]], {inp: x, gm.seed: seed}), args.repeats)
+    rows.append(("onnxviz gradient (ORT)", t_grad))
+
+    t_torch = None
+    if not args.no_torch:
+        import torch
+
+        from models.build_efficientnet import torch_model
+
+        torch.set_num_threads(args.threads)
+        net = torch_model()
+        tx = torch.from_numpy(x)
+        tt = torch.from_numpy(targets)
+
+        def torch_grad():
+            xx = tx.clone().requires_grad_(True)
+            logits = net(xx)
+            logits[torch.arange(len(tt)), tt].sum().backward()
+            return xx.grad
+
+        t_torch = _time(torch_grad, args.repeats)
+        rows.append(("torch autograd", t_torch))
+        ours = bwd.run([gm.grads[inp]], {inp: x, gm.seed: seed})[0]
+        ref = torch_grad().numpy()
+        err = np.abs(ours - ref).max() / np.abs(ref).max()
+    rows.append(("ORT forward only (floor)", t_fwd))
+
+    print(f"EfficientNet-Lite0, batch {args.batch}, {args.threads} threads, best of {args.repeats} "
+          f"(gradient graph built in {build_s:.2f} s; {len(gm.model.graph.node)} nodes, "
+          f"pid {os.getpid()})")
+    print(f"{'method':<28}{'s / batch':>12}{'images / s':>14}")
+    for name, t in rows:
+        print(f"{name:<28}{t:>12.3f}{args.batch / t:>14.1f}")
+    if t_torch is not None:
+        print(f"onnxviz vs torch autograd: {t_torch / t_grad:.2f}x throughput (target >= 2x); "
+              f"max |diff| / max |grad| = {err:.1e}")
+    print(f"forward+backward / forward: {t_grad / t_fwd:.2f}x (target <= 4x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
