@@ -159,3 +159,32 @@ def test_shape_subgraph_is_constant_and_only_path_is_differentiated():
     seed = np.arange(12, dtype=np.float32).reshape(2, 6)
     out = session(g.model).run([g.grads["x"]], {"x": x, g.seed: seed})[0]
     np.testing.assert_array_equal(out, (seed.reshape(x.shape) * (x > 0)))
+
+
+def test_zero_pad_folded_into_conv_keeps_outputs_and_gradients():
+    """TF-style "same" padding (Pad + strided depthwise Conv) is folded into the Conv: forward
+    outputs are unchanged and the input gradient matches central differences."""
+    from onnx import TensorProto, helper
+
+    from _autodiff_helpers import finite_diff
+
+    w = np.random.default_rng(0).standard_normal((3, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="constant"),
+             helper.make_node("Conv", ["p", "w"], ["y"], group=3, strides=[2, 2], kernel_shape=[3, 3])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
+                     numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    gm = gradient_model(model, "y", ["x"])
+    assert "Pad" not in {n.op_type for n in gm.model.graph.node}
+    x = np.random.default_rng(1).standard_normal((1, 3, 6, 6)).astype(np.float32)
+    plain = session(model)
+    y = plain.run(["y"], {"x": x})[0]
+    seed = np.random.default_rng(2).standard_normal(y.shape).astype(np.float32)
+    y2, dx = session(gm.model).run(["y", gm.grads["x"]], {"x": x, gm.seed: seed})
+    np.testing.assert_array_equal(y2, y)
+    fd = finite_diff(plain, "y", {"x": x}, "x", seed, 1e-2)  # linear: exact up to rounding
+    np.testing.assert_allclose(dx, fd, rtol=0, atol=2e-3 * np.abs(fd).max())
