@@ -119,6 +119,9 @@ def to_rgb8(img: np.ndarray, what: str = "image") -> np.ndarray:
         raise ImageError(f"{what}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {img.shape}")
     if img.shape[0] < 1 or img.shape[1] < 1:
         raise ImageError(f"{what}: empty image of shape {img.shape}")
+    if img.dtype == np.uint8 and (img.ndim == 2 or img.shape[2] == 3):  # the common case: no math
+        return np.array(np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img,
+                        order="C", copy=True)
     f = _to_float255(img, what)
     if f.ndim == 2:
         f = np.repeat(f[..., None], 3, axis=2)

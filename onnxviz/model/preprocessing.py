@@ -50,12 +50,15 @@ class Preprocessing:
 
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) RGB pixels in [0, 255] -> float32 (N, H, W, 3) normalized values."""
-        x = np.asarray(pixels, dtype=np.float32)
+        px = np.asarray(pixels)
         if self.channel_order == "BGR":
-            x = x[..., ::-1]
-        mean = np.asarray(self.mean, np.float32)
-        std = np.asarray(self.std, np.float32)
-        return ((x * np.float32(self.scale) - mean) / std).astype(np.float32)
+            px = px[..., ::-1]
+        x = px.astype(np.float32)  # a new array: scaled in place below
+        mean = np.asarray(self.mean, np.float64)
+        std = np.asarray(self.std, np.float64)
+        x *= (self.scale / std).astype(np.float32)  # (x * scale - mean) / std, in two passes
+        x -= (mean / std).astype(np.float32)
+        return x
 
     def to_json(self) -> dict:
         """The metadata JSON form (``{"preset": name}`` for presets)."""
