@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     from ..viz import COLORMAPS
 
     p = subparsers.add_parser(
-        "activations", help="grids of a layer's channel activations for images",
+        "activations", allow_abbrev=False, help="grids of a layer's channel activations for images",
         description="Show what layers compute: one PNG grid of channel maps per image and layer.")
     add_model_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",

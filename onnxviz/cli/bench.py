@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     p = subparsers.add_parser(
-        "bench", help="images/s of each method on this machine",
+        "bench", allow_abbrev=False, help="images/s of each method on this machine",
         description="Time every method (or --methods) on copies of one image; prints a table.")
     add_model_args(p)
     p.add_argument("--methods", "-m", action="append", metavar="M,M,...",

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     p = subparsers.add_parser(
-        "demo", help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
+        "demo", allow_abbrev=False, help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
         description="Run every method on the bundled EfficientNet-Lite0 and skimage.data.chelsea "
                     "and write an HTML report; prints its path.")
     p.add_argument("--out", "-o", default="onnxviz-demo", metavar="DIR",
@@ -79,7 +79,7 @@ def run(args) -> int:
 
     methods = options.parse_methods(args.methods or ["all"])
     folder = files.out_dir(args.out)
-    model_path = Path(args.model) if args.model else find_model()
+    model_path = Path(args.model) if args.model is not None else find_model()
     images = files.read_images([args.image])
     model = load(model_path, threads=args.threads)
     settings = demo_settings(methods)

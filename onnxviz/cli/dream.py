@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     from ..inside import deep_dream
 
     p = subparsers.add_parser(
-        "dream", help="deep dream: amplify what a layer sees in an image",
+        "dream", allow_abbrev=False, help="deep dream: amplify what a layer sees in an image",
         description="Multi-scale gradient ascent on images that maximises a layer's channels.")
     add_model_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
     names = methods()
     p = subparsers.add_parser(
-        "explain", help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
+        "explain", allow_abbrev=False, help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
         description="Explain an ONNX classifier's decision on images. Writes "
                     "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
                     ".mask.png (at the image's size) into --out.")

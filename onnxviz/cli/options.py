@@ -6,9 +6,9 @@ explainer's ``__init__`` (:meth:`onnxviz.explainers.Explainer.options`). Every o
 one flag; a name taken by another flag gets the method as prefix (``--lime-alpha``).
 
 Values arrive as text and are converted per method from the parameter's default and annotation
-(ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``). Without an annotation a
-comma list is accepted and names that read as numbers become numbers (occlusion's ``--patch 16,32``,
-``--fill 0``). A bad value is an :class:`~onnxviz.errors.OptionError` naming the flag, never a
+(ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``). Without an annotation
+the default's type decides, and the options in :data:`MULTI_VALUE` also take comma lists and numbers
+(occlusion's ``--patch 16,32``, ``--fill 0``). A bad value is an :class:`~onnxviz.errors.OptionError` naming the flag, never a
 traceback.
 """
 
@@ -20,6 +20,10 @@ import math
 
 from ..errors import OptionError
 
+
+#: Unannotated options that also take a comma list or a number: (h, w) sizes and per-channel or
+#: numeric fills. Annotating a parameter (``int | tuple[int, int]``) makes this unnecessary.
+MULTI_VALUE = frozenset({"patch", "stride", "fill"})
 
 #: Method options that are also model options (one flag feeds both).
 SHARED_WITH_MODEL = frozenset({"batch_size"})
@@ -211,18 +215,19 @@ def _scalar(text: str, kinds: list[str], opt: str):
     raise OptionError(f"{flag(opt)} expects {want}, got {text!r}")
 
 
-def _kinds(p: inspect.Parameter) -> tuple[list[str], bool]:
+def _kinds(p: inspect.Parameter, opt: str = "") -> tuple[list[str], bool]:
     """Scalar kinds to try (in order) and whether a comma list (tuple) is accepted."""
     ann = str(p.annotation) if p.annotation is not inspect.Parameter.empty else ""
     d = p.default
     if isinstance(d, bool):
         return ["bool"], False
-    if not ann:  # only the default to go by: lenient, the explainer validates
+    if not ann:  # only the default to go by
+        many = opt in MULTI_VALUE
         if isinstance(d, int):
-            return ["int"], True
+            return ["int"], many
         if isinstance(d, float):
-            return ["float"], True
-        return ["int", "float", "str"], True
+            return ["float"], many
+        return (["int", "float", "str"] if many else ["str"]), many
     tuple_ok = isinstance(d, (tuple, list)) or "tuple" in ann or "list" in ann or "Sequence" in ann
     kinds = []
     if isinstance(d, int):
@@ -249,7 +254,7 @@ def convert(raw, p: inspect.Parameter, opt: str):
         if not isinstance(p.default, bool):
             raise OptionError(f"{flag(opt)} takes a value")
         return raw
-    kinds, tuple_ok = _kinds(p)
+    kinds, tuple_ok = _kinds(p, opt)
     if kinds == ["bool"]:
         low = str(raw).strip().lower()
         if low in ("1", "true", "yes", "on"):
@@ -261,8 +266,12 @@ def convert(raw, p: inspect.Parameter, opt: str):
     if "," in text:
         if not tuple_ok:
             raise OptionError(f"{flag(opt)} takes one value, got the list {text!r}")
-        return tuple(_scalar(t, kinds, opt) for t in text.split(","))
-    return _scalar(text, kinds, opt)
+        value = tuple(_scalar(t, kinds, opt) for t in text.split(","))
+    else:
+        value = _scalar(text, kinds, opt)
+    if opt == "seed" and (not isinstance(value, int) or value < 0):
+        raise OptionError(f"--seed must be an integer >= 0 (numpy's generators), got {text!r}")
+    return value
 
 
 def parse_methods(text: str | list[str]) -> list[str]:

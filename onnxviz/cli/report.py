@@ -19,7 +19,7 @@ def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     p = subparsers.add_parser(
-        "report", help="one self-contained HTML page comparing methods on images",
+        "report", allow_abbrev=False, help="one self-contained HTML page comparing methods on images",
         description="Explain images with several methods and write one HTML page (images embedded).")
     add_model_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
