@@ -111,6 +111,8 @@ CASES = [
     Case("conv_same_upper", "Conv", [V((1, 3, 6, 5)), W33], {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
     Case("conv_same_lower", "Conv", [V((1, 3, 5, 5)), W33], {"auto_pad": "SAME_LOWER"}),
     Case("conv_valid_1d", "Conv", [V((2, 3, 7)), np.random.RandomState(4).randn(2, 3, 3)], {"auto_pad": "VALID"}),
+    Case("conv_pointwise", "Conv", [V((2, 3, 4, 5)), np.random.RandomState(8).randn(6, 3, 1, 1)]),
+    Case("conv_pointwise_1d_bias", "Conv", [V((2, 3, 5)), np.random.RandomState(9).randn(4, 3, 1), f(1, 2, 3, 4)]),
     Case("conv_weights_input", "Conv", [V((1, 3, 5, 5)), V((4, 3, 3, 3), wrt=False)], {"pads": [1, 1, 1, 1]}),
     Case("convtranspose_s2", "ConvTranspose", [V((1, 4, 3, 3)), np.random.RandomState(5).randn(4, 2, 3, 3)],
          {"strides": [2, 2], "pads": [1, 0, 1, 1], "output_padding": [1, 0]}),
