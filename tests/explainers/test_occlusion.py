@@ -36,15 +36,23 @@ def chelsea(effnet):
     return effnet.to_pixels(skimage.data.chelsea())[0]
 
 
+@pytest.fixture(scope="module")
+def torch_net():
+    pytest.importorskip("torch")
+    return repo_module("models.build_efficientnet").torch_model()
+
+
 @pytest.mark.parametrize(
     "score,fill,patch,stride",
-    [("probability", "gray", (60, 48), (41, 44)),  # 5 x 5 overlapping rectangular patches
-     ("logit", (10, 200, 90), 64, 64)],  # 3 x 3, per-channel fill, border left uncovered
+    [("probability", "gray", (112, 96), (56, 64)),  # 3 x 3 overlapping rectangular patches
+     ("logit", (10, 200, 90), 100, 70)],  # 3 x 3, per-channel fill, last patches cut at 224
 )
-def test_equals_captum_on_the_torch_original(effnet, chelsea, score, fill, patch, stride):
-    torch = pytest.importorskip("torch")
+def test_equals_captum_on_the_torch_original(effnet, chelsea, torch_net, score, fill, patch,
+                                             stride):
+    import torch
+
     captum_attr = pytest.importorskip("captum.attr")
-    net = repo_module("models.build_efficientnet").torch_model()
+    net = torch_net
 
     def forward(x):
         out = net(x)
