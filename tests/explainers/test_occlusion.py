@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +121,23 @@ def test_batch_size_and_list_of_images_change_nothing():
     ov.explain(m, imgs[0], method="occlusion", patch=3, stride=1, batch_size=16,
                progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (81, 81) and len(seen) == 6  # 10 x 8 patches + the image, 16 a batch
+
+
+def test_every_exporter_matches_occluding_pixels_by_hand(third_party_path):
+    """MATLAB (flattened and 1-channel inputs, regression), tf2onnx (NHWC), PyTorch: each patch's
+    drop equals the model's score on the pixel image with that patch painted grey."""
+    with warnings.catch_warnings():  # no preprocessing metadata: the guess is fine here
+        warnings.simplefilter("ignore")
+        m = ov.load(third_party_path)
+    img = np.random.default_rng(0).integers(0, 256, (40, 40, 3)).astype(np.uint8)
+    e = ov.explain(m, img, method="occlusion", patch=7, stride=6, score="logit", batch_size=8)
+    pixels = m.to_pixels(img)
+    size = m.input.flat_size or m.input.size
+    rects, grid = patch_grid(size, 7, 6)
+    copies = np.repeat(pixels.reshape(1, *size, 3), len(rects) + 1, axis=0)
+    for k, (y0, x0, y1, x1) in enumerate(rects):
+        copies[k + 1, y0:y1, x0:x1] = 128
+    scores = m.forward(m.normalize(copies.reshape(-1, *pixels.shape[1:])))[:, e.target]
+    want = scores[0] - scores[1:]
+    assert e.heatmap.shape == tuple(size) and e.raw.shape == grid
+    np.testing.assert_allclose(e.raw.ravel(), want, rtol=1e-4, atol=1e-5 * max(1, np.abs(scores).max()))
