@@ -1,0 +1,109 @@
+"""Trains ``models/shapes_cnn.onnx``: a small CNN on the synthetic shapes data (``models/shapes.py``).
+
+A per-pixel 1x1 Conv+ReLU (it learns "is this pixel white", so plain input gradients point at the
+rectangle rather than at its outline), three 3x3 Conv+ReLU blocks (two 2x2 max-pools, so the last feature map is 16x16), then global average
+pooling and one Linear layer: the GAP->dense head that Class Activation Mapping needs
+(Zhou et al., https://arxiv.org/abs/1512.04150). Input NCHW, pixels scaled to [0, 1] ("unit").
+Trained on CPU in a couple of minutes, exported with ``converters.pytorch``.
+
+Run from the repository root::
+
+    python -m models.train_shapes_torch
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.shapes import LABELS, SIZE, make_dataset
+
+HERE = Path(__file__).resolve().parent
+ONNX_PATH = HERE / "shapes_cnn.onnx"
+TRAIN_SEED, VAL_SEED, TEST_SEED = 1, 2, 3
+N_TRAIN, N_TEST = 8000, 2000
+
+
+def shapes_cnn() -> nn.Module:
+    """The untrained network; module names become the ONNX layer names (``/features/conv3/Conv``)."""
+    features = nn.Sequential(
+        OrderedDict(
+            conv0=nn.Conv2d(3, 8, 1),
+            relu0=nn.ReLU(),
+            conv1=nn.Conv2d(8, 16, 3, padding=1),
+            relu1=nn.ReLU(),
+            pool1=nn.MaxPool2d(2),
+            conv2=nn.Conv2d(16, 32, 3, padding=1),
+            relu2=nn.ReLU(),
+            pool2=nn.MaxPool2d(2),
+            conv3=nn.Conv2d(32, 32, 3, padding=1),
+            relu3=nn.ReLU(),
+        )
+    )
+    head = nn.Sequential(OrderedDict(gap=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(32, len(LABELS))))
+    return nn.Sequential(OrderedDict(features=features, head=head))
+
+
+def to_input(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] (the ``unit`` preset)."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0)
+
+
+def train(epochs: int = 4, batch: int = 64, seed: int = 0, log=print) -> nn.Module:
+    """Trains with Adam on a fixed set of ``N_TRAIN`` images; returns the eval-mode network."""
+    torch.manual_seed(seed)
+    images, labels, _ = make_dataset(N_TRAIN, seed=TRAIN_SEED)
+    x, y = to_input(images), torch.from_numpy(labels)
+    net = shapes_cnn()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (N_TRAIN // batch))
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        net.train()
+        order = torch.randperm(N_TRAIN)
+        total = 0.0
+        for start in range(0, N_TRAIN - batch + 1, batch):
+            idx = order[start : start + batch]
+            opt.zero_grad()
+            loss = loss_fn(net(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        log(f"epoch {epoch + 1}: loss {total / (N_TRAIN // batch):.4f}, val acc {accuracy(net, VAL_SEED):.4f}")
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, seed: int, n: int = N_TEST) -> float:
+    """Accuracy on ``n`` fresh images drawn with ``seed``."""
+    net.eval()
+    images, labels, _ = make_dataset(n, seed=seed)
+    pred = net(to_input(images)).argmax(1).numpy()
+    return float((pred == labels).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-o", "--output", type=Path, default=ONNX_PATH)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    net = train(epochs=args.epochs)
+    print(f"trained in {time.perf_counter() - start:.0f} s; held-out accuracy (seed {TEST_SEED}, "
+          f"{N_TEST} images): {accuracy(net, TEST_SEED):.4f}")
+    from converters.pytorch import convert
+
+    convert(net, args.output, input_size=(SIZE, SIZE), preprocess="unit", labels=list(LABELS), opset=17)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
