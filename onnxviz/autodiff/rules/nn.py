@@ -68,9 +68,16 @@ def conv_input_grad(ctx, g, x, w, y, *, group, kernel, strides, dilations, pads)
     out_pad = []
     for n, o, s, d, k, pb, pe in zip(in_sp, out_sp, strides, dilations, kernel, pads[:nd], pads[nd:]):
         out_pad.append(n - (s * (o - 1) + d * (k - 1) + 1 - pb - pe))
-    return ctx.emit("ConvTranspose", [g, w], group=group, kernel_shape=kernel, strides=strides,
-                    dilations=dilations, pads=pads,
-                    output_padding=out_pad if any(out_pad) else None)
+    # ONNX Runtime's CUDA provider runs ConvTranspose with asymmetric pads on the CPU, so pad
+    # symmetrically and crop the rest with a Slice (TF "same" padding is asymmetric).
+    sym = [min(pb, pe) for pb, pe in zip(pads[:nd], pads[nd:])]
+    dx = ctx.emit("ConvTranspose", [g, w], group=group, kernel_shape=kernel, strides=strides,
+                  dilations=dilations, pads=sym + sym,
+                  output_padding=out_pad if any(out_pad) else None)
+    if sym + sym == list(pads):
+        return dx
+    begin = [pb - m for pb, m in zip(pads[:nd], sym)]
+    return ctx.slice(dx, begin, [b + n for b, n in zip(begin, in_sp)], list(range(2, 2 + nd)))
 
 
 @rule("Conv")
