@@ -44,9 +44,14 @@ def geometry(model) -> Geometry:
     return Geometry(size, shape, last, np.dtype(spec.dtype))
 
 
+def as_list(images) -> list:
+    """A list of images (one array or path becomes a list of one)."""
+    return list(images) if isinstance(images, (list, tuple)) else [images]
+
+
 def pixels_of(model, images, geo: Geometry) -> np.ndarray:
     """(N, H, W, 3) uint8 pixels at the explained resolution."""
-    px = model.to_pixels(list(images))
+    px = model.to_pixels(as_list(images))
     return px.reshape(px.shape[0], *geo.size, 3)
 
 

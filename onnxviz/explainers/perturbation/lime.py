@@ -20,7 +20,7 @@ from ...perturb.segment import METHODS as SEGMENTATIONS
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
 from .common import (
-    check_positive, check_score, geometry, pixels_of, resolve, run_set, share_timings,
+    as_list, check_positive, check_score, geometry, pixels_of, resolve, run_set, share_timings,
     targets_per_image, to_input,
 )
 
@@ -163,7 +163,7 @@ class Lime(Explainer):
         ``raw`` holds the weights (S,); ``extras`` the intercept, the weighted R^2 of the
         surrogate (``r2``), its prediction on the image (``local_pred``) and ``top_labels``.
         """
-        images = list(images)
+        images = as_list(images)
         targets = targets_per_image(target, len(images))
         timer = Timer()
         with timer("prepare"):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...perturb import EDGES, baseline, occlusion_batch, occlusion_heatmap, parse_fill, patch_grid
+from ...perturb import baseline, occlusion_batch, occlusion_heatmap, parse_fill, patch_grid
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
 from .common import (
-    TargetScores, check_positive, check_score, geometry, pixels_of, run_set, share_timings,
-    targets_per_image, to_input,
+    TargetScores, as_list, check_positive, check_score, geometry, pixels_of, run_set,
+    share_timings, targets_per_image, to_input,
 )
 
 
@@ -56,7 +56,7 @@ class Occlusion(Explainer):
         ``raw`` is the (rows, cols) grid of drops (unperturbed score minus occluded score);
         ``extras["worst_patch"]`` is the ``(y0, x0, y1, x1)`` of the patch with the largest drop.
         """
-        images = list(images)
+        images = as_list(images)
         targets = targets_per_image(target, len(images))
         timer = Timer()
         with timer("prepare"):

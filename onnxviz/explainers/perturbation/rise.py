@@ -14,8 +14,8 @@ from ...perturb import baseline, blend_batch, mask_params, parse_fill, rise_mask
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
 from .common import (
-    TargetScores, check_positive, check_score, geometry, pixels_of, run_set, share_timings,
-    targets_per_image, to_input,
+    TargetScores, as_list, check_positive, check_score, geometry, pixels_of, run_set,
+    share_timings, targets_per_image, to_input,
 )
 
 
@@ -60,7 +60,7 @@ class Rise(Explainer):
 
         ``raw`` holds the N explained scores of the masked images.
         """
-        images = list(images)
+        images = as_list(images)
         targets = targets_per_image(target, len(images))
         timer = Timer()
         with timer("prepare"):
