@@ -126,7 +126,7 @@ def test_batch_invariance(shapes_cnn, shapes, method):
 def test_keras_nhwc_model(shapes_keras, shapes, method):
     images, labels, _ = shapes
     assert shapes_keras.input.layout == "NHWC"
-    e = ov.explain(shapes_keras, images[:2], method=method, **FAST.get(method, {}))
+    e = ov.explain(shapes_keras, list(images[:2]), method=method, **FAST.get(method, {}))
     for x in e:
         assert x.heatmap.shape == (64, 64) and x.heatmap.dtype == np.float32
         assert np.isfinite(x.heatmap).all() and np.abs(x.heatmap).max() > 0
