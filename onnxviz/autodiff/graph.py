@@ -132,8 +132,10 @@ class GraphInfo:
 
     def diff_slots(self, node: onnx.NodeProto) -> list[int]:
         """Input slots of ``node`` that can carry a gradient."""
-        if node.op_type in NON_DIFFERENTIABLE or node.domain not in ("", "ai.onnx"):
-            return [] if node.op_type in NON_DIFFERENTIABLE else list(range(len(node.input)))
+        if node.op_type in NON_DIFFERENTIABLE:
+            return []
+        if node.domain not in ("", "ai.onnx"):
+            return list(range(len(node.input)))
         r = find_rule(node.op_type, self.opset)
         skip = set(r.nondiff) if r else set()
         return [i for i in range(len(node.input)) if i not in skip and node.input[i]]
