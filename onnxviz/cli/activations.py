@@ -34,7 +34,8 @@ def register(subparsers) -> None:
                    "(default the first --max-channels)")
     p.add_argument("--max-channels", type=int, default=16, metavar="N",
                    help="channels shown per layer without --channels (default 16)")
-    p.add_argument("--cmap", default="viridis", choices=COLORMAPS, help="colormap (default viridis)")
+    p.add_argument("--cmap", default="viridis", choices=COLORMAPS,
+                   help="colormap (default viridis)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image and layer")
     p.add_argument("--debug", dest="sub_debug", action="store_true",
                    help="show the full traceback on errors")

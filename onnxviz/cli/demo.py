@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     p = subparsers.add_parser(
-        "demo", allow_abbrev=False, help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
+        "demo", allow_abbrev=False,
+        help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
         description="Run every method on the bundled EfficientNet-Lite0 and skimage.data.chelsea "
                     "and write an HTML report; prints its path.")
     p.add_argument("--out", "-o", default="onnxviz-demo", metavar="DIR",

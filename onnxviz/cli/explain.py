@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
+from tqdm import tqdm
+
 from . import files, options
 from .common import add_model_args, load_model
 
@@ -19,7 +21,8 @@ def register(subparsers) -> None:
 
     names = methods()
     p = subparsers.add_parser(
-        "explain", allow_abbrev=False, help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
+        "explain", allow_abbrev=False,
+        help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
         description="Explain an ONNX classifier's decision on images. Writes "
                     "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
                     ".mask.png (at the image's size) into --out.")
@@ -86,10 +89,11 @@ def run(args) -> int:
                             strict=len(methods) == 1):
         paths = files.write_explanation_pngs(folder, names[i], images[i], e, args)
         if args.json:
-            sys.stdout.write(json.dumps(record(sources[i], e, paths)) + "\n")
+            line = json.dumps(record(sources[i], e, paths))
         else:
             t = e.timings.get("total", float("nan"))
-            print(f"{sources[i]}  {e.method:<20} {e.label} ({e.target}) score {e.score:.4g}  "
-                  f"{t:.2f} s  -> {paths['overlay']}")
+            line = (f"{sources[i]}  {e.method:<20} {e.label} ({e.target}) score {e.score:.4g}  "
+                    f"{t:.2f} s  -> {paths['overlay']}")
+        tqdm.write(line, file=sys.stdout)  # clears the progress bars first
         sys.stdout.flush()
     return 0

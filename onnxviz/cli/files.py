@@ -1,4 +1,4 @@
-"""Inputs and outputs of the explaining subcommands: image arguments, output folders, PNGs, progress."""
+"""Inputs and outputs of the explaining subcommands: images, output folders, PNGs, progress bars."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def stems(sources: list[str]) -> list[str]:
 
 
 def out_dir(path) -> Path:
-    """Create the output folder (and parents); a file in the way or no permission is a user error."""
+    """Create the output folder (and parents); a file in the way or no permission: a user error."""
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def progress(total: int, desc: str, quiet: bool = False, unit: str = "it"):
 
 
 def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) -> dict[str, str]:
-    """Write ``<stem>.<method>.{heatmap,overlay,mask}.png`` (+ ``lime.png`` for LIME); returns paths.
+    """Write ``<stem>.<method>.{heatmap,overlay,mask}.png`` (+ superpixels for LIME); returns paths.
 
     The heatmap PNG is the coloured map at the model's input resolution; overlay and mask are at
     the original image's size.

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     from ..inside import visualize_filters
 
     p = subparsers.add_parser(
-        "filters", allow_abbrev=False, help="filter visualization: images that maximise channels of a layer",
+        "filters", allow_abbrev=False,
+        help="filter visualization: images that maximise channels of a layer",
         description="Gradient ascent on the input that maximises channels' mean activation.")
     add_model_args(p)
     p.add_argument("--layer", "-l", required=True, metavar="L",

@@ -8,8 +8,8 @@ one flag; a name taken by another flag gets the method as prefix (``--lime-alpha
 Values arrive as text and are converted per method from the parameter's default and annotation
 (ints, floats, ``a,b`` tuples, numbers-or-names such as IG's ``baseline``). Without an annotation
 the default's type decides, and the options in :data:`MULTI_VALUE` also take comma lists and numbers
-(occlusion's ``--patch 16,32``, ``--fill 0``). A bad value is an :class:`~onnxviz.errors.OptionError` naming the flag, never a
-traceback.
+(occlusion's ``--patch 16,32``, ``--fill 0``). A bad value is an
+:class:`~onnxviz.errors.OptionError` naming the flag, never a traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from ..errors import OptionError
 #: Unannotated options that also take a comma list or a number: (h, w) sizes and per-channel or
 #: numeric fills. Annotating a parameter (``int | tuple[int, int]``) makes this unnecessary.
 MULTI_VALUE = frozenset({"patch", "stride", "fill"})
+
+#: Options that take an array: on the command line, a ``.npy`` file (LIME's own superpixels).
+ARRAY_FILES = frozenset({"segments"})
 
 #: Method options that are also model options (one flag feeds both).
 SHARED_WITH_MODEL = frozenset({"batch_size"})
@@ -145,7 +148,8 @@ def parse_channels(text: str | None):
             else:
                 out.append(int(part))
         except ValueError:
-            raise OptionError(f"--channels expects indices like 0,3,5 or 0-7, got {text!r}") from None
+            raise OptionError(f"--channels expects indices like 0,3,5 or 0-7, got {text!r}") \
+                from None
     if any(c < 0 for c in out):
         raise OptionError(f"--channels must be >= 0, got {text!r}")
     return out
@@ -180,7 +184,7 @@ def method_kwargs(method: str, given: dict[str, object], strict: bool = True) ->
 
 
 def with_progress(method: str, kwargs: dict, show: bool) -> dict:
-    """``kwargs`` plus ``progress=show`` for methods with a ``progress`` option not given by hand."""
+    """``kwargs`` plus ``progress=show`` for methods with a ``progress`` option not given."""
     if "progress" in registry().get(method).options() and "progress" not in kwargs:
         return {**kwargs, "progress": show}
     return kwargs
@@ -211,7 +215,8 @@ def _scalar(text: str, kinds: list[str], opt: str):
             if not text:
                 raise OptionError(f"{flag(opt)} must not be empty")
             return text
-    want = " or ".join({"int": "an integer", "float": "a number", "str": "a name"}[k] for k in kinds)
+    words = {"int": "an integer", "float": "a number", "str": "a name"}
+    want = " or ".join(words[k] for k in kinds)
     raise OptionError(f"{flag(opt)} expects {want}, got {text!r}")
 
 
@@ -250,6 +255,8 @@ def _kinds(p: inspect.Parameter, opt: str = "") -> tuple[list[str], bool]:
 
 def convert(raw, p: inspect.Parameter, opt: str):
     """Convert a command-line value for the parameter ``p`` (see the module docstring)."""
+    if opt in ARRAY_FILES:
+        return load_array(raw, opt)
     if isinstance(raw, bool):
         if not isinstance(p.default, bool):
             raise OptionError(f"{flag(opt)} takes a value")
@@ -272,6 +279,17 @@ def convert(raw, p: inspect.Parameter, opt: str):
     if opt == "seed" and (not isinstance(value, int) or value < 0):
         raise OptionError(f"--seed must be an integer >= 0 (numpy's generators), got {text!r}")
     return value
+
+
+def load_array(path, opt: str):
+    """An option's array from a ``.npy`` file (no pickles)."""
+    import numpy as np
+
+    try:
+        return np.load(str(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        why = "not a .npy array file" if "pickle" in str(e) else str(e)
+        raise OptionError(f"{flag(opt)} expects a .npy file of an array: {path!r}: {why}") from None
 
 
 def parse_methods(text: str | list[str]) -> list[str]:

@@ -19,8 +19,9 @@ def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     p = subparsers.add_parser(
-        "report", allow_abbrev=False, help="one self-contained HTML page comparing methods on images",
-        description="Explain images with several methods and write one HTML page (images embedded).")
+        "report", allow_abbrev=False,
+        help="one self-contained HTML page comparing methods on images",
+        description="Explain images with several methods; write one HTML page (images embedded).")
     add_model_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                    help="image files, folders of images, or skimage:NAME")
@@ -49,16 +50,17 @@ def model_summary(model) -> dict:
     from .inspect import describe
 
     d = describe(model)
-    i = d["input"]
+    i, lab = d["input"], d["labels"]
+    size = f"{i['size'][0]}x{i['size'][1]}"
     return {
         "file": d["model"] or "in-memory",
         "producer": d["producer"],
         "opset": d["opset"],
-        "input": f"{i['name']} {i['layout']} {i['size'][0]}x{i['size'][1]}, {i['channels']} channels",
+        "input": f"{i['name']} {i['layout']} {size}, {i['channels']} channels",
         "preprocessing": model.preprocessing.describe(),
-        "score output": d["score_output"] + (" (logits before Softmax)" if d["prob_output"] else ""),
+        "score output": d["score_output"] + (" (logits, then Softmax)" if d["prob_output"] else ""),
         "classes": d["num_classes"],
-        "labels": f"{d['labels']['count']} from {d['labels']['source']}" if d["labels"]["count"] else "none",
+        "labels": f"{lab['count']} from {lab['source']}" if lab["count"] else "none",
         "4-D layers": len(d["layers"]),
     }
 
@@ -73,8 +75,10 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
     from ..viz import ReportImage
 
     preds = model.predict(images, top=top)
-    sections = [ReportImage(s, img, predictions=[(p.label, p.probability if p.probability is not None
-                                                  else p.score) for p in pr])
+    def top(pr):
+        return [(p.label, p.score if p.probability is None else p.probability) for p in pr]
+
+    sections = [ReportImage(s, img, predictions=top(pr))
                 for s, img, pr in zip(sources, images, preds)]
     failures = {}
     with files.progress(len(images) * len(methods), "explaining", quiet, unit="map") as bar:

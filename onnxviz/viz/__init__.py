@@ -18,5 +18,6 @@ __all__ = [
     "COLORMAPS", "ReportImage", "activation_grid", "apply_colormap", "apply_mask", "caption",
     "chosen_superpixels", "colorbar", "colormap_lut", "compare", "data_uri", "encode_png",
     "filter_grid", "heatmap_mask", "lime_image", "method_picture", "normalize", "overlay",
-    "render_report", "resize_heatmap", "resize_segments", "superpixels_of", "tile", "write_png", "write_report",
+    "render_report", "resize_heatmap", "resize_segments", "superpixels_of", "tile", "write_png",
+    "write_report",
 ]

@@ -13,8 +13,8 @@ Colormaps:
 - ``bwr``: diverging blue-white-red for signed maps (Integrated Gradients, LIME weights),
   white at zero.
 
-``turbo``, ``viridis`` and ``inferno`` are OpenCV's tables (identical to matplotlib's); ``parula`` is
-OpenCV's copy of MATLAB's default map since R2014b.
+``turbo``, ``viridis`` and ``inferno`` are OpenCV's tables (identical to matplotlib's);
+``parula`` is OpenCV's copy of MATLAB's default map since R2014b.
 """
 
 from __future__ import annotations
@@ -150,10 +150,12 @@ def colorbar(cmap: str = "jet", length: int = 256, thickness: int = 16,
         cmap: colormap name.
         length: pixels along the bar.
         thickness: pixels across the bar.
-        vertical: vertical bar (``(length, thickness, 3)``) or horizontal (``(thickness, length, 3)``).
+        vertical: a vertical bar, ``(length, thickness, 3)``, or a horizontal one,
+            ``(thickness, length, 3)``.
     """
     if length < 2 or thickness < 1:
-        raise OptionError(f"colour bar needs length >= 2 and thickness >= 1, got {length}, {thickness}")
+        raise OptionError("colour bar needs length >= 2 and thickness >= 1, "
+                          f"got {length}, {thickness}")
     ramp = np.linspace(0.0, 1.0, int(length))
     row = apply_colormap(ramp[None, :], cmap, vmin=0.0, vmax=1.0, symmetric=False)[0]
     bar = np.repeat(row[None, :, :], int(thickness), axis=0)

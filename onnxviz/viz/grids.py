@@ -15,14 +15,15 @@ from .colormaps import apply_colormap
 
 
 def caption(image, text: str, height: int = 20, scale: float = 0.45) -> np.ndarray:
-    """``image`` with a white band above it holding ``text`` (ASCII; other characters become '?')."""
+    """``image`` with a white band above holding ``text`` (ASCII; other characters become '?')."""
     import cv2
 
     img = np.asarray(image)
     band = np.full((height, img.shape[1], 3), 255, np.uint8)
     text = text.encode("ascii", "replace").decode("ascii")
     # shorten until it fits
-    while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > img.shape[1] - 4:
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    while text and cv2.getTextSize(text, font, scale, 1)[0][0] > img.shape[1] - 4:
         text = text[:-2] + "~" if len(text) > 2 else ""
     cv2.putText(band, text, (2, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
                 cv2.LINE_AA)
@@ -69,7 +70,8 @@ def tile(images, cols: int | None = None, pad: int = 2, background: int = 255,
 
 
 def activation_grid(activation, channels=None, max_channels: int = 16, cmap: str = "viridis",
-                    tile_size: int = 64, cols: int | None = None, titles: bool = False) -> np.ndarray:
+                    tile_size: int = 64, cols: int | None = None,
+                    titles: bool = False) -> np.ndarray:
     """Tile the channels of one layer's activation, each min-max normalised on its own.
 
     Args:
@@ -103,7 +105,8 @@ def activation_grid(activation, channels=None, max_channels: int = 16, cmap: str
     for c in chans:
         t = apply_colormap(a[int(c)], cmap)
         if scale > 1:
-            t = cv2.resize(t, (t.shape[1] * scale, t.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+            t = cv2.resize(t, (t.shape[1] * scale, t.shape[0] * scale),
+                           interpolation=cv2.INTER_NEAREST)
         tiles.append(t)
     return tile(tiles, cols=cols, titles=[f"ch {c}" for c in chans] if titles else None)
 

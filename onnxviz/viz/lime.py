@@ -71,7 +71,8 @@ def lime_image(image, segments, weights, num_features: int = 5, positive_only: b
         min_weight: ignore weaker superpixels (as lime's ``min_weight``).
         positive_color, negative_color: RGB tints of supporting / opposing superpixels.
         alpha: tint strength in [0, 1].
-        boundary_color: RGB colour of the superpixel boundaries (``skimage.segmentation.mark_boundaries``).
+        boundary_color: RGB colour of the superpixel boundaries
+            (``skimage.segmentation.mark_boundaries``).
 
     Returns:
         RGB ``uint8`` image of the image's shape.

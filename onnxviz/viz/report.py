@@ -40,8 +40,10 @@ class ReportImage:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;background:#fafafa}
-h1{font-size:1.5em;margin-bottom:4px}h2{font-size:1.2em;margin-top:32px;border-bottom:1px solid #ccc}
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#222;
+background:#fafafa}
+h1{font-size:1.5em;margin-bottom:4px}
+h2{font-size:1.2em;margin-top:32px;border-bottom:1px solid #ccc}
 .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:8px 0;font-size:.9em}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
@@ -66,7 +68,8 @@ def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
     if s <= max_side:
         return image
     f = max_side / s
-    return cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _img(image: np.ndarray, alt: str, max_side: int) -> str:
@@ -97,8 +100,9 @@ def _predictions(preds) -> str:
         width = max(1, int(round(100 * min(max(float(p), 0.0), 1.0))))
         rows.append(f'<tr><td>{html.escape(str(label))}</td><td class="num">{float(p):.4f}</td>'
                     f'<td><span class="bar" style="width:{width}px"></span></td></tr>')
-    return ("<div><h3>Top-%d prediction</h3><table><tr><th>class</th><th>probability</th><th></th></tr>"
-            % len(preds)) + "".join(rows) + "</table></div>"
+    head = (f"<div><h3>Top-{len(preds)} prediction</h3><table>"
+            "<tr><th>class</th><th>probability</th><th></th></tr>")
+    return head + "".join(rows) + "</table></div>"
 
 
 #: Options that do not change a result and are left out of the page.
@@ -142,16 +146,19 @@ def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: floa
         f'<div class="card" data-method="{html.escape(e.method)}">'
         f"<h3>{html.escape(e.method)}</h3>"
         f"{_img(pic, e.method + ' overlay', max_side)}"
-        f'<div class="row" style="margin-top:4px">{_img(heat, e.method + " heatmap", max_side // 2)}'
+        f'<div class="row" style="margin-top:4px">'
+        f'{_img(heat, e.method + " heatmap", max_side // 2)}'
         f'{_img(mask, e.method + " top 20% mask", max_side // 2)}</div>'
         f'<div class="meta">target {e.target} <b>{html.escape(str(e.label))}</b>, score '
-        f"{float(e.score):.4g}, {t}<br><code>{html.escape(_fmt_params(e.params))}</code></div></div>"
+        f"{float(e.score):.4g}, {t}<br>"
+        f"<code>{html.escape(_fmt_params(e.params))}</code></div></div>"
     )
 
 
 def _failed_card(method: str, message: str) -> str:
-    return (f'<div class="card failed" data-method="{html.escape(method)}"><h3>{html.escape(method)}'
-            f'</h3><div class="meta">not available: {html.escape(message)}</div></div>')
+    m = html.escape(method)
+    return (f'<div class="card failed" data-method="{m}"><h3>{m}</h3>'
+            f'<div class="meta">not available: {html.escape(message)}</div></div>')
 
 
 def _timings(sections) -> str:
@@ -181,7 +188,7 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
         sections: :class:`ReportImage` objects, one per input image.
         model_summary: ``{field: value}`` shown as a table (file, input, layout, classes, ...).
         title: page title.
-        settings: ``{method: {option: value}}`` the methods ran with (shown so runs can be repeated).
+        settings: ``{method: {option: value}}`` the methods ran with (so runs can be repeated).
         alpha, cmap: overlay settings.
         max_side: longest side, in pixels, of the embedded overlays (keeps the page small).
         clip_percent: saturate the top share of each map's values (see :func:`normalize`).
@@ -196,9 +203,11 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
     ]
     for s in sections:
         img = check_image(s.image)
-        parts.append(f"<h2>{html.escape(s.name)} <small>({img.shape[1]}x{img.shape[0]})</small></h2>")
+        size = f"{img.shape[1]}x{img.shape[0]}"
+        parts.append(f"<h2>{html.escape(s.name)} <small>({size})</small></h2>")
         parts.append('<div class="row"><div class="card"><h3>original</h3>'
-                     f"{_img(img, 'original ' + s.name, max_side)}</div>{_predictions(s.predictions)}</div>")
+                     f"{_img(img, 'original ' + s.name, max_side)}</div>"
+                     f"{_predictions(s.predictions)}</div>")
         cards = [_card(img, e, alpha, cmap, max_side, clip_percent) for e in s.explanations]
         cards += [_failed_card(m, msg) for m, msg in s.failures.items()]
         parts.append('<div class="grid">' + "".join(cards) + "</div>")

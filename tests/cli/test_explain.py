@@ -44,8 +44,8 @@ def read_png(path):
 
 @pytest.mark.parametrize("method", ov.METHODS)
 def test_every_method_writes_pngs_and_json(method, tiny, img_file, tmp_path, capsys):
-    code, out, err = cli(["explain", tiny, img_file, "-m", method, "-o", tmp_path, "--json", "--npy",
-                          *LIGHT.get(method, [])], capsys)
+    code, out, err = cli(["explain", tiny, img_file, "-m", method, "-o", tmp_path, "--json",
+                          "--npy", *LIGHT.get(method, [])], capsys)
     assert code == 0, err
     (rec,) = [json.loads(line) for line in out.splitlines()]
     assert rec["method"] == method and rec["image"] == str(img_file)
@@ -200,3 +200,19 @@ def test_filters_and_dream(tiny, img_file, tmp_path, capsys):
                           "-o", tmp_path, "--json"], capsys)
     assert code == 0, err
     assert read_png(json.loads(out)["output"]).shape == (32, 32, 3)
+
+
+def test_docs_cli_reference_is_generated_from_the_registry():
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "gen_cli_reference.py"
+    spec = importlib.util.spec_from_file_location("gen_cli_reference", tool)
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    table = gen.reference()
+    for m in ov.METHODS:
+        assert f"| `{m}` |" in table
+    assert "`--lime-alpha 1.0`" in table and "`--patch 32`" in table
+    assert gen.block() in gen.DOC.read_text(encoding="utf-8"), \
+        "docs/readme/viz_cli.md is out of date: run python tools/gen_cli_reference.py --write"

@@ -112,7 +112,8 @@ ODD = ["", " ", "-1", "0", "1", "2", "3", "0.5", "1.5", "-0.0", "nan", "inf", "-
 #: Option values: the odd list above, sizes around the tiny model's 32 pixels, and any short text
 #: a shell could pass (no NUL byte, no lone surrogate).
 VALUES = st.one_of(
-    st.sampled_from(ODD), st.sampled_from(ODD), st.sampled_from(["-5", "31", "33", "64", "257", "8,40"]),
+    st.sampled_from(ODD), st.sampled_from(ODD),
+    st.sampled_from(["-5", "31", "33", "64", "257", "8,40"]),
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8))
 
 #: Flags of no subcommand or of another one (argparse must refuse them cleanly).
@@ -162,7 +163,8 @@ def invocations(draw, world):
     if takes_model and draw(st.integers(0, 9)):
         argv.append(model())
     if takes_images:
-        argv += [image() for _ in range(draw(st.integers(0 if draw(st.integers(0, 9)) == 0 else 1, 2)))]
+        least = 0 if draw(st.integers(0, 9)) == 0 else 1
+        argv += [image() for _ in range(draw(st.integers(least, 2)))]
     methods = None
     if cmd in ("explain", "report", "bench", "demo") and draw(st.integers(0, 9)):
         methods = draw(st.sampled_from(METHODS))
@@ -225,7 +227,8 @@ def check(argv, code, out, err):
     if code == 2:
         lines = [ln for ln in err.split("\n") if ln.strip()]  # not splitlines: \x0c is in a line
         assert lines and ERROR_LINE.match(lines[-1]), (argv, err)
-        others = [ln for ln in lines[:-1] if not ln.startswith(("usage:", " ", "onnxviz: warning:"))]
+        others = [ln for ln in lines[:-1]
+                  if not ln.startswith(("usage:", " ", "onnxviz: warning:"))]
         assert not others, (argv, err)
 
 

@@ -37,11 +37,14 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 # and console.error calls, then on load write what was seen into the DOM for --dump-dom.
 HEAD_PROBE = """<script>window.__errs=[];
 window.addEventListener('error',function(e){var t=e.target||{};
-__errs.push(String(e.message||('failed to load '+(t.alt||t.src||t.tagName||'?')).slice(0,80)))},true);
+__errs.push(String(e.message||('failed to load '+(t.alt||t.src||t.tagName||'?')))
+.slice(0,80))},true);
 var __ce=console.error;console.error=function(){__errs.push([].join.call(arguments,' '));
 __ce.apply(console,arguments)};</script>"""
-BODY_PROBE = """<script>window.addEventListener('load',function(){var imgs=[].slice.call(document.images);
-var bad=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0)}).map(function(i){return i.alt});
+BODY_PROBE = """<script>window.addEventListener('load',function(){
+var imgs=[].slice.call(document.images);
+var bad=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0)})
+.map(function(i){return i.alt});
 var d=document.createElement('pre');d.id='onnxviz-check';
 d.textContent='ONNXVIZ-CHECK '+JSON.stringify({n:imgs.length,bad:bad,errors:window.__errs});
 document.body.appendChild(d)});</script>"""
@@ -80,7 +83,8 @@ def probe(html_path: Path, tmp: Path) -> tuple[dict, list[str]]:
 
 
 def test_probe_catches_broken_images_and_console_errors(tmp_path):
-    good = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    good = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
+            "RU5ErkJggg==")
     page = tmp_path / "control.html"
     page.write_text(f'<!DOCTYPE html><html><head><title>c</title></head><body>'
                     f'<img alt="good" src="data:image/png;base64,{good}">'

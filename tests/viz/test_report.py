@@ -1,4 +1,4 @@
-"""The HTML report is self-contained: every image is an embedded PNG that decodes, nothing external."""
+"""The HTML report is self-contained: every image an embedded PNG that decodes, nothing external."""
 
 import base64
 import re
@@ -31,7 +31,8 @@ def _expl(method, seed, **kw):
     rng = np.random.default_rng(seed)
     return Explanation(heatmap=rng.random((32, 32)).astype(np.float32), raw=None, target=281,
                        label=kw.pop("label", "tabby"), score=3.5, method=method,
-                       params={"stride": 8, "fill": "gray"}, timings={"forward": 0.25, "total": 0.5},
+                       params={"stride": 8, "fill": "gray"},
+                       timings={"forward": 0.25, "total": 0.5},
                        **kw)
 
 
@@ -41,9 +42,11 @@ def test_report_embeds_every_picture_and_nothing_external(tmp_path):
     lime = _expl("lime", 3, extras={"segments": seg})
     lime.raw = np.linspace(-1, 1, 16)
     sec = ReportImage("cat.png", img, predictions=[("tabby", 0.6), ("<b>tiger</b>", 0.3)],
-                      explanations=[_expl("gradcam", 1), _expl("occlusion", 2, label="<script>x"), lime],
+                      explanations=[_expl("gradcam", 1), _expl("occlusion", 2, label="<script>x"),
+                                    lime],
                       failures={"cam": "the head is not GAP -> dense"})
-    path = write_report(tmp_path / "sub" / "r.html", [sec], model_summary={"file": "m.onnx", "classes": 1000},
+    path = write_report(tmp_path / "sub" / "r.html", [sec],
+                        model_summary={"file": "m.onnx", "classes": 1000},
                         settings={"occlusion": {"stride": 8}})
     text = path.read_text()
     p = _Collect()
@@ -65,7 +68,8 @@ def test_report_embeds_every_picture_and_nothing_external(tmp_path):
 
 def test_overlay_in_report_is_at_most_max_side():
     img = np.zeros((600, 900, 3), np.uint8)
-    text = render_report([ReportImage("big", img, explanations=[_expl("saliency", 0)])], max_side=300)
+    sec = ReportImage("big", img, explanations=[_expl("saliency", 0)])
+    text = render_report([sec], max_side=300)
     p = _Collect()
     p.feed(text)
     sizes = []
