@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                    help="image to explain (default skimage:chelsea)")
     p.add_argument("--images", type=int, default=4, metavar="N",
                    help="timed images per method (default 4)")
+    p.add_argument("--quick", action="store_true",
+                   help="the demo's lighter settings for the slow methods (occlusion stride 16, "
+                        "LIME 300 samples, RISE 1000 masks, ...) and --images 1")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--debug", dest="sub_debug", action="store_true",
                    help="show the full traceback on errors")
@@ -60,17 +63,22 @@ def run(args) -> int:
     methods = options.parse_methods(args.methods or ["all"])
     given = options.given_options(args)
     settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    if args.quick:
+        from .demo import demo_settings
+
+        settings = {m: {**demo_settings([m])[m], **kw} for m, kw in settings.items()}
     image = read_image(args.image)
     model = load_model(args)
-    n = args.images
-    rows = [{"method": "forward (floor)", "images": n, "seconds": bench_forward(model, image, n)}]
+    n = 1 if args.quick else args.images
+    rows = [{"method": "forward (floor)", "images": n, "seconds": bench_forward(model, image, n),
+             "params": {}}]
     for m in methods:
         try:
             secs = bench_method(model, get(m), settings[m], image, n)
         except OnnxvizError as e:
             warn(f"{m}: {e}")
             continue
-        rows.append({"method": m, "images": n, "seconds": secs})
+        rows.append({"method": m, "images": n, "seconds": secs, "params": settings[m]})
     for r in rows:
         r["images_per_s"] = r["images"] / r["seconds"] if r["seconds"] > 0 else float("inf")
         r["ms_per_image"] = 1000.0 * r["seconds"] / r["images"]
@@ -78,7 +86,8 @@ def run(args) -> int:
         print_json(rows)
         return 0
     threads = f"{args.threads} threads" if args.threads else "default threads"
-    print(f"{model.source}, {n} images of {args.image}, {threads}")
+    quick = ", --quick settings" if args.quick else ""
+    print(f"{model.source}, {n} images of {args.image}, {threads}{quick}")
     print(table([[r["method"], f"{r['images_per_s']:.2f}", f"{r['ms_per_image']:.1f}"]
                  for r in rows], ["method", "images/s", "ms/image"]))
     return 0

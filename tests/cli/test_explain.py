@@ -179,6 +179,11 @@ def test_report_bench_activations(tiny, img_file, tmp_path, capsys):
     rows = json.loads(out)
     assert [r["method"] for r in rows] == ["forward (floor)", "gradcam", "saliency"]
     assert all(r["images_per_s"] > 0 for r in rows)
+    code, out, err = cli(["bench", tiny, "-m", "occlusion", "--quick", "--stride", "4", "--image",
+                          img_file, "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows[1]["params"] == {"patch": 32, "stride": 4} and rows[1]["images"] == 1
     code, out, err = cli(["activations", tiny, img_file, "-l", "relu", "--channels", "0-2",
                           "-o", tmp_path, "--json"], capsys)
     assert code == 0, err
