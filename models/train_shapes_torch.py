@@ -1,7 +1,10 @@
 """Trains ``models/shapes_cnn.onnx``: a small CNN on the synthetic shapes data (``models/shapes.py``).
 
-A per-pixel 1x1 Conv+ReLU (it learns "is this pixel white", so plain input gradients point at the
-rectangle rather than at its outline), three 3x3 Conv+ReLU blocks (two 2x2 max-pools, so the last feature map is 16x16), then global average
+A fixed per-pixel 1x1 Conv+ReLU, ``relu(10 * (r + g + b) - 26.8)`` on [0, 1] inputs, which is zero
+on the noise (at most 3 * 200 / 255 = 2.35) and 3.2 on pure white: the rest of the network sees
+only white pixels, so every explanation's ground truth is the rectangle itself (a trained first
+layer learns the rectangle's outline instead, and plain gradients then peak just outside the box).
+Then three 3x3 Conv+ReLU blocks (two 2x2 max-pools, so the last feature map is 16x16), then global average
 pooling and one Linear layer: the GAP->dense head that Class Activation Mapping needs
 (Zhou et al., https://arxiv.org/abs/1512.04150). Input NCHW, pixels scaled to [0, 1] ("unit").
 Trained on CPU in a couple of minutes, exported with ``converters.pytorch``.
@@ -28,15 +31,17 @@ HERE = Path(__file__).resolve().parent
 ONNX_PATH = HERE / "shapes_cnn.onnx"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 1, 2, 3
 N_TRAIN, N_TEST = 8000, 2000
+WHITENESS_GAIN = 10.0
+WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
 
 
 def shapes_cnn() -> nn.Module:
     """The untrained network; module names become the ONNX layer names (``/features/conv3/Conv``)."""
     features = nn.Sequential(
         OrderedDict(
-            conv0=nn.Conv2d(3, 8, 1),
+            conv0=_whiteness(),
             relu0=nn.ReLU(),
-            conv1=nn.Conv2d(8, 16, 3, padding=1),
+            conv1=nn.Conv2d(1, 16, 3, padding=1),
             relu1=nn.ReLU(),
             pool1=nn.MaxPool2d(2),
             conv2=nn.Conv2d(16, 32, 3, padding=1),
@@ -50,6 +55,16 @@ def shapes_cnn() -> nn.Module:
     return nn.Sequential(OrderedDict(features=features, head=head))
 
 
+def _whiteness() -> nn.Conv2d:
+    """The frozen 1x1 convolution ``10 * (r + g + b) - 26.8`` (threshold between noise and white)."""
+    conv = nn.Conv2d(3, 1, 1)
+    with torch.no_grad():
+        conv.weight.fill_(WHITENESS_GAIN)
+        conv.bias.fill_(-WHITENESS_GAIN * WHITENESS_THRESHOLD)
+    conv.requires_grad_(False)
+    return conv
+
+
 def to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [0, 1] (the ``unit`` preset)."""
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0)
@@ -61,7 +76,7 @@ def train(epochs: int = 4, batch: int = 64, seed: int = 0, log=print) -> nn.Modu
     images, labels, _ = make_dataset(N_TRAIN, seed=TRAIN_SEED)
     x, y = to_input(images), torch.from_numpy(labels)
     net = shapes_cnn()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (N_TRAIN // batch))
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
