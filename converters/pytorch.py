@@ -126,7 +126,7 @@ def load_spec(spec: str) -> torch.nn.Module:
         wanted = attr or " / ".join(_FACTORY_NAMES)
         raise ConverterError(f"{target!r} has no attribute {wanted}; pass SPEC as module:factory")
     obj = getattr(namespace, names[0])
-    module = obj if isinstance(obj, torch.nn.Module) else obj()
+    module = obj() if callable(obj) and not isinstance(obj, torch.nn.Module) else obj
     if not isinstance(module, torch.nn.Module):
         raise ConverterError(f"{spec!r} returned {type(module).__name__}, not a torch.nn.Module")
     return module.eval()
