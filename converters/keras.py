@@ -49,6 +49,7 @@ def convert(
         The saved model.
     """
     model = load_model(model) if isinstance(model, (str, Path)) else model
+    _ensure_called(model)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         model.export(str(out), format="onnx", verbose=False, opset_version=opset)
@@ -57,6 +58,19 @@ def convert(
     onnx.checker.check_model(proto)
     save(proto, path)
     return proto
+
+
+def _ensure_called(model) -> None:
+    """Keras exports only models that have run once; runs a functional model on zeros if needed."""
+    if getattr(model, "_called", True):
+        return
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1 or any(d is None for d in inputs[0].shape[1:]):
+        raise ConverterError("the Keras model has never been called and its input shape is unknown: "
+                             "call it once on an example batch before converting")
+    import numpy as np
+
+    model(np.zeros((1, *inputs[0].shape[1:]), dtype="float32"))
 
 
 def load_model(path: str | Path):
