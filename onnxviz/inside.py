@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import OptionError
 from .explainers._gradient import check_positive, chunks
+from .explainers.base import check_seed
 from .explainers._layers import from_nchw, layer_layout, resolve_layer, to_nchw
 
 
@@ -167,6 +168,7 @@ def visualize_filters(model, layer: str, channels=None, *, steps: int = 30, lr: 
         the end.
     """
     _check_common(steps, lr, jitter, blur, tv)
+    check_seed(seed)
     check_positive("batch_size", batch_size)
     ascent = _Ascent(model, layer)
     n_ch = ascent.shape[0]
@@ -224,6 +226,7 @@ def deep_dream(model, image, layer: str, channels=None, *, octaves: int = 3,
     import cv2
 
     _check_common(steps, lr, jitter, blur, tv)
+    check_seed(seed)
     check_positive("octaves", octaves)
     if octave_scale <= 1:
         raise OptionError(f"octave_scale must be > 1, got {octave_scale!r}")

@@ -24,7 +24,9 @@ class Explanation:
         method: the registry name of the method.
         params: the options the method ran with.
         timings: seconds spent per stage (``"total"`` always present).
-        image: the original image (HxWx3 uint8) the explanation is about, for overlays.
+        image: the pixels the heatmap is aligned with: the image resized to the model's input
+            (HxWx3 uint8). Overlays on the original photo resize the heatmap instead
+            (``onnxviz.viz.overlay``).
         extras: method-specific results (LIME's intercept and R², occlusion's worst patch, ...).
     """
 
@@ -78,6 +80,8 @@ class Explainer:
     summary: ClassVar[str] = ""  # one line for the CLI help and the README table
 
     def __init__(self, model, **params):
+        if "seed" in params:
+            check_seed(params["seed"])
         self.model = model
         self.params = params
 
@@ -89,6 +93,14 @@ class Explainer:
         """The keyword-only options of ``__init__`` with their defaults (the CLI's flags)."""
         sig = inspect.signature(cls.__init__)
         return {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def check_seed(seed) -> None:
+    """Raise :class:`OptionError` unless ``seed`` suits ``numpy.random.default_rng`` (an int >= 0)."""
+    from ..errors import OptionError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OptionError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 class Timer:
