@@ -1,7 +1,7 @@
 """Trains ``models/shapes_keras.onnx``: the shapes task (``models/shapes.py``) in Keras 3 (NHWC).
 
-The same design as ``train_shapes_torch.py`` — a fixed per-pixel 1x1 "whiteness" Conv+ReLU
-(zero on the noise, positive on pure white; not trained), 3x3 Conv+ReLU blocks
+The same design as ``train_shapes_torch.py`` — a fixed per-pixel 1x1 "whiteness" Conv+LeakyReLU
+(3.2 on pure white, slightly negative on the noise; not trained), 3x3 Conv+ReLU blocks
 with two max-pools (last feature map 16x16), global average pooling and a Dense layer — but the
 Dense layer ends in a ``softmax`` activation, so the exported graph ends in ``Softmax`` and onnxviz
 must explain the logits before it. Input NHWC in [0, 1] ("unit"). Exported with
@@ -33,16 +33,18 @@ TRAIN_SEED, VAL_SEED, TEST_SEED = 11, 12, 13
 N_TRAIN, N_TEST = 8000, 2000
 WHITENESS_GAIN = 10.0
 WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
+LEAK = 0.01  # noise still reaches the network, 100x weaker: no image has an all-zero gradient
 
 
 def shapes_cnn() -> keras.Model:
     """The untrained network; layer names become the ONNX layer names."""
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
     x = keras.layers.Conv2D(
-        1, 1, activation="relu", name="conv0", trainable=False,
+        1, 1, name="conv0", trainable=False,
         kernel_initializer=keras.initializers.Constant(WHITENESS_GAIN),
         bias_initializer=keras.initializers.Constant(-WHITENESS_GAIN * WHITENESS_THRESHOLD),
     )(inputs)
+    x = keras.layers.LeakyReLU(negative_slope=LEAK, name="leaky0")(x)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)

@@ -1,8 +1,9 @@
 """Trains ``models/shapes_cnn.onnx``: a small CNN on the synthetic shapes data (``models/shapes.py``).
 
-A fixed per-pixel 1x1 Conv+ReLU, ``relu(10 * (r + g + b) - 26.8)`` on [0, 1] inputs, which is zero
-on the noise (at most 3 * 200 / 255 = 2.35) and 3.2 on pure white: the rest of the network sees
-only white pixels, so every explanation's ground truth is the rectangle itself (a trained first
+A fixed per-pixel 1x1 Conv+LeakyReLU, ``leaky_relu(10 * (r + g + b) - 26.8, 0.01)`` on [0, 1]
+inputs, which is 3.2 on pure white and a small negative value on the noise (at most
+3 * 200 / 255 = 2.35 before the threshold): the rest of the network sees white pixels 100x more
+strongly than noise, so every explanation's ground truth is the rectangle itself (a trained first
 layer learns the rectangle's outline instead, and plain gradients then peak just outside the box).
 Then three 3x3 Conv+ReLU blocks (two 2x2 max-pools, so the last feature map is 16x16), then global average
 pooling and one Linear layer: the GAP->dense head that Class Activation Mapping needs
@@ -33,6 +34,7 @@ TRAIN_SEED, VAL_SEED, TEST_SEED = 1, 2, 3
 N_TRAIN, N_TEST = 8000, 2000
 WHITENESS_GAIN = 10.0
 WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
+LEAK = 0.01  # noise still reaches the network, 100x weaker: no image has an all-zero gradient
 
 
 def shapes_cnn() -> nn.Module:
@@ -40,7 +42,7 @@ def shapes_cnn() -> nn.Module:
     features = nn.Sequential(
         OrderedDict(
             conv0=_whiteness(),
-            relu0=nn.ReLU(),
+            relu0=nn.LeakyReLU(LEAK),
             conv1=nn.Conv2d(1, 16, 3, padding=1),
             relu1=nn.ReLU(),
             pool1=nn.MaxPool2d(2),
