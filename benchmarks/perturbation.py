@@ -41,10 +41,20 @@ def clock(fn):
     return time.perf_counter() - t, out
 
 
-def best(fn, repeat: int):
-    """Fastest of ``repeat`` runs (the machine may be shared) and the last result."""
-    runs = [clock(fn) for _ in range(repeat)]
-    return min(t for t, _ in runs), runs[-1][1]
+def paired(ours_fn, floor_fn, repeat: int):
+    """Alternate onnxviz and the floor ``repeat`` times; on a shared machine the ratio of runs
+    made back to back is steadier than either time.
+
+    Returns:
+        (median onnxviz s, median floor s, median of the paired ratios, last onnxviz result).
+    """
+    ours, floors, out = [], [], None
+    for _ in range(repeat):
+        t, out = clock(ours_fn)
+        ours.append(t)
+        floors.append(floor_fn())
+    ratio = float(np.median(np.divide(ours, floors)))
+    return float(np.median(ours)), float(np.median(floors)), ratio, out
 
 
 def photo():
@@ -83,7 +93,8 @@ def occlusion_rows(m, img, args, rows):
     import onnxviz as ov
 
     ov.explain(m, img, method="occlusion", patch=112, stride=112, batch_size=bs)  # warm-up
-    ours, e = best(lambda: ov.explain(m, img, **ov_opts), args.repeat)
+    ours, fl, ratio, e = paired(lambda: ov.explain(m, img, **ov_opts), lambda: floor(m, n, bs),
+                                args.repeat)
     net = torch_model()
     x = torch.from_numpy(m.normalize(img[None]))
     base = torch.from_numpy(m.normalize(np.full((1, 224, 224, 3), 128, np.float32)))
@@ -94,8 +105,7 @@ def occlusion_rows(m, img, args, rows):
             x, sliding_window_shapes=(3, 32, 32), strides=(3, stride, stride), baselines=base,
             target=e.target, perturbations_per_eval=bs))
     diff = float(np.abs(attr[0].mean(0).numpy() - e.heatmap).max())
-    fl = min(floor(m, n, bs) for _ in range(args.repeat))
-    rows.append((f"occlusion 32/{stride} ({n} patches)", ours, "Captum", peer, fl,
+    rows.append((f"occlusion 32/{stride} ({n} patches)", ours, "Captum", peer, fl, ratio,
                  f"<=1.10x floor, >=4x Captum; max |diff| {diff:.1e}"))
 
 
@@ -107,14 +117,13 @@ def lime_rows(m, img, args, rows):
     n = 100 if args.quick else 1000
     bs = 16
     ov.explain(m, img, method="lime", num_samples=bs, batch_size=bs)  # warm-up
-    ours, e = best(lambda: ov.explain(m, img, method="lime", num_samples=n, batch_size=bs),
-                   args.repeat)
+    ours, fl, ratio, e = paired(
+        lambda: ov.explain(m, img, method="lime", num_samples=n, batch_size=bs),
+        lambda: floor(m, n, bs), args.repeat)
     explainer = lime_image.LimeImageExplainer(kernel_width=0.25, random_state=0)
 
     def classifier_fn(images):
         return softmax(m.forward(m.normalize(images), batch_size=bs))
-
-    import tqdm
 
     def quiet(it, *a, **k):  # lime wraps its sample loop in tqdm; keep the table readable
         return it
@@ -125,9 +134,7 @@ def lime_rows(m, img, args, rows):
             img, classifier_fn, top_labels=5, num_samples=n, batch_size=bs, random_seed=0))
     finally:
         lime_image.tqdm = saved
-    del tqdm
-    fl = min(floor(m, n, bs) for _ in range(args.repeat))
-    rows.append((f"LIME {n} samples", ours, "lime", peer, fl,
+    rows.append((f"LIME {n} samples", ours, "lime", peer, fl, ratio,
                  f"<=1.10x floor, faster than lime; {e.extras['num_segments']} superpixels"))
 
 
@@ -137,10 +144,10 @@ def rise_rows(m, img, args, rows):
     n = 100 if args.quick else 1000
     bs = 16
     ov.explain(m, img, method="rise", num_masks=bs, batch_size=bs)  # warm-up
-    ours, _ = best(lambda: ov.explain(m, img, method="rise", num_masks=n, batch_size=bs),
-                   args.repeat)
-    fl = min(floor(m, n + 1, bs) for _ in range(args.repeat))
-    rows.append((f"RISE {n} masks", ours, "", None, fl, ""))
+    ours, fl, ratio, _ = paired(
+        lambda: ov.explain(m, img, method="rise", num_masks=n, batch_size=bs),
+        lambda: floor(m, n + 1, bs), args.repeat)
+    rows.append((f"RISE {n} masks", ours, "", None, fl, ratio, ""))
 
 
 def generator_rows(args, out):
@@ -250,14 +257,14 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeat", type=int, default=None,
-                   help="runs of onnxviz and the floor, fastest kept (default 2, quick 1)")
+                   help="alternating runs of onnxviz and the floor, medians kept (default 3, quick 1)")
     p.add_argument("--only", choices=("occlusion", "lime", "rise", "generators", "matlab"),
                    action="append", help="run only these parts (repeatable)")
     p.add_argument("--matlab-child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.matlab_child is not None:
         return matlab_child(args.matlab_child, args.threads)
-    args.repeat = args.repeat or (1 if args.quick else 2)
+    args.repeat = args.repeat or (1 if args.quick else 3)
 
     parts = set(args.only or ("occlusion", "lime", "rise", "generators", "matlab"))
     matlab = matlab_row(args) if "matlab" in parts else None  # first: see matlab_row
@@ -279,10 +286,12 @@ def main(argv=None) -> None:
     print(f"EfficientNet-Lite0, {args.threads} threads{' (quick)' if args.quick else ''}; seconds")
     print(f"{'case':<30} {'onnxviz':>8} {'peer':>7} {'peer s':>8} {'floor':>8} "
           f"{'vs floor':>9} {'vs peer':>8}  target")
-    for name, ours, peer, peer_s, fl, note in rows:
+    print("(onnxviz and floor: medians of alternating runs; vs floor: median of paired ratios; "
+          "peers: one run)")
+    for name, ours, peer, peer_s, fl, ratio, note in rows:
         vs_peer = f"{peer_s / ours:>7.2f}x" if peer_s else f"{'':>8}"
         peer_t = f"{peer_s:>8.2f}" if peer_s else f"{'':>8}"
-        print(f"{name:<30} {ours:>8.2f} {peer:>7} {peer_t} {fl:>8.2f} {ours / fl:>8.3f}x "
+        print(f"{name:<30} {ours:>8.2f} {peer:>7} {peer_t} {fl:>8.2f} {ratio:>8.3f}x "
               f"{vs_peer}  {note}")
     if gens:
         print(f"\n{'generator alone':<30} {'Numba':>8} {'vs':<15} {'other':>8} {'speed-up':>9}")
