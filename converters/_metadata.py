@@ -11,8 +11,9 @@ Two ``metadata_props`` entries:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import onnx
 
@@ -135,3 +136,18 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(path), save_as_external_data=False)
     return path
+
+
+def run_main(convert_call: Callable[[], object], output: str | Path) -> int:
+    """The converters' CLI tail: run ``convert_call``, report a :class:`ConverterError` as exit 2.
+
+    Returns:
+        the process exit code: 0 after printing ``wrote <output>``, 2 after printing the error.
+    """
+    try:
+        convert_call()
+    except ConverterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {output}")
+    return 0

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import onnx  # noqa: E402
 
-from ._metadata import ConverterError, save, write_metadata  # noqa: E402
+from ._metadata import ConverterError, run_main, save, write_metadata  # noqa: E402
 
 
 def convert(
@@ -93,13 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preprocess", help="preset name or JSON (see docs); omitted: onnxviz guesses")
     parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
     args = parser.parse_args(argv)
-    try:
-        convert(args.model, args.output, preprocess=args.preprocess, labels=args.labels, opset=args.opset)
-    except ConverterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}")
-    return 0
+    return run_main(
+        lambda: convert(args.model, args.output, preprocess=args.preprocess, labels=args.labels,
+                        opset=args.opset),
+        args.output,
+    )
 
 
 if __name__ == "__main__":

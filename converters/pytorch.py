@@ -25,7 +25,7 @@ import onnx
 import torch
 
 from ._fold import fold_constants
-from ._metadata import ConverterError, save, write_metadata
+from ._metadata import ConverterError, run_main, save, write_metadata
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -162,10 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-preprocess", action="store_true", help="write no preprocessing metadata")
     parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
     args = parser.parse_args(argv)
-    try:
-        module = load_spec(args.spec)
-        convert(
-            module,
+    return run_main(
+        lambda: convert(
+            load_spec(args.spec),
             args.output,
             input_size=tuple(args.input_size),
             channels=args.channels,
@@ -173,12 +172,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             labels=args.labels,
             dynamo=args.dynamo,
             opset=args.opset,
-        )
-    except ConverterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}")
-    return 0
+        ),
+        args.output,
+    )
 
 
 if __name__ == "__main__":
