@@ -3,7 +3,7 @@
 On EfficientNet-Lite0 (``models/efficientnet_lite0.onnx``, the torch original from
 ``models.build_efficientnet.torch_model``), all with the same thread count, in one run:
 
-- ``onnxviz gradient``: one ONNX Runtime run of ``gradient_model(of="logits", wrt=["input"])``
+- ``onnxviz gradient``: one ONNX Runtime run of ``gradient_model(of="logits", wrt=["input"], cpu=True)``
   (forward + backward), seeded with one-hot targets;
 - ``torch autograd``: forward + ``backward()`` of the target logits;
 - ``ORT forward``: the plain forward pass (the floor).
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     seed[np.arange(args.batch), targets] = 1
 
     t0 = time.perf_counter()
-    gm = gradient_model(proto, of=out, wrt=[inp])
+    gm = gradient_model(proto, of=out, wrt=[inp], cpu=True)  # CPU provider only, as Model does
     build_s = time.perf_counter() - t0
     fwd = runtime.session(proto, providers=["CPUExecutionProvider"], threads=args.threads)
     bwd = runtime.session(gm.model, providers=["CPUExecutionProvider"], threads=args.threads)

@@ -111,7 +111,7 @@ class _Walk:
                 self.add(x, gx)
 
 
-def gradient_model(model, of: str, wrt, expose=()) -> GradientModel:
+def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False) -> GradientModel:
     """Rewrite ``model`` so that it also returns gradients of ``sum(seed * of)``.
 
     Args:
@@ -120,6 +120,9 @@ def gradient_model(model, of: str, wrt, expose=()) -> GradientModel:
         wrt: tensor name or names (graph inputs or intermediate tensors) to differentiate with
             respect to.
         expose: further tensor names to add as outputs (e.g. CAM activations).
+        cpu: build for ONNX Runtime's CPU provider only: strided convolutions' input gradients
+            use MaxUnpool zero insertion + a stride-1 Conv (faster on the CPU; ONNX Runtime has
+            no CUDA MaxUnpool kernel). Default: forms every provider runs natively.
 
     Returns:
         A :class:`GradientModel`. Its model has one extra input (``seed``, shaped like ``of``);
@@ -158,6 +161,7 @@ def gradient_model(model, of: str, wrt, expose=()) -> GradientModel:
         consts={k: v for k, v in info.consts.items() if k not in wrt},
         prefix=_unique("onnxviz_grad", taken),
         types=info.types,
+        cpu=cpu,
     )
     seed = _unique("onnxviz_seed", taken)
     reach = info.forward_reach(wrt)

@@ -100,6 +100,8 @@ class Context:
         consts: numpy values of initializers and Constant outputs (not overridden by ``wrt``).
         nodes: backward nodes emitted so far.
         initializers: constant tensors emitted so far.
+        cpu: the graph will run on ONNX Runtime's CPU provider only, so rules may use forms that
+            are faster there but that other providers run on the CPU (see ``gradient_model``).
     """
 
     opset: int
@@ -117,6 +119,7 @@ class Context:
     _shape_cache: dict = field(default_factory=dict)
     _const_cache: dict = field(default_factory=dict)
     forward_extra_outputs: dict = field(default_factory=dict)
+    cpu: bool = False
 
     # --- what the rule is differentiating -------------------------------------------------
     def gy(self, i: int = 0) -> str | None:

@@ -27,7 +27,9 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
         hit = cache.get(key)
     if hit is not None:
         return hit
-    gm = gradient_model(model.proto, of=of, wrt=list(wrt), expose=list(expose))
+    providers = list(model.providers or runtime.default_providers())
+    cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
+    gm = gradient_model(model.proto, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu)
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
     with _LOCK:
         cache[key] = (gm, sess)

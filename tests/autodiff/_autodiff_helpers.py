@@ -24,9 +24,9 @@ def spread(rng, shape, lo=-1.0, hi=1.0) -> np.ndarray:
     return (lo + (hi - lo) * rng.permutation(v)).reshape(shape)
 
 
-def run_grads(model, of: str, wrt: list[str], feeds: dict, seed: np.ndarray, expose=()):
+def run_grads(model, of: str, wrt: list[str], feeds: dict, seed: np.ndarray, expose=(), cpu=False):
     """(value of `of`, {wrt: gradient}, {exposed: value}) through gradient_model on ORT."""
-    g = gradient_model(model, of=of, wrt=wrt, expose=expose)
+    g = gradient_model(model, of=of, wrt=wrt, expose=expose, cpu=cpu)
     sess = session(g.model)
     names = [g.grads[w] for w in wrt] + [g.exposed[e] for e in expose]
     outs = sess.run(names, {**feeds, g.seed: seed})

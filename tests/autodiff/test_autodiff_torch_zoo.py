@@ -316,9 +316,11 @@ class _SharedMaskReLU6(torch.autograd.Function):
         return g * mask, None, None
 
 
-def test_efficientnet_lite0_matches_torch():
+@pytest.mark.parametrize("cpu", [False, True], ids=["portable", "cpu_forms"])
+def test_efficientnet_lite0_matches_torch(cpu):
     """The bundled EfficientNet-Lite0 (TorchScript export, opset 17) vs its torch original on a real
-    photo, wrt the input and the last ReLU6 output (the CAM layer).
+    photo, wrt the input and the last ReLU6 output (the CAM layer); ``cpu_forms`` builds the graph
+    with ``gradient_model(cpu=True)`` (strided depthwise gradients through MaxUnpool).
 
     In float32, ORT and torch round the pre-activations differently, so a handful of the ~1M ReLU6
     inputs within ~1e-6 of 0 or 6 land on different sides of the kink; each such flip moves the
@@ -341,7 +343,7 @@ def test_efficientnet_lite0_matches_torch():
     seed = torch.zeros(1, 1000)
     seed[0, 281] = 1.0  # tabby cat
     grads, exposed = run_grads(proto, "logits", ["input", layer], {"input": x.numpy()}, seed.numpy(),
-                               expose=clips)
+                               expose=clips, cpu=cpu)
     acts, flips, total = [], [0], [0]
 
     def hook(module, inputs, out):

@@ -65,6 +65,10 @@ def conv_input_grad(ctx, g, x, w, y, *, group, kernel, strides, dilations, pads)
                         dilations=dilations)
     in_sp = ctx.static_dims(x, range(2, 2 + nd))
     out_sp = ctx.static_dims(y, range(2, 2 + nd))
+    if ctx.cpu and wv is not None and ctx.opset >= 11 and all(d == 1 for d in dilations):
+        dx = _unpool_conv_grad(ctx, g, y, wv, group, kernel, strides, pads, in_sp, out_sp)
+        if dx is not None:
+            return dx
     out_pad = []
     for n, o, s, d, k, pb, pe in zip(in_sp, out_sp, strides, dilations, kernel, pads[:nd], pads[nd:]):
         out_pad.append(n - (s * (o - 1) + d * (k - 1) + 1 - pb - pe))
@@ -78,6 +82,37 @@ def conv_input_grad(ctx, g, x, w, y, *, group, kernel, strides, dilations, pads)
         return dx
     begin = [pb - m for pb, m in zip(pads[:nd], sym)]
     return ctx.slice(dx, begin, [b + n for b, n in zip(begin, in_sp)], list(range(2, 2 + nd)))
+
+
+def _unpool_conv_grad(ctx, g, y, wv, group, kernel, strides, pads, in_sp, out_sp):
+    """Strided Conv input gradient as zero insertion (MaxUnpool with computed indices) followed
+    by a stride-1 Conv with the flipped kernel (Dumoulin & Visin, arXiv:1603.07285, sec. 4.5).
+
+    On ONNX Runtime's CPU provider this is 1.4-2.7x faster than ConvTranspose + Slice for the
+    strided depthwise layers of EfficientNet-Lite0 (the Conv runs in the blocked NCHWc layout).
+    Depthwise only (a dense strided Conv, e.g. the stem, is faster as ConvTranspose). Returns
+    None for other convolutions and when the geometry needs negative pads.
+    """
+    nd = len(kernel)
+    up = [s * o for s, o in zip(strides, out_sp)]
+    begin = [k - 1 - p for k, p in zip(kernel, pads[:nd])]
+    end = [n - u - b + k - 1 for n, u, b, k in zip(in_sp, up, begin, kernel)]
+    if nd != 2 or min(begin + end) < 0 or wv.shape[1] != 1 or group != wv.shape[0]:
+        return None
+    m = wv.shape[0]
+    plane = up[0] * up[1]
+    rows = (np.arange(out_sp[0]) * strides[0] * up[1]).reshape(1, 1, -1, 1)
+    cols = (np.arange(out_sp[1]) * strides[1]).reshape(1, 1, 1, -1)
+    spatial = ctx.const((rows + cols).astype(np.int64), hint="upos")
+    chan = ctx.const((np.arange(m) * plane).reshape(1, m, 1, 1).astype(np.int64), hint="uchan")
+    n = ctx.emit("Gather", [ctx.shape_of(y), ctx.iconst(0)], axis=0)
+    batch = ctx.emit("Range", [ctx.iconst(0), n, ctx.iconst(1)])
+    batch = ctx.emit("Reshape", [ctx.emit("Mul", [batch, ctx.iconst(m * plane)]), ctx.iconst([-1, 1, 1, 1])])
+    idx = ctx.emit("Add", [ctx.emit("Add", [batch, chan]), spatial])
+    out_shape = ctx.emit("Concat", [ctx.unsqueeze(n, [0]), ctx.iconst([m, up[0], up[1]])], axis=0)
+    z = ctx.emit("MaxUnpool", [g, idx, out_shape], kernel_shape=list(strides), strides=list(strides))
+    wt = ctx.const(flipped_kernel(wv, group), hint="wflip")
+    return ctx.emit("Conv", [z, wt], group=group, kernel_shape=kernel, pads=begin + end)
 
 
 @rule("Conv")
