@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import OptionError
-from .explainers._gradient import check_positive, chunks
-from .explainers.base import check_seed
+from .explainers._checks import check_positive, check_seed
+from .explainers._gradient import chunks
 from .explainers._layers import from_nchw, layer_layout, resolve_layer, to_nchw
 
 

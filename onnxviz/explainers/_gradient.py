@@ -5,20 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import OptionError
-
-
-def check_positive(name: str, value, *, integer: bool = True) -> None:
-    """Raise :class:`OptionError` unless ``value`` is a positive (integer) number."""
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    if not ok or isinstance(value, bool) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number"
-        raise OptionError(f"{name} must be {kind}, got {value!r}")
-
-
-def check_choice(name: str, value, choices) -> None:
-    """Raise :class:`OptionError` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise OptionError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+from ._checks import check_choice, check_positive  # noqa: F401  (re-exported: G.check_*)
 
 
 def _needs_scores(target) -> bool:

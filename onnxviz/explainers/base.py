@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ._checks import check_seed
+
 
 @dataclass
 class Explanation:
@@ -93,14 +95,6 @@ class Explainer:
         """The keyword-only options of ``__init__`` with their defaults (the CLI's flags)."""
         sig = inspect.signature(cls.__init__)
         return {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
-
-
-def check_seed(seed) -> None:
-    """Raise :class:`OptionError` unless ``seed`` suits ``numpy.random.default_rng`` (an int >= 0)."""
-    from ..errors import OptionError
-
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise OptionError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 class Timer:

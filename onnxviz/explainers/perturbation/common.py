@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import OptionError, TargetError
+from ...errors import TargetError
 from ...perturb import stream
+from .._checks import check_choice
 from ..base import Timer
 
 SCORES = ("probability", "logit")
@@ -66,15 +67,32 @@ def to_input(model, pixels: np.ndarray, geo: Geometry) -> np.ndarray:
 
 
 def check_score(score: str) -> str:
-    if score not in SCORES:
-        raise OptionError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    """``score`` if it is one of :data:`SCORES` (else :class:`OptionError`)."""
+    check_choice("score", score, SCORES)
     return score
 
 
-def check_positive(**values) -> None:
-    for name, v in values.items():
-        if v is None or v < 1:
-            raise OptionError(f"{name} must be a positive integer, got {v!r}")
+def explain_each(model, images, target, geo: Geometry, one, prepare=tuple) -> list:
+    """The explainers' ``explain``: ``one(pixels, target, *prepare())`` per image, timed.
+
+    Args:
+        model: the :class:`onnxviz.Model`.
+        images: one image or a list (arrays or paths).
+        target: one target for all images or one per image (``None`` = top-1).
+        geo: the model's :class:`Geometry`.
+        one: ``(pixels (H, W, 3), target, *prepared) -> Explanation`` for one image.
+        prepare: work shared by all images, timed as "prepare"; its tuple goes to ``one``.
+
+    Returns:
+        the explanations, each with its share of the shared "prepare" time added.
+    """
+    images = as_list(images)
+    targets = targets_per_image(target, len(images))
+    timer = Timer()
+    with timer("prepare"):
+        pixels = pixels_of(model, images, geo)
+        shared = prepare()
+    return share_timings([one(px, t, *shared) for px, t in zip(pixels, targets)], timer)
 
 
 def score_transform(model, score: str):

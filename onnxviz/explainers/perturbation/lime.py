@@ -19,10 +19,8 @@ from ...perturb import (
 from ...perturb.segment import METHODS as SEGMENTATIONS
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
-from .common import (
-    as_list, check_positive, check_score, geometry, pixels_of, resolve, run_set, share_timings,
-    targets_per_image, to_input,
-)
+from .._checks import check_positive_ints
+from .common import check_score, explain_each, geometry, resolve, run_set, to_input
 
 
 @dataclass
@@ -141,7 +139,7 @@ class Lime(Explainer):
                          n_segments=n_segments, compactness=compactness, scale=scale, fill=fill,
                          kernel_width=kernel_width, alpha=alpha, top_labels=top_labels,
                          score=score, seed=seed, batch_size=batch_size)
-        check_positive(num_samples=num_samples, batch_size=batch_size)
+        check_positive_ints(num_samples=num_samples, batch_size=batch_size)
         if segmentation not in SEGMENTATIONS:
             raise OptionError(f"segmentation must be one of {', '.join(SEGMENTATIONS)}, "
                               f"got {segmentation!r}")
@@ -163,12 +161,7 @@ class Lime(Explainer):
         ``raw`` holds the weights (S,); ``extras`` the intercept, the weighted R^2 of the
         surrogate (``r2``), its prediction on the image (``local_pred``) and ``top_labels``.
         """
-        images = as_list(images)
-        targets = targets_per_image(target, len(images))
-        timer = Timer()
-        with timer("prepare"):
-            pixels = pixels_of(self.model, images, self.geo)
-        return share_timings([self._one(px, t) for px, t in zip(pixels, targets)], timer)
+        return explain_each(self.model, images, target, self.geo, self._one)
 
     def superpixels(self, pixels: np.ndarray) -> np.ndarray:
         """The (H, W) superpixel labels this explainer uses for an image's pixels."""

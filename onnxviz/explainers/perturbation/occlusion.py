@@ -11,10 +11,8 @@ import numpy as np
 from ...perturb import baseline, occlusion_batch, occlusion_heatmap, parse_fill, patch_grid
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
-from .common import (
-    TargetScores, as_list, check_positive, check_score, geometry, pixels_of, run_set,
-    share_timings, targets_per_image, to_input,
-)
+from .._checks import check_positive_ints
+from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
 
 
 @register
@@ -43,7 +41,7 @@ class Occlusion(Explainer):
                  score="probability", batch_size=32, progress=False):
         super().__init__(model, patch=patch, stride=stride, fill=fill, edges=edges, score=score,
                          batch_size=batch_size)
-        check_positive(batch_size=batch_size)
+        check_positive_ints(batch_size=batch_size)
         self.fill = parse_fill(fill)
         self.score = check_score(score)
         self.geo = geometry(model)
@@ -56,12 +54,7 @@ class Occlusion(Explainer):
         ``raw`` is the (rows, cols) grid of drops (unperturbed score minus occluded score);
         ``extras["worst_patch"]`` is the ``(y0, x0, y1, x1)`` of the patch with the largest drop.
         """
-        images = as_list(images)
-        targets = targets_per_image(target, len(images))
-        timer = Timer()
-        with timer("prepare"):
-            pixels = pixels_of(self.model, images, self.geo)
-        return share_timings([self._one(px, t) for px, t in zip(pixels, targets)], timer)
+        return explain_each(self.model, images, target, self.geo, self._one)
 
     def _one(self, px, target) -> Explanation:
         timer = Timer()

@@ -13,10 +13,8 @@ from ...errors import OptionError
 from ...perturb import baseline, blend_batch, mask_params, parse_fill, rise_masks, weighted_mask_sum
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
-from .common import (
-    TargetScores, as_list, check_positive, check_score, geometry, pixels_of, run_set,
-    share_timings, targets_per_image, to_input,
-)
+from .._checks import check_positive_ints
+from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
 
 
 @register
@@ -44,7 +42,7 @@ class Rise(Explainer):
                  score="probability", seed=0, batch_size=32, progress=False):
         super().__init__(model, num_masks=num_masks, cells=cells, p=p, fill=fill, score=score,
                          seed=seed, batch_size=batch_size)
-        check_positive(num_masks=num_masks, cells=cells, batch_size=batch_size)
+        check_positive_ints(num_masks=num_masks, cells=cells, batch_size=batch_size)
         if not 0.0 < float(p) <= 1.0:
             raise OptionError(f"p (the keep probability) must be in (0, 1], got {p!r}")
         self.fill = parse_fill(fill)
@@ -60,15 +58,10 @@ class Rise(Explainer):
 
         ``raw`` holds the N explained scores of the masked images.
         """
-        images = as_list(images)
-        targets = targets_per_image(target, len(images))
-        timer = Timer()
-        with timer("prepare"):
-            pixels = pixels_of(self.model, images, self.geo)
-            grids, shifts, cell = mask_params(self.num_masks, self.cells, self.p, self.geo.size,
-                                              self.seed)
-        out = [self._one(px, t, grids, shifts, cell) for px, t in zip(pixels, targets)]
-        return share_timings(out, timer)
+        def masks():
+            return mask_params(self.num_masks, self.cells, self.p, self.geo.size, self.seed)
+
+        return explain_each(self.model, images, target, self.geo, self._one, prepare=masks)
 
     def _one(self, px, target, grids, shifts, cell) -> Explanation:
         timer = Timer()
