@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import onnxviz as ov
 
 torch = pytest.importorskip("torch")
-ROOT = Path(__file__).resolve().parents[2]
 DOG = 207  # golden retriever: a class that is not the top one on the cat photo
 
 
-def repo_module(name: str):
-    """Import a module of the repository's ``models/`` folder (not an installed package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(name)
-
-
 @pytest.fixture(scope="module")
-def effnet(effnet_path):
-    return ov.load(effnet_path)
-
-
-@pytest.fixture(scope="module")
-def torch_net():
+def torch_net(repo_module):
     """The torch original, with the head's ReLU6 as a module of its own (the package shares one
     ``_swish`` between the stem and the head, which a layer hook cannot tell apart)."""
     build = repo_module("models.build_efficientnet")
@@ -47,17 +30,7 @@ def torch_net():
 
 
 @pytest.fixture(scope="module")
-def pixels():
-    """Two photos at the model's input size: chelsea (a cat) and coffee."""
-    import cv2
-    import skimage.data
-
-    return [cv2.resize(im, (224, 224), interpolation=cv2.INTER_LINEAR)
-            for im in (skimage.data.chelsea(), skimage.data.coffee())]
-
-
-@pytest.fixture(scope="module")
-def torch_layer_grads(effnet, torch_net, pixels):
+def torch_layer_grads(effnet, torch_net, pixels, repo_module):
     """Head activations A and dS/dA from torch autograd, for targets [top-1, DOG]."""
     build = repo_module("models.build_efficientnet")
     x = torch.from_numpy(build.normalize(np.stack(pixels)))
@@ -105,7 +78,7 @@ def test_variants_equal_their_formula_on_torch_autograd(effnet, pixels, torch_la
         assert e.extras["layer"] == "_swish_1"
 
 
-def test_gradcam_equals_captum_layergradcam(effnet, torch_net, pixels):
+def test_gradcam_equals_captum_layergradcam(effnet, torch_net, pixels, repo_module):
     """Captum's LayerGradCam on the same layers (the head's ReLU6 output, and the conv head's
     BatchNorm output = the ONNX Conv with BN folded), same targets, before upsampling."""
     from captum.attr import LayerGradCam

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
@@ -13,21 +9,13 @@ from onnx import numpy_helper
 
 import onnxviz as ov
 
-ROOT = Path(__file__).resolve().parents[2]
 GRADIENT = ["saliency", "smoothgrad", "integrated_gradients", "gradient_x_input"]
 CAMS = ["cam", "gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "scorecam"]
 FAST = {"smoothgrad": {"samples": 4}, "integrated_gradients": {"steps": 6}}
 
 
-def repo_module(name: str):
-    """Import a module of the repository's ``models/`` folder (not an installed package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(name)
-
-
 @pytest.fixture(scope="module")
-def shapes():
+def shapes(repo_module):
     images, labels, boxes = repo_module("models.shapes").make_dataset(120, seed=123)
     return images, labels, boxes
 
@@ -52,30 +40,30 @@ def test_every_method_is_registered():
         assert "batch_size" in cls.options()
 
 
+def rectangle_hits(model, shapes, method: str) -> tuple[int, int]:
+    """On the dataset's rectangle images (class 0): how many heatmap argmaxes lie inside the
+    rectangle, and how many images there are."""
+    images, labels, boxes = shapes
+    rect = np.flatnonzero(labels == 0)
+    exps = ov.explain(model, [images[i] for i in rect], method=method, target=0)
+    hits = 0
+    for e, i in zip(exps, rect):
+        y, x = np.unravel_index(np.argmax(e.heatmap), e.heatmap.shape)
+        y0, x0, y1, x1 = boxes[i]
+        hits += y0 <= y < y1 and x0 <= x < x1
+    return hits, len(rect)
+
+
 @pytest.mark.parametrize("method", ["gradcam", "saliency"])
 def test_maxima_fall_inside_the_rectangle(shapes_cnn, shapes, method):
     """The heatmap's argmax (Grad-CAM upsampled, saliency per pixel) lies in the rectangle."""
-    images, labels, boxes = shapes
-    rect = np.flatnonzero(labels == 0)
-    exps = ov.explain(shapes_cnn, [images[i] for i in rect], method=method, target=0)
-    hits = 0
-    for e, i in zip(exps, rect):
-        y, x = np.unravel_index(np.argmax(e.heatmap), e.heatmap.shape)
-        y0, x0, y1, x1 = boxes[i]
-        hits += y0 <= y < y1 and x0 <= x < x1
-    assert hits >= 0.9 * len(rect), f"{hits}/{len(rect)}"
+    hits, n = rectangle_hits(shapes_cnn, shapes, method)
+    assert hits >= 0.9 * n, f"{hits}/{n}"
 
 
 def test_keras_gradcam_maxima_fall_inside_the_rectangle(shapes_keras, shapes):
-    images, labels, boxes = shapes
-    rect = np.flatnonzero(labels == 0)
-    exps = ov.explain(shapes_keras, [images[i] for i in rect], method="gradcam", target=0)
-    hits = 0
-    for e, i in zip(exps, rect):
-        y, x = np.unravel_index(np.argmax(e.heatmap), e.heatmap.shape)
-        y0, x0, y1, x1 = boxes[i]
-        hits += y0 <= y < y1 and x0 <= x < x1
-    assert hits >= 0.9 * len(rect), f"{hits}/{len(rect)}"
+    hits, n = rectangle_hits(shapes_keras, shapes, "gradcam")
+    assert hits >= 0.9 * n, f"{hits}/{n}"
 
 
 def _randomise_top(proto: onnx.ModelProto, n: int, seed: int = 0) -> onnx.ModelProto:

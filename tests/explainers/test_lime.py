@@ -11,18 +11,6 @@ from onnxviz.errors import OptionError
 from onnxviz.perturb import grid_segments, sample_matrix
 
 
-@pytest.fixture(scope="module")
-def effnet(effnet_path):
-    return ov.load(effnet_path, threads=2)
-
-
-@pytest.fixture(scope="module")
-def chelsea(effnet):
-    import skimage.data
-
-    return effnet.to_pixels(skimage.data.chelsea())[0]
-
-
 def softmax(s):
     s = np.asarray(s, np.float64)
     e = np.exp(s - s.max(axis=1, keepdims=True))

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,33 +10,6 @@ import pytest
 import onnxviz as ov
 from linear_onnx import contribution, image, linear_model
 from onnxviz.perturb import patch_grid
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def repo_module(name: str):
-    """Import a module of the repository's ``models/`` folder (not an installed package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(name)
-
-
-@pytest.fixture(scope="module")
-def effnet(effnet_path):
-    return ov.load(effnet_path, threads=2)
-
-
-@pytest.fixture(scope="module")
-def chelsea(effnet):
-    import skimage.data
-
-    return effnet.to_pixels(skimage.data.chelsea())[0]
-
-
-@pytest.fixture(scope="module")
-def torch_net():
-    pytest.importorskip("torch")
-    return repo_module("models.build_efficientnet").torch_model()
 
 
 @pytest.mark.parametrize(

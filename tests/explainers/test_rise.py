@@ -12,18 +12,6 @@ from onnxviz.errors import OptionError
 from onnxviz.perturb import mask_params
 
 
-@pytest.fixture(scope="module")
-def effnet(effnet_path):
-    return ov.load(effnet_path, threads=2)
-
-
-@pytest.fixture(scope="module")
-def chelsea(effnet):
-    import skimage.data
-
-    return effnet.to_pixels(skimage.data.chelsea())[0]
-
-
 def reference_masks(n, cells, p, size, seed):
     """github.com/eclique/RISE generate_masks, with the grids and shifts drawn from ``seed``."""
     grids, shifts, cell = mask_params(n, cells, p, size, seed)

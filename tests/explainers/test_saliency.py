@@ -3,10 +3,6 @@ EfficientNet-Lite0 (where float32 rounding flips ReLU6 kinks, see :func:`_close_
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,15 +10,7 @@ import onnxviz as ov
 
 torch = pytest.importorskip("torch")
 captum_attr = pytest.importorskip("captum.attr")
-ROOT = Path(__file__).resolve().parents[2]
 TARGETS = [281, 207]  # tabby cat on the cat photo; golden retriever on coffee (not its top class)
-
-
-def repo_module(name: str):
-    """Import a module of the repository's ``models/`` folder (not an installed package)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return importlib.import_module(name)
 
 
 # ---- a smooth model (Softplus, Tanh: no kinks), exported with torch's TorchScript exporter ----
@@ -110,26 +98,7 @@ def test_smoothgrad_is_the_mean_of_noisy_gradients(smooth):
 # ---- EfficientNet-Lite0 and its torch original ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def effnet(effnet_path):
-    return ov.load(effnet_path)
-
-
-@pytest.fixture(scope="module")
-def torch_net():
-    return repo_module("models.build_efficientnet").torch_model()
-
-
-@pytest.fixture(scope="module")
-def pixels():
-    import cv2
-    import skimage.data
-
-    return [cv2.resize(im, (224, 224), interpolation=cv2.INTER_LINEAR)
-            for im in (skimage.data.chelsea(), skimage.data.coffee())]
-
-
-@pytest.fixture(scope="module")
-def x(pixels):
+def x(pixels, repo_module):
     build = repo_module("models.build_efficientnet")
     return torch.from_numpy(build.normalize(np.stack(pixels)))
 
