@@ -11,7 +11,7 @@ import re
 import sys
 
 from . import files, options
-from .common import add_model_args, load_model, table
+from .common import add_common, add_images_arg, add_model_args, load_model, table
 
 
 def safe(name: str) -> str:
@@ -26,8 +26,7 @@ def register(subparsers) -> None:
         "activations", allow_abbrev=False, help="grids of a layer's channel activations for images",
         description="Show what layers compute: one PNG grid of channel maps per image and layer.")
     add_model_args(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, folders of images, or skimage:NAME")
+    add_images_arg(p)
     p.add_argument("--layer", "-l", action="append", metavar="L",
                    help="layer name (repeatable; default every 4-D layer; see onnxviz inspect)")
     p.add_argument("--channels", metavar="LIST", help="channels to show, e.g. 0-7,12 "
@@ -36,9 +35,7 @@ def register(subparsers) -> None:
                    help="channels shown per layer without --channels (default 16)")
     p.add_argument("--cmap", default="viridis", choices=COLORMAPS,
                    help="colormap (default viridis)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per image and layer")
-    p.add_argument("--debug", dest="sub_debug", action="store_true",
-                   help="show the full traceback on errors")
+    add_common(p, json_help="print one JSON object per image and layer")
     files.add_output_args(p)
     p.set_defaults(func=run)
 

@@ -11,11 +11,40 @@ from pathlib import Path
 import numpy as np
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+IMAGES_HELP = "image files, folders of images, or skimage:NAME"
+
+
+def add_common(parser: argparse.ArgumentParser, *,
+               json_help: str = "print machine-readable JSON") -> None:
     """``--json`` and ``--debug`` (also accepted after the subcommand)."""
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--json", action="store_true", help=json_help)
     parser.add_argument("--debug", dest="sub_debug", action="store_true",
                         help="show the full traceback on errors")
+
+
+def add_images_arg(parser: argparse.ArgumentParser, *, help: str = IMAGES_HELP) -> None:
+    """The positional ``IMAGE_OR_DIR...`` (expanded by :func:`files.expand_images`)."""
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help=help)
+
+
+def add_layer_arg(parser: argparse.ArgumentParser, *, channels_help: str) -> None:
+    """The required ``--layer`` and the ``--channels`` list of a per-layer subcommand."""
+    parser.add_argument("--layer", "-l", required=True, metavar="L",
+                        help="layer name (see onnxviz inspect)")
+    parser.add_argument("--channels", metavar="LIST", help=channels_help)
+
+
+def add_function_options(parser: argparse.ArgumentParser, function, skip, title: str) -> None:
+    """``--out``/``--quiet`` plus one flag per keyword option of ``function`` (minus ``skip``)."""
+    from . import files, options
+
+    files.add_output_args(parser)
+    options.add_options(parser, options.function_options(function, skip), lambda _: (title, None))
+
+
+def print_output(args, record: dict, path) -> None:
+    """One written file: ``record`` as a JSON line with ``--json``, else just ``path``."""
+    print(json.dumps(record) if args.json else path)
 
 
 def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:

@@ -6,11 +6,12 @@ function is a flag. Writes ``<image>.<layer>.dream.png`` per image.
 
 from __future__ import annotations
 
-import json
-
 from . import files, options
 from .activations import safe
-from .common import add_model_args, load_model
+from .common import (
+    add_common, add_function_options, add_images_arg, add_layer_arg, add_model_args, load_model,
+    print_output,
+)
 
 SKIP = ("history",)
 
@@ -22,17 +23,10 @@ def register(subparsers) -> None:
         "dream", allow_abbrev=False, help="deep dream: amplify what a layer sees in an image",
         description="Multi-scale gradient ascent on images that maximises a layer's channels.")
     add_model_args(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, folders of images, or skimage:NAME")
-    p.add_argument("--layer", "-l", required=True, metavar="L",
-                   help="layer name (see onnxviz inspect)")
-    p.add_argument("--channels", metavar="LIST", help="channels to amplify, e.g. 0-7 (default all)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    p.add_argument("--debug", dest="sub_debug", action="store_true",
-                   help="show the full traceback on errors")
-    files.add_output_args(p)
-    options.add_options(p, options.function_options(deep_dream, SKIP),
-                        lambda _: ("deep dream options", None))
+    add_images_arg(p)
+    add_layer_arg(p, channels_help="channels to amplify, e.g. 0-7 (default all)")
+    add_common(p, json_help="print one JSON object per image")
+    add_function_options(p, deep_dream, SKIP, "deep dream options")
     p.set_defaults(func=run)
 
 
@@ -52,9 +46,6 @@ def run(args) -> int:
             out = deep_dream(model, img, args.layer, channels, **kwargs)
             path = viz.write_png(folder / f"{stem}.{safe(layer)}.dream.png", out)
             bar.update(1)
-            if args.json:
-                print(json.dumps({"image": src, "layer": layer, "output": str(path),
-                                  "params": kwargs}))
-            else:
-                print(path)
+            print_output(args, {"image": src, "layer": layer, "output": str(path),
+                                "params": kwargs}, path)
     return 0

@@ -13,7 +13,7 @@ import sys
 from tqdm import tqdm
 
 from . import files, options
-from .common import add_model_args, load_model
+from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model
 
 
 def register(subparsers) -> None:
@@ -27,17 +27,13 @@ def register(subparsers) -> None:
                     "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
                     ".mask.png (at the image's size) into --out.")
     add_model_args(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, folders of images, or skimage:NAME (e.g. skimage:chelsea)")
+    add_images_arg(p, help=IMAGES_HELP + " (e.g. skimage:chelsea)")
     p.add_argument("--method", "-m", required=True, action="append", metavar="M",
                    help=f"method, or a comma list, or 'all': {', '.join(names)}")
     p.add_argument("--target", "-t", metavar="T",
                    help="class to explain: index or label (default: each image's top-1 class)")
     p.add_argument("--npy", action="store_true", help="also save each heatmap as float32 .npy")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per image and method (JSON Lines)")
-    p.add_argument("--debug", dest="sub_debug", action="store_true",
-                   help="show the full traceback on errors")
+    add_common(p, json_help="print one JSON object per image and method (JSON Lines)")
     files.add_output_args(p)
     files.add_render_args(p)
     options.add_method_options(p, names)

@@ -6,11 +6,11 @@ flag. Writes ``<layer>.filters.png`` (a captioned grid) and ``<layer>.ch<N>.png`
 
 from __future__ import annotations
 
-import json
-
 from . import files, options
 from .activations import safe
-from .common import add_model_args, load_model
+from .common import (
+    add_common, add_function_options, add_layer_arg, add_model_args, load_model, print_output,
+)
 
 SKIP = ("history",)
 
@@ -23,16 +23,10 @@ def register(subparsers) -> None:
         help="filter visualization: images that maximise channels of a layer",
         description="Gradient ascent on the input that maximises channels' mean activation.")
     add_model_args(p)
-    p.add_argument("--layer", "-l", required=True, metavar="L",
-                   help="layer name (see onnxviz inspect)")
-    p.add_argument("--channels", metavar="LIST", help="channels, e.g. 0-7,12 (default the first 8)")
+    add_layer_arg(p, channels_help="channels, e.g. 0-7,12 (default the first 8)")
     p.add_argument("--cols", type=int, default=None, metavar="N", help="grid columns")
-    p.add_argument("--json", action="store_true", help="print the outputs as JSON")
-    p.add_argument("--debug", dest="sub_debug", action="store_true",
-                   help="show the full traceback on errors")
-    files.add_output_args(p)
-    options.add_options(p, options.function_options(visualize_filters, SKIP),
-                        lambda _: ("filter visualization options", None))
+    add_common(p, json_help="print the outputs as JSON")
+    add_function_options(p, visualize_filters, SKIP, "filter visualization options")
     p.set_defaults(func=run)
 
 
@@ -59,11 +53,8 @@ def run(args) -> int:
                          viz.filter_grid(images, channels=channels, cols=args.cols))
     singles = [str(viz.write_png(folder / f"{safe(layer)}.ch{c}.png", im))
                for c, im in zip(channels, images)]
-    if args.json:
-        print(json.dumps({"layer": layer, "channels": channels, "grid": str(grid),
-                          "images": singles, "params": kwargs}))
-    else:
-        print(grid)
+    print_output(args, {"layer": layer, "channels": channels, "grid": str(grid),
+                        "images": singles, "params": kwargs}, grid)
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import OnnxvizError
 from . import files, options
-from .common import add_model_args, load_model, warn
+from .common import add_images_arg, add_model_args, load_model, warn
 
 
 def register(subparsers) -> None:
@@ -23,8 +23,7 @@ def register(subparsers) -> None:
         help="one self-contained HTML page comparing methods on images",
         description="Explain images with several methods; write one HTML page (images embedded).")
     add_model_args(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
-                   help="image files, folders of images, or skimage:NAME")
+    add_images_arg(p)
     p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
                    help=f"comma list or 'all' (default all): {', '.join(methods())}")
     p.add_argument("--target", "-t", metavar="T", help="class to explain (default: top-1)")
