@@ -11,7 +11,7 @@ import re
 import sys
 
 from . import files, options
-from .common import add_common, add_images_arg, add_model_args, load_model, table
+from .common import add_common, load_model, model_command, table
 
 
 def safe(name: str) -> str:
@@ -22,11 +22,9 @@ def safe(name: str) -> str:
 def register(subparsers) -> None:
     from ..viz import COLORMAPS
 
-    p = subparsers.add_parser(
-        "activations", allow_abbrev=False, help="grids of a layer's channel activations for images",
+    p = model_command(
+        subparsers, "activations", help="grids of a layer's channel activations for images",
         description="Show what layers compute: one PNG grid of channel maps per image and layer.")
-    add_model_args(p)
-    add_images_arg(p)
     p.add_argument("--layer", "-l", action="append", metavar="L",
                    help="layer name (repeatable; default every 4-D layer; see onnxviz inspect)")
     p.add_argument("--channels", metavar="LIST", help="channels to show, e.g. 0-7,12 "

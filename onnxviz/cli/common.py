@@ -22,6 +22,17 @@ def add_common(parser: argparse.ArgumentParser, *,
                         help="show the full traceback on errors")
 
 
+def model_command(subparsers, name: str, *, help: str, description: str,
+                  images: str | None = IMAGES_HELP) -> argparse.ArgumentParser:
+    """A subcommand taking MODEL (with :func:`add_model_args`) and, unless ``images`` is None,
+    ``IMAGE_OR_DIR...`` with that help text."""
+    parser = subparsers.add_parser(name, allow_abbrev=False, help=help, description=description)
+    add_model_args(parser)
+    if images is not None:
+        add_images_arg(parser, help=images)
+    return parser
+
+
 def add_images_arg(parser: argparse.ArgumentParser, *, help: str = IMAGES_HELP) -> None:
     """The positional ``IMAGE_OR_DIR...`` (expanded by :func:`files.expand_images`)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help=help)
@@ -40,6 +51,14 @@ def add_function_options(parser: argparse.ArgumentParser, function, skip, title:
 
     files.add_output_args(parser)
     options.add_options(parser, options.function_options(function, skip), lambda _: (title, None))
+
+
+def function_args(args, function, skip) -> tuple[dict, list[int] | None]:
+    """The keyword options given for ``function`` and the parsed ``--channels`` list."""
+    from . import options
+
+    kwargs = options.function_kwargs(function, options.given_options(args), skip)
+    return kwargs, options.parse_channels(args.channels)
 
 
 def print_output(args, record: dict, path) -> None:

@@ -6,10 +6,10 @@ function is a flag. Writes ``<image>.<layer>.dream.png`` per image.
 
 from __future__ import annotations
 
-from . import files, options
+from . import files
 from .activations import safe
 from .common import (
-    add_common, add_function_options, add_images_arg, add_layer_arg, add_model_args, load_model,
+    add_common, add_function_options, add_layer_arg, function_args, load_model, model_command,
     print_output,
 )
 
@@ -19,11 +19,9 @@ SKIP = ("history",)
 def register(subparsers) -> None:
     from ..inside import deep_dream
 
-    p = subparsers.add_parser(
-        "dream", allow_abbrev=False, help="deep dream: amplify what a layer sees in an image",
+    p = model_command(
+        subparsers, "dream", help="deep dream: amplify what a layer sees in an image",
         description="Multi-scale gradient ascent on images that maximises a layer's channels.")
-    add_model_args(p)
-    add_images_arg(p)
     add_layer_arg(p, channels_help="channels to amplify, e.g. 0-7 (default all)")
     add_common(p, json_help="print one JSON object per image")
     add_function_options(p, deep_dream, SKIP, "deep dream options")
@@ -34,8 +32,7 @@ def run(args) -> int:
     from .. import viz
     from ..inside import deep_dream
 
-    kwargs = options.function_kwargs(deep_dream, options.given_options(args), SKIP)
-    channels = options.parse_channels(args.channels)
+    kwargs, channels = function_args(args, deep_dream, SKIP)
     sources = files.expand_images(args.images)
     images = files.read_images(sources)
     folder = files.out_dir(args.out)

@@ -13,21 +13,20 @@ import sys
 from tqdm import tqdm
 
 from . import files, options
-from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model
+from .common import IMAGES_HELP, add_common, load_model, model_command
 
 
 def register(subparsers) -> None:
     from ..explainers.registry import methods
 
     names = methods()
-    p = subparsers.add_parser(
-        "explain", allow_abbrev=False,
+    p = model_command(
+        subparsers, "explain",
         help="explain images with one or more methods (PNG heatmaps, overlays, masks)",
         description="Explain an ONNX classifier's decision on images. Writes "
                     "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
-                    ".mask.png (at the image's size) into --out.")
-    add_model_args(p)
-    add_images_arg(p, help=IMAGES_HELP + " (e.g. skimage:chelsea)")
+                    ".mask.png (at the image's size) into --out.",
+        images=IMAGES_HELP + " (e.g. skimage:chelsea)")
     p.add_argument("--method", "-m", required=True, action="append", metavar="M",
                    help=f"method, or a comma list, or 'all': {', '.join(names)}")
     p.add_argument("--target", "-t", metavar="T",

@@ -6,10 +6,11 @@ flag. Writes ``<layer>.filters.png`` (a captioned grid) and ``<layer>.ch<N>.png`
 
 from __future__ import annotations
 
-from . import files, options
+from . import files
 from .activations import safe
 from .common import (
-    add_common, add_function_options, add_layer_arg, add_model_args, load_model, print_output,
+    add_common, add_function_options, add_layer_arg, function_args, load_model, model_command,
+    print_output,
 )
 
 SKIP = ("history",)
@@ -18,11 +19,10 @@ SKIP = ("history",)
 def register(subparsers) -> None:
     from ..inside import visualize_filters
 
-    p = subparsers.add_parser(
-        "filters", allow_abbrev=False,
-        help="filter visualization: images that maximise channels of a layer",
-        description="Gradient ascent on the input that maximises channels' mean activation.")
-    add_model_args(p)
+    p = model_command(
+        subparsers, "filters", help="filter visualization: images that maximise channels of a layer",
+        description="Gradient ascent on the input that maximises channels' mean activation.",
+        images=None)
     add_layer_arg(p, channels_help="channels, e.g. 0-7,12 (default the first 8)")
     p.add_argument("--cols", type=int, default=None, metavar="N", help="grid columns")
     add_common(p, json_help="print the outputs as JSON")
@@ -35,8 +35,7 @@ def run(args) -> int:
     from ..errors import OptionError
     from ..inside import visualize_filters
 
-    kwargs = options.function_kwargs(visualize_filters, options.given_options(args), SKIP)
-    channels = options.parse_channels(args.channels)
+    kwargs, channels = function_args(args, visualize_filters, SKIP)
     if args.cols is not None and args.cols < 1:
         raise OptionError(f"--cols must be >= 1, got {args.cols}")
     folder = files.out_dir(args.out)

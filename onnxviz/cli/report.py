@@ -12,18 +12,15 @@ from pathlib import Path
 
 from ..errors import OnnxvizError
 from . import files, options
-from .common import add_images_arg, add_model_args, load_model, warn
+from .common import load_model, model_command, warn
 
 
 def register(subparsers) -> None:
     from ..explainers.registry import methods
 
-    p = subparsers.add_parser(
-        "report", allow_abbrev=False,
-        help="one self-contained HTML page comparing methods on images",
+    p = model_command(
+        subparsers, "report", help="one self-contained HTML page comparing methods on images",
         description="Explain images with several methods; write one HTML page (images embedded).")
-    add_model_args(p)
-    add_images_arg(p)
     p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
                    help=f"comma list or 'all' (default all): {', '.join(methods())}")
     p.add_argument("--target", "-t", metavar="T", help="class to explain (default: top-1)")
