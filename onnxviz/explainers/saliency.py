@@ -225,7 +225,9 @@ class IntegratedGradients(InputGradientExplainer):
             a = alphas[k].reshape(-1, 1, 1, 1)
             points = (base[img] + a * (x[img] - base[img])).astype(np.float32)
             g, _ = self.grads(points, targets[img])
-            np.add.at(total, img, weights[k].reshape(-1, 1, 1, 1) * g)
+            wg = weights[k].astype(np.float32).reshape(-1, 1, 1, 1) * g
+            for i in np.unique(img):  # a chunk's rows are consecutive: few images per chunk
+                total[i] += wg[img == i].sum(axis=0, dtype=np.float64)
         attr = ((x - base) * total).astype(np.float32)
         n = np.arange(len(x))
         delta = scores[n, targets] - both[len(x):][n, targets]
