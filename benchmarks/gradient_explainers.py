@@ -50,20 +50,9 @@ def photos(n: int) -> np.ndarray:
 
 def torch_net():
     """The torch original with the head's ReLU6 as its own module (for a layer hook)."""
-    import torch
-    from models.build_efficientnet import torch_model
+    from models.build_efficientnet import torch_model_with_head_act
 
-    net = torch_model()
-    net._head_act = torch.nn.ReLU6()
-
-    def extract_features(inputs):
-        x = net._swish(net._bn0(net._conv_stem(inputs)))
-        for block in net._blocks:
-            x = block(x)
-        return net._head_act(net._bn1(net._conv_head(x)))
-
-    net.extract_features = extract_features
-    return net
+    return torch_model_with_head_act()
 
 
 def main(argv=None) -> None:

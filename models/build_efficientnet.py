@@ -41,6 +41,25 @@ def torch_model() -> torch.nn.Module:
     return net.eval()
 
 
+def torch_model_with_head_act() -> torch.nn.Module:
+    """:func:`torch_model` with the head's ReLU6 as a module of its own, ``net._head_act``.
+
+    The package shares one ``_swish`` module between the stem and the head, which a layer hook
+    (Captum's ``LayerGradCam``) cannot tell apart; the ONNX graph's ``_swish_1`` is this one.
+    """
+    net = torch_model()
+    net._head_act = torch.nn.ReLU6()
+
+    def extract_features(inputs):
+        x = net._swish(net._bn0(net._conv_stem(inputs)))
+        for block in net._blocks:
+            x = block(x)
+        return net._head_act(net._bn1(net._conv_head(x)))
+
+    net.extract_features = extract_features
+    return net
+
+
 def normalize(pixels: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) RGB pixels in [0, 255] -> (N, 3, H, W) float32 model input."""
     mean = np.asarray(PREPROCESS["mean"], np.float32)

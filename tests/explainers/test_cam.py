@@ -13,20 +13,8 @@ DOG = 207  # golden retriever: a class that is not the top one on the cat photo
 
 @pytest.fixture(scope="module")
 def torch_net(repo_module):
-    """The torch original, with the head's ReLU6 as a module of its own (the package shares one
-    ``_swish`` between the stem and the head, which a layer hook cannot tell apart)."""
-    build = repo_module("models.build_efficientnet")
-    net = build.torch_model()
-    net._head_act = torch.nn.ReLU6()
-
-    def extract_features(inputs):
-        x = net._swish(net._bn0(net._conv_stem(inputs)))
-        for block in net._blocks:
-            x = block(x)
-        return net._head_act(net._bn1(net._conv_head(x)))
-
-    net.extract_features = extract_features
-    return net
+    """A fresh torch original with the head's ReLU6 as its own module (tests here modify it)."""
+    return repo_module("models.build_efficientnet").torch_model_with_head_act()
 
 
 @pytest.fixture(scope="module")
