@@ -172,16 +172,23 @@ def upgrade_opset(proto: onnx.ModelProto, run_outputs) -> tuple[onnx.ModelProto,
         onnx.checker.check_model(new)
     except Exception:
         return proto, False
-    before, after = run_outputs(proto), run_outputs(new)
-    if before is None or after is None or len(before) != len(after):
+    if not same_outputs(run_outputs(proto), run_outputs(new)):
         return proto, False
-    for a, b in zip(before, after):
+    return new, True
+
+
+def same_outputs(want, got) -> bool:
+    """Whether two runs' outputs agree: same count and shapes, and every value within
+    ``1e-5 * (1 + max |want|)`` (NaN equal to NaN). ``None`` (a run that failed) never agrees."""
+    if want is None or got is None or len(want) != len(got):
+        return False
+    for a, b in zip(want, got):
         if a.shape != b.shape:
-            return proto, False
+            return False
         tol = 1e-5 * (1.0 + float(np.max(np.abs(a), initial=0.0)))
         if not np.allclose(a, b, rtol=0, atol=tol, equal_nan=True):
-            return proto, False
-    return new, True
+            return False
+    return True
 
 
 def make_batch_symbolic(proto: onnx.ModelProto, input_name: str,
@@ -215,15 +222,10 @@ def make_batch_symbolic(proto: onnx.ModelProto, input_name: str,
                 shape.dim[0].Clear()
                 shape.dim[0].dim_param = "N"
     del new.graph.value_info[:]
-    both = run(new, 2)
-    singles = [run(proto, 1), run(proto, (1, 2))]
-    if both is None or any(s is None for s in singles):
+    first, second = run(proto, 1), run(proto, (1, 2))
+    if first is None or second is None or len(first) != len(second):
         return proto, True
-    for k, out in enumerate(both):
-        ref = np.concatenate([singles[0][k], singles[1][k]], axis=0)
-        if out.shape != ref.shape:
-            return proto, True
-        tol = 1e-5 * (1.0 + float(np.max(np.abs(ref), initial=0.0)))
-        if not np.allclose(out, ref, rtol=0, atol=tol, equal_nan=True):
-            return proto, True
+    singles = [np.concatenate(pair, axis=0) for pair in zip(first, second)]
+    if not same_outputs(singles, run(new, 2)):
+        return proto, True
     return new, False
