@@ -23,6 +23,13 @@ MIN_SIDE, MAX_SIDE = 10, 28
 WHITE = 255
 NOISE_MAX = 200  # noise is uniform in [0, NOISE_MAX]: only the rectangle is pure white
 
+# The fixed first layer both trained networks share: a 1x1 conv summing the unit-scaled channels,
+# gain * (sum - threshold), then LeakyReLU(LEAK). It passes white about 100x more strongly than
+# noise, so the networks' evidence lies inside the rectangle (see models/README.md).
+WHITENESS_GAIN = 10.0
+WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
+LEAK = 0.01  # noise still reaches the network, 100x weaker: no image has an all-zero gradient
+
 
 def make_dataset(
     n: int, seed: int = 0, *, size: int = SIZE, noise_max: int = NOISE_MAX

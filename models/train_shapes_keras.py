@@ -25,15 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from models.shapes import LABELS, SIZE, make_dataset  # noqa: E402
+from models.shapes import LABELS, LEAK, SIZE, WHITENESS_GAIN, WHITENESS_THRESHOLD, make_dataset  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ONNX_PATH = HERE / "shapes_keras.onnx"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 11, 12, 13
 N_TRAIN, N_TEST = 8000, 2000
-WHITENESS_GAIN = 10.0
-WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
-LEAK = 0.01  # noise still reaches the network, 100x weaker: no image has an all-zero gradient
 
 
 def shapes_cnn() -> keras.Model:

@@ -26,15 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.shapes import LABELS, SIZE, make_dataset
+from models.shapes import LABELS, LEAK, SIZE, WHITENESS_GAIN, WHITENESS_THRESHOLD, make_dataset
 
 HERE = Path(__file__).resolve().parent
 ONNX_PATH = HERE / "shapes_cnn.onnx"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 1, 2, 3
 N_TRAIN, N_TEST = 8000, 2000
-WHITENESS_GAIN = 10.0
-WHITENESS_THRESHOLD = 2.68  # between the brightest noise (3 * 200 / 255 = 2.35) and white (3.0)
-LEAK = 0.01  # noise still reaches the network, 100x weaker: no image has an all-zero gradient
 
 
 def shapes_cnn() -> nn.Module:
