@@ -67,3 +67,7 @@ def close_matches(name: str, known: Iterable[str], n: int = 5) -> list[str]:
     subs = [k for k in known if low and low in k.lower()]
     fuzzy = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
     return list(dict.fromkeys(subs[:n] + fuzzy))[:n]
+
+
+class PrecisionError(ModelError):
+    """A quantized or float16 model whose gradients onnxviz cannot define in the asked mode."""

@@ -46,6 +46,10 @@ NON_DIFFERENTIABLE = frozenset(
     }
 )
 
+# Ops whose integer output 0 stands for a real value (x / scale + zero point): the gradient flows
+# through it by the straight-through estimator (rules/quant.py) instead of stopping there.
+QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
+
 
 def rule(op_type: str, *, since: int = 1, nondiff: Iterable[int] = ()):
     """Register ``fn`` as the gradient rule of ``op_type`` for opsets ``>= since``.

@@ -42,7 +42,9 @@ def geometry(model) -> Geometry:
     size = tuple(spec.flat_size or spec.size)
     last = spec.layout == "NHWC"
     shape = (*size, spec.channels) if last else (spec.channels, *size)
-    return Geometry(size, shape, last, np.dtype(spec.dtype))
+    # kernels fill float32 batches; the model casts them to its input dtype (float16 files)
+    dtype = np.dtype(spec.dtype) if spec.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    return Geometry(size, shape, last, dtype)
 
 
 def as_list(images) -> list:
