@@ -56,7 +56,11 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     removed = loading.remove_initializer_inputs(proto)
     if removed:
         notes.append(f"removed {removed} initializers listed as graph inputs (IR 3)")
+    unused = loading.remove_unused_inputs(proto)
+    if unused:
+        notes.append(f"removed {len(unused)} graph inputs that no node reads ({', '.join(unused)})")
     loading.check(proto)
+    loading.refuse_lost_constants(proto, input)
     spec = find_input(proto, input)
     x = probe(spec, 2)
 

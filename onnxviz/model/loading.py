@@ -106,12 +106,30 @@ def _unsafe(loc: str) -> bool:
 
 
 def check(proto: onnx.ModelProto) -> None:
-    """``onnx.checker`` with a plain error."""
+    """``onnx.checker`` with a plain error; operators that are not ONNX are named first."""
+    _refuse_unknown_ops(proto)
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid"
         raise ModelError(f"the model is not valid ONNX: {first}") from None
+
+
+def _refuse_unknown_ops(proto: onnx.ModelProto) -> None:
+    counts: dict[str, int] = {}
+    for node in proto.graph.node:
+        if node.domain in ("", "ai.onnx") and not onnx.defs.has(node.op_type):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    if not counts:
+        return
+    ops = ", ".join(f"{op} (x{n})" for op, n in sorted(counts.items()))
+    msg = f"the model has nodes that are not ONNX operators: {ops}"
+    if proto.producer_name == "tf2onnx":
+        msg += ("; tf2onnx left TensorFlow ops it could not convert. Keras's TensorFlow backend runs "
+                "grouped convolutions (ConvNeXt) as an XLA function (StatefulPartitionedCall) and "
+                "exact GELU with Erfc: export the Keras model with converters.keras instead "
+                "(python -m converters.keras model.keras -o model.onnx), which converts both")
+    raise ModelError(msg)
 
 
 def default_opset(proto: onnx.ModelProto) -> int:
@@ -137,6 +155,76 @@ def remove_initializer_inputs(proto: onnx.ModelProto) -> int:
         proto.graph.input.extend(keep)
         proto.ir_version = max(proto.ir_version, 4)
     return removed
+
+
+def remove_unused_inputs(proto: onnx.ModelProto) -> list[str]:
+    """Drop graph inputs that no node reads, keeping at least one input.
+
+    tf2onnx lists every tensor a ``tf.function`` captures as a graph input, even after freezing
+    has copied its value into the graph as a constant: Keras's ``Normalization`` layer (the
+    ``include_preprocessing`` of EfficientNet, EfficientNetV2 and ConvNeXt) leaves its mean and
+    variance behind as two such inputs, which nothing reads. An input that no node (nor subgraph)
+    reads and that is not a graph output cannot change any output, so removing it is exact.
+
+    Returns:
+        The names of the removed inputs.
+    """
+    read = _names_read(proto.graph) | {o.name for o in proto.graph.output}
+    unused = [i.name for i in proto.graph.input if i.name not in read]
+    if unused and len(unused) < len(proto.graph.input):
+        keep = [i for i in proto.graph.input if i.name in read]
+        del proto.graph.input[:]
+        proto.graph.input.extend(keep)
+        return unused
+    return []
+
+
+def refuse_lost_constants(proto: onnx.ModelProto, image: str | None) -> None:
+    """Refuse a tf2onnx file whose extra inputs are constants it exported without their values.
+
+    tf2onnx makes every tensor a ``tf.function`` captures a graph input, and where a node still
+    reads it (the mean of ConvNeXt's ``Normalization`` layer after ``model.export``) the value is
+    nowhere in the file, so no one can supply it. Such inputs have a fully static shape, unlike a
+    batch of images.
+
+    Args:
+        proto: the model, after :func:`remove_unused_inputs`.
+        image: the image input's name, or None for the first input.
+
+    Raises:
+        ModelError: naming the inputs and how to export the model instead.
+    """
+    if proto.producer_name != "tf2onnx":
+        return
+    inits = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in inits]
+    image = image or (inputs[0].name if inputs else None)
+    lost = [i.name for i in inputs if i.name != image and _static(i)]
+    if lost:
+        raise ModelError(
+            f"the model reads {len(lost)} graph input(s) besides the image whose values are not in "
+            f"the file ({', '.join(lost)}): tf2onnx exports tensors that a tf.function captures "
+            "(such as a Keras Normalization layer's mean and variance, in keras.applications "
+            "EfficientNet, EfficientNetV2 and ConvNeXt) as inputs without their values. Export the "
+            "Keras model with converters.keras instead (python -m converters.keras model.keras -o "
+            "model.onnx), which keeps them as constants")
+
+
+def _static(vi: onnx.ValueInfoProto) -> bool:
+    t = vi.type.tensor_type
+    return t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim)
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name a node of ``graph`` or of its subgraphs takes as an input."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                names |= _names_read(sub)
+    names.discard("")
+    return names
 
 
 def infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
