@@ -79,9 +79,14 @@ def _float16(src: onnx.ModelProto, form: str, op_block_list) -> onnx.ModelProto:
 
 def _int8(src: onnx.ModelProto, form: str, images, per_channel: bool) -> onnx.ModelProto:
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "q.onnx"
+        out, pre = Path(tmp) / "q.onnx", Path(tmp) / "pre.onnx"
+        # onnxruntime's recommended pre-processing: shape inference and graph optimization
+        # (folds exporter constants into initializers, fuses BatchNormalization into Conv)
+        quant_pre_process(src, str(pre))
+        src = onnx.load(str(pre))
         if form == "dynamic":
             quantize_dynamic(src, out, per_channel=per_channel, weight_type=QuantType.QInt8)
         else:

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .registry import NON_DIFFERENTIABLE, find_rule
+from .registry import NON_DIFFERENTIABLE, QUANTIZERS, find_rule
 
 FLOAT_TYPES = frozenset(
     {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
@@ -87,12 +87,14 @@ class GraphInfo:
     types: dict = field(default_factory=dict)
     consts: dict = field(default_factory=dict)
     value_infos: dict = field(default_factory=dict)
+    quantized: set = field(default_factory=set)  # integer outputs of quantizers (see is_float)
 
     @classmethod
     def of(cls, model: onnx.ModelProto) -> GraphInfo:
         """Analyze ``model`` (its nodes are used in place, not copied)."""
         g = model.graph
         info = cls(model=model, opset=default_opset(model), nodes=toposort(list(g.node)))
+        info.quantized = {n.output[0] for n in g.node if n.op_type in QUANTIZERS}
         try:
             inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
         except Exception:  # noqa: BLE001 - partial information is still useful
@@ -126,9 +128,10 @@ class GraphInfo:
         return names
 
     def is_float(self, name: str) -> bool:
-        """True when ``name`` is (or may be, when its type is unknown) a floating-point tensor."""
+        """True when ``name`` is (or may be, when its type is unknown) a floating-point tensor, or
+        a quantizer's integer output (a real value in integer units: STE, ``rules/quant.py``)."""
         t = self.types.get(name)
-        return t is None or t in FLOAT_TYPES
+        return t is None or t in FLOAT_TYPES or name in self.quantized
 
     def diff_slots(self, node: onnx.NodeProto) -> list[int]:
         """Input slots of ``node`` that can carry a gradient."""

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
 
 from .. import runtime
+from ..autodiff.graph import toposort
 from ..errors import ModelError
 from . import labels as _labels
 from . import loading
@@ -28,7 +30,7 @@ __all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessin
 
 def load(source, *, preprocess=None, labels=None, input: str | None = None,
          output: str | None = None, providers=None, threads: int | None = None,
-         batch_size: int | None = None) -> Model:
+         batch_size: int | None = None, gradients: str | None = None) -> Model:
     """Load, check and normalize an ONNX image classifier.
 
     Args:
@@ -43,6 +45,10 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         providers: ONNX Runtime execution providers (default CUDA when available, else CPU).
         threads: ONNX Runtime intra-op threads.
         batch_size: images per ONNX Runtime call (default 32).
+        gradients: how gradients of an int8 model are defined: ``"ste"`` (straight-through
+            estimator through QuantizeLinear/DynamicQuantizeLinear; default for QDQ and dynamic
+            quantization) or ``"surrogate"`` (the float graph on dequantized weights; default for
+            QOperator files). See :mod:`onnxviz.model.precision`; ``Model.gradient_mode``.
 
     Returns:
         The :class:`Model`.
@@ -53,6 +59,13 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     """
     proto = loading.read(source)
     notes = []
+    nodes = list(proto.graph.node)
+    order = toposort(nodes)
+    if any(a is not b for a, b in zip(order, nodes)):  # converters write such files
+        order = [copy.deepcopy(n) for n in order]
+        del proto.graph.node[:]
+        proto.graph.node.extend(order)
+        notes.append("sorted the nodes topologically")
     removed = loading.remove_initializer_inputs(proto)
     if removed:
         notes.append(f"removed {removed} initializers listed as graph inputs (IR 3)")
@@ -99,4 +112,12 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
                   fixed_batch=fixed, providers=providers, threads=threads, batch_size=batch_size,
                   notes=notes, source=name)
     model._sessions[id(proto)] = (proto, sess)  # already built: no second serialization
+    model.gradient_mode = gradients  # checks the mode against the file's form
+    if model.precision.quantization == "dynamic" and not model.fixed_batch:
+        # DynamicQuantizeLinear's scale spans the whole batch: one image per run keeps each
+        # image's scores its own (what the file gives it alone)
+        model.fixed_batch = True
+        notes.append("dynamic quantization: images run one at a time (scales span the batch)")
+    if model.precision.compute != "float32" or model.precision.quantization:
+        notes.append(f"precision: {model.precision.describe()}; gradients: {model.gradient_mode}")
     return model

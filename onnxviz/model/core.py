@@ -209,7 +209,8 @@ class Model:
         uniq = list(dict.fromkeys(names))
         res = runtime.run_batched(sess, {self.input.name: x}, uniq,
                                   batch_size or self.batch_size, self.fixed_batch)
-        by = dict(zip(uniq, res))
+        # float16 tensors come back as float32 (the values the file computed, widened)
+        by = {n: r.astype(np.float32) if r.dtype == np.float16 else r for n, r in zip(uniq, res)}
         return {o: by[n] for o, n in zip(outputs, names)}
 
     def forward(self, x, batch_size: int | None = None) -> np.ndarray:
@@ -348,6 +349,45 @@ class Model:
             if by_tensor:
                 return by_tensor[0]
             raise
+
+    # ---- numeric form (onnxviz.model.precision) --------------------------------------------
+    @property
+    def precision(self):
+        """The :class:`~onnxviz.model.precision.Precision` of the file: float32/float16/mixed/
+        int8, the quantization form, and the gradient mode gradient methods use."""
+        found = self.__dict__.get("_precision")
+        if found is None:
+            from .precision import detect
+
+            found = detect(self.proto, self.input.dtype, self.__dict__.get("_gradient_option"))
+            self.__dict__["_precision"] = found
+        return found
+
+    @property
+    def gradient_mode(self) -> str:
+        """How gradients are defined: ``"exact"``, ``"upcast"`` (float16), ``"ste"`` or
+        ``"surrogate"`` (int8). Set it to ``"ste"``, ``"surrogate"`` or None (the default)."""
+        return self.precision.gradients
+
+    @gradient_mode.setter
+    def gradient_mode(self, mode: str | None) -> None:
+        from .precision import detect
+
+        found = detect(self.proto, self.input.dtype, mode)  # raises PrecisionError
+        with self._lock:
+            self.__dict__.update(_gradient_option=mode, _precision=found)
+            self.__dict__.pop("_gradient_cache", None)
+            self.__dict__.pop("_gradient_source", None)
+
+    def gradient_source(self) -> onnx.ModelProto:
+        """The graph gradient methods differentiate (``proto`` itself for float32 models)."""
+        src = self.__dict__.get("_gradient_source")
+        if src is None:
+            from .precision import gradient_source
+
+            src = gradient_source(self.proto, self.precision)
+            self.__dict__["_gradient_source"] = src
+        return src
 
     # ---- gradients (onnxviz.model.grad, built on onnxviz.autodiff) -------------------------
     def gradients(self, x, seed, wrt, expose=()):

@@ -29,7 +29,9 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
         return hit
     providers = list(model.providers or runtime.default_providers())
     cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
-    gm = gradient_model(model.proto, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu)
+    # int8 / float16 files: the graph their gradient mode defines (onnxviz.model.precision)
+    src = model.gradient_source() if hasattr(model, "gradient_source") else model.proto
+    gm = gradient_model(src, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu)
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
     with _LOCK:
         cache[key] = (gm, sess)
@@ -73,7 +75,8 @@ def gradients(model, x, seed, wrt, expose=()):
         seed = seed.reshape((len(x), *of_shape[1:]))
     outs = [of_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
             *(gm.exposed[e] for e in dict.fromkeys(e_names))]
-    res = runtime.run_batched(sess, {model.input.name: x, gm.seed: seed}, outs,
+    x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
+    res = runtime.run_batched(sess, {model.input.name: x_in, gm.seed: seed}, outs,
                               getattr(model, "batch_size", None), getattr(model, "fixed_batch", False))
     by = dict(zip(outs, res))
     grads = {w: by[gm.grads[n]] for w, n in zip(wrt, w_names)}

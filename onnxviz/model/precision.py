@@ -281,13 +281,18 @@ def _surrogate(g: onnx.GraphProto) -> None:
     QuantizeLinear and DequantizeLinear become Identity, constant DequantizeLinear inputs float
     initializers, and each QOperator op its float op. A quantizer whose zero point is its type's
     minimum also stands for the ReLU the quantization tool fused into it (it represents no
-    negative value) and becomes a Relu.
+    negative value) and becomes a Relu, except on a graph input (nothing was fused there).
     """
     consts = _Consts(g)
+    inputs = {i.name for i in g.input}
     for n in list(g.node):
         name = n.name or n.output[0]
         if n.op_type == "QuantizeLinear":
-            _replace(g, n, [_relu_or_identity(n.input[0], n.output[0], name, consts.get(_at(n, 2)))])
+            if n.input[0] in inputs:
+                _replace(g, n, [_identity(n.input[0], n.output[0], name)])
+            else:
+                _replace(g, n, [_relu_or_identity(n.input[0], n.output[0], name,
+                                                  consts.get(_at(n, 2)))])
         elif n.op_type == "DequantizeLinear":
             q = consts.get(n.input[0])
             if q is None:
