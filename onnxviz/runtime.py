@@ -52,13 +52,15 @@ def _options(threads: int | None):
     return so
 
 
-def session(model, providers: Sequence[str] | None = None, threads: int | None = None):
+def session(model, providers: Sequence[str] | None = None, threads: int | None = None,
+            cache: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``model``, cached per graph and options.
 
     Args:
         model: an ``onnx.ModelProto`` or its serialized bytes.
         providers: execution providers; default CUDA when available, else CPU.
         threads: intra-op thread count; default lets ONNX Runtime choose.
+        cache: keep the session for later calls (off for one-off runs such as shape probes).
 
     Returns:
         The (possibly cached) session.
@@ -81,6 +83,8 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
         sess = ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise _ort_error(e, data) from None
+    if not cache:
+        return sess
     with _LOCK:
         _CACHE[key] = sess
         while len(_CACHE) > _CACHE_SIZE:

@@ -111,7 +111,8 @@ class _Walk:
                 self.add(x, gx)
 
 
-def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False) -> GradientModel:
+def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
+                   facts=None) -> GradientModel:
     """Rewrite ``model`` so that it also returns gradients of ``sum(seed * of)``.
 
     Args:
@@ -123,6 +124,9 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False) -> Grad
         cpu: build for ONNX Runtime's CPU provider only: strided convolutions' input gradients
             use MaxUnpool zero insertion + a stride-1 Conv (faster on the CPU; ONNX Runtime has
             no CUDA MaxUnpool kernel). Default: forms every provider runs natively.
+        facts: sizes and integer values that static shape inference could not find, from
+            :func:`onnxviz.model.shapes.shape_facts` (``Model`` passes them; a graph whose shapes
+            inference knows needs none).
 
     Returns:
         A :class:`GradientModel`. Its model has one extra input (``seed``, shaped like ``of``);
@@ -145,7 +149,7 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False) -> Grad
         if n not in names:
             raise LayerError(n, sorted(names), what="tensor")
     fold_pads(model, keep={of, *wrt, *expose})
-    info = GraphInfo.of(model)
+    info = GraphInfo.of(model, facts)
     names = info.tensor_names()
     for n in [of, *wrt, *expose]:
         if n not in names:

@@ -90,8 +90,13 @@ class GraphInfo:
     quantized: set = field(default_factory=set)  # integer outputs of quantizers (see is_float)
 
     @classmethod
-    def of(cls, model: onnx.ModelProto) -> GraphInfo:
-        """Analyze ``model`` (its nodes are used in place, not copied)."""
+    def of(cls, model: onnx.ModelProto, facts=None) -> GraphInfo:
+        """Analyze ``model`` (its nodes are used in place, not copied).
+
+        ``facts`` (an :class:`onnxviz.model.shapes.ShapeFacts`, or anything with ``shapes`` and
+        ``consts`` dicts) completes static inference: its sizes replace inferred ones and its
+        integer values become constants.
+        """
         g = model.graph
         info = cls(model=model, opset=default_opset(model), nodes=toposort(list(g.node)))
         info.quantized = {n.output[0] for n in g.node if n.op_type in QUANTIZERS}
@@ -118,6 +123,15 @@ class GraphInfo:
                 if v is not None:
                     info.consts[n.output[0]] = v
                     info.shapes[n.output[0]] = list(v.shape)
+        if facts is not None:
+            produced = {o for n in info.nodes for o in n.output if o}
+            for name, dims in facts.shapes.items():
+                if name in produced:
+                    info.shapes[name] = list(dims)
+            for name, v in facts.consts.items():
+                if name in produced and name not in info.consts:
+                    info.consts[name] = np.asarray(v)
+                    info.types.setdefault(name, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype))
         return info
 
     def tensor_names(self) -> set[str]:

@@ -105,6 +105,23 @@ class Model:
         """Inferred shape of a tensor (batch first), () when unknown."""
         return self._shapes.get(tensor, ())
 
+    def shape_facts(self):
+        """Sizes and integer values static inference left open, read by a probe run (cached).
+
+        See :mod:`onnxviz.model.shapes`: every size except those following the batch is static
+        for an image model, and the gradient rules use these facts.
+        """
+        with self._lock:
+            facts = self.__dict__.get("_shape_facts")
+        if facts is None:
+            from .shapes import shape_facts
+
+            facts = shape_facts(self.proto, self.input.name, self.input.shape, self.input.dtype,
+                                fixed_batch=self.fixed_batch)
+            with self._lock:
+                self.__dict__["_shape_facts"] = facts
+        return facts
+
     # ---- images -> input ------------------------------------------------------------------
     def to_pixels(self, images) -> np.ndarray:
         """Images (array, path, ``skimage:NAME`` or a list) -> (N, H, W, 3) uint8 RGB at input size.
@@ -314,14 +331,20 @@ class Model:
 
     # ---- layers ---------------------------------------------------------------------------
     def layers(self, grad: bool = False) -> list:
-        """Every 4-D activation a node produces, with friendly names (see :mod:`.layers`).
+        """Every 4-D activation a node produces, and the token sequences ``[N, T, C]`` of vision
+        transformers with their patch grid (``Layer.grid``, ``Layer.prefix``; see
+        :mod:`onnxviz.explainers.tokens`), with friendly names (see :mod:`.layers`).
 
         Args:
             grad: also fill ``Layer.grad_reachable`` (whether gradients of the score reach the
                 layer, from :func:`onnxviz.autodiff.reachable`; a graph walk, done once).
         """
         if self._layers is None:
-            self._layers = _layers.collect(self.proto, self._shapes)
+            from ..explainers import tokens as _tokens
+
+            found = _layers.collect(self.proto, self._shapes,
+                                    keep=lambda shape: _tokens.token_grid(self, shape) is not None)
+            self._layers = _tokens.with_grids(self, found)
         if grad and self._layers and self._layers[0].grad_reachable is None:
             from dataclasses import replace
 

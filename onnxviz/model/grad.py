@@ -29,9 +29,11 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
         return hit
     providers = list(model.providers or runtime.default_providers())
     cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
+    facts = model.shape_facts() if hasattr(model, "shape_facts") else None
     # int8 / float16 files: the graph their gradient mode defines (onnxviz.model.precision)
     src = model.gradient_source() if hasattr(model, "gradient_source") else model.proto
-    gm = gradient_model(src, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu)
+    gm = gradient_model(src, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu,
+                        facts=facts)
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
     with _LOCK:
         cache[key] = (gm, sess)

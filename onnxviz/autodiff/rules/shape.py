@@ -67,6 +67,12 @@ def _slice_params(ctx, node, rank):
     return starts, ends, [a % rank for a in axes], steps
 
 
+def _whole_axis(start, end, step):
+    """Whether a Slice keeps an axis whole whatever its length (start 0, end "to the end", step 1;
+    exporters write "to the end" as INT32_MAX or INT64_MAX)."""
+    return step == 1 and start == 0 and end >= 2**31 - 1
+
+
 @rule("Slice", nondiff=(1, 2, 3, 4))
 def slice_(ctx, node):
     """Zero-pad the gradient back to the input's extent (Gather-scatter for strided slices)."""
@@ -76,7 +82,9 @@ def slice_(ctx, node):
     starts, ends, axes, steps = _slice_params(ctx, node, rank)
     pads = [0] * (2 * rank)
     for a, s, e, st in zip(axes, starts, ends, steps):
-        n = shape[a]
+        n = shape[a] if shape is not None else None
+        if n is None and _whole_axis(s, e, st):
+            continue  # e.g. the batch axis of a Keras Cropping2D: nothing to pad back
         if n is None:
             ctx.fail(f"Slice gradients need a static size along axis {a}")
         sel = list(range(n))[slice(s, e, st)]
@@ -159,16 +167,24 @@ def _place(ctx, t, axis, before, after, rank):
 
 @rule("Gather", nondiff=(1,))
 def gather(ctx, node):
-    """Scatter-add of g back to the gathered positions (constant indices of rank 0 or 1)."""
+    """Scatter-add of g back to the gathered positions.
+
+    Constant indices (any rank, e.g. a dynamo ``as_strided`` view with a fixed batch) scatter with
+    Gathers from the zero-padded gradient, one per group of distinct positions, which every
+    provider runs fast. Indices computed at run time (a dynamo ``as_strided`` whose index map
+    follows the batch) use ``ScatterND`` with ``reduction="add"`` (opset 16+).
+    """
     x, g = node.input[0], ctx.gy(0)
     rank = ctx.rank(x)
     axis = ctx.attr("axis", 0) % rank
     idx = ctx.const_value(node.input[1])
     n = ctx.shape(x)[axis]
-    if idx is None or idx.ndim > 1 or n is None:
-        ctx.fail("Gather gradients need constant indices of rank <= 1 and a static axis size")
+    if idx is None or n is None:
+        return [_gather_scatter_nd(ctx, node, x, g, rank, axis), None]
     if idx.ndim == 0:
         g = ctx.unsqueeze(g, [axis])
+    elif idx.ndim > 1:
+        g = _flatten_index_axes(ctx, g, x, axis, idx)
     idx = np.ravel(idx).astype(np.int64) % n
     # split the positions into groups without repeats, one Gather-scatter per group
     seen: dict[int, int] = {}
@@ -184,6 +200,47 @@ def gather(ctx, node):
         gg = g if len(grp) == len(idx) else ctx.emit("Gather", [g, ctx.iconst(grp)], axis=axis)
         parts.append(_scatter_axis(ctx, gg, axis, n, [int(idx[j]) for j in grp], rank))
     return [parts[0] if len(parts) == 1 else ctx.emit("Sum", parts), None]
+
+
+def _flatten_index_axes(ctx, g, x, axis, idx):
+    """Merge the index axes of a Gather's output gradient into one (length ``idx.size``)."""
+    trail = (ctx.shape(x) or [])[axis + 1:]
+    if sum(d is None for d in trail) > 1:
+        ctx.fail("Gather gradients with multi-dimensional indices need static trailing sizes")
+    target = [0] * axis + [int(idx.size)] + [-1 if d is None else int(d) for d in trail]
+    return ctx.emit("Reshape", [g, ctx.iconst(target)])
+
+
+def _gather_scatter_nd(ctx, node, x, g, rank, axis):
+    """Gradient of a Gather whose indices are only known at run time: ScatterND(add) into zeros,
+    with the gathered axis moved to the front."""
+    if ctx.opset < 16:
+        ctx.fail("Gather gradients with indices computed at run time need opset >= 16 "
+                 "(ScatterND with reduction='add'), or constant indices")
+    idx = node.input[1]
+    irank = ctx.rank(idx)
+    grank = ctx.rank(node.output[0])
+    perm = [axis] + [a for a in range(rank) if a != axis]
+    xshape = ctx.shape_of(x)
+    if axis:
+        xshape = ctx.emit("Gather", [xshape, ctx.iconst(perm)], axis=0)
+        # g: x[:axis] + idx + x[axis+1:]  ->  idx + x[:axis] + x[axis+1:]
+        gperm = list(range(axis, axis + irank)) + list(range(axis)) + list(
+            range(axis + irank, grank))
+        g = ctx.emit("Transpose", [g], perm=gperm)
+    value = onnx_zero(ctx)
+    zeros = ctx.emit("ConstantOfShape", [xshape], value=value)
+    where = ctx.unsqueeze(idx, [irank])
+    out = ctx.emit("ScatterND", [zeros, where, g], reduction="add")
+    if axis:
+        out = ctx.emit("Transpose", [out], perm=[int(i) for i in np.argsort(perm)])
+    return out
+
+
+def onnx_zero(ctx):
+    from onnx import helper
+
+    return helper.make_tensor("value", ctx.dtype, [1], [0])
 
 
 @rule("Expand", nondiff=(1,))
