@@ -1,7 +1,8 @@
 """Which layer a layer-based method looks at, and where that layer keeps its channels.
 
-The default layer is the last 4-D activation with a spatial extent (H, W not both 1) on the way to
-the score, as MATLAB's ``gradCAM`` and tf-keras-vis pick it. Layouts are tracked per tensor: ONNX
+The default layer is the last map with a spatial extent (H, W not both 1) on the way to the
+score, as MATLAB's ``gradCAM`` and tf-keras-vis pick it; which tensors are maps (feature maps, and
+the token sequences of vision transformers) is decided in :mod:`.tokens`. Layouts are tracked per tensor: ONNX
 convolutions and pools are always channel-first, Keras/tf2onnx graphs start channel-last and move
 between layouts with ``Transpose`` nodes, so the layout of each tensor is propagated from the model
 input through the graph (with a shape-based guess where the walk cannot tell).
@@ -155,28 +156,19 @@ def _spatial(model, layer) -> tuple:
 
 
 def candidate_layers(model) -> list:
-    """4-D layers on the way to the score with a spatial extent, in graph order."""
-    idx = graph_index(model)
-    before = idx.ancestors(model.score_output)
-    out = []
-    for layer in model.layers():
-        if layer.tensor == model.input.name or layer.tensor not in before:
-            continue
-        hw = _spatial(model, layer)
-        if len(hw) == 2 and not (hw[0] == 1 and hw[1] == 1):
-            out.append(layer)
-    return out
+    """Maps on the way to the score (feature maps with a spatial extent, token sequences on a
+    patch grid), in graph order; see :func:`onnxviz.explainers.tokens.map_layers`."""
+    from .tokens import map_layers
+
+    return map_layers(model)
 
 
 def default_layer(model):
-    """The last 4-D layer before the score (MATLAB ``gradCAM``'s and tf-keras-vis's choice)."""
-    layers = candidate_layers(model)
-    if not layers:
-        raise OptionError(
-            "this model has no 4-D layer with a spatial extent before its score, so a layer-based "
-            "method has nothing to map; use a saliency or perturbation method instead"
-        )
-    return layers[-1]
+    """The default layer of the CAM family (:func:`onnxviz.explainers.tokens.default_map_layer`):
+    the last map before the score, or a ViT's last attention input."""
+    from .tokens import default_map_layer
+
+    return default_map_layer(model)
 
 
 def resolve_layer(model, layer):

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
-from ._layers import graph_index, layer_layout, resolve_layer, to_nchw
+from ._layers import graph_index
+from .tokens import layer_view, resolve_map_layer
 from .base import Explainer, Explanation, Timer
 from .registry import register
 
@@ -29,8 +30,10 @@ class CAMExplainer(Explainer):
 
     Args:
         model: an :class:`onnxviz.Model`.
-        layer: a layer name (see ``model.layers()``); ``None`` picks the last 4-D layer before the
-            score.
+        layer: a layer name (see ``model.layers()``): a feature map, or a vision transformer's
+            token sequence ``[N, T, C]`` (seen as ``[N, C, h, w]`` on its patch grid, the class and
+            other prefix tokens dropped; :mod:`.tokens`). ``None`` picks the last map before the
+            score, for a ViT the input of its last attention (``blocks[-1].norm1``).
         batch_size: images per run of the gradient graph.
     """
 
@@ -40,8 +43,8 @@ class CAMExplainer(Explainer):
     def __init__(self, model, *, layer: str | None = None, batch_size: int = 16):
         G.check_positive("batch_size", batch_size)
         super().__init__(model, layer=layer, batch_size=batch_size)
-        self.layer = resolve_layer(model, layer)
-        self.layout = layer_layout(model, self.layer)
+        self.layer = resolve_map_layer(model, layer)
+        self.view = layer_view(model, self.layer)
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         """Weights of the activation channels.
@@ -70,12 +73,12 @@ class CAMExplainer(Explainer):
         with timer("gradients" if self.needs_gradients else "forward"):
             if self.needs_gradients:
                 grads, exposed, run_scores = G.gradients(m, x, targets, [tensor], [tensor], bs)
-                grads = to_nchw(grads[tensor], self.layout)
+                grads = self.view.to_nchw(grads[tensor])
             else:
                 run_scores = m.run(x, [m.score_output, tensor], batch_size=bs)
                 exposed, grads = run_scores, None
                 run_scores = run_scores[m.score_output].reshape(len(x), -1)
-            acts = to_nchw(exposed[tensor], self.layout)
+            acts = self.view.to_nchw(exposed[tensor])
         scores = run_scores if scores is None else scores
         with timer("weights"):
             w = self.channel_weights(acts, grads, inputs=x, targets=targets)

@@ -40,6 +40,9 @@ class Layer:
         aliases: every other name that selects it (tensor name, node name, variants).
         grad_reachable: whether gradients of the score reach it (every op between has a gradient
             rule); None unless asked for with ``Model.layers(grad=True)``.
+        grid: for a token sequence ``[N, T, C]`` (vision transformers), the ``(h, w)`` patch grid
+            of its tokens after the first ``prefix``; None for 4-D layers.
+        prefix: tokens before the patch tokens (class, distillation, register tokens).
     """
 
     name: str
@@ -48,6 +51,8 @@ class Layer:
     shape: tuple = ()
     aliases: tuple[str, ...] = field(default=(), compare=False)
     grad_reachable: bool | None = field(default=None, compare=False)
+    grid: tuple[int, int] | None = field(default=None, compare=False)
+    prefix: int = field(default=0, compare=False)
 
     @property
     def is_4d(self) -> bool:
@@ -123,13 +128,14 @@ def friendly(node: onnx.NodeProto, producer: str, keras3: bool = False) -> str:
 
 
 def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
-            all_tensors: bool = False) -> list[Layer]:
+            all_tensors: bool = False, keep=None) -> list[Layer]:
     """Layers of ``proto``: every node output with a 4-D shape (all outputs if ``all_tensors``).
 
     Args:
         proto: the model, in graph order.
         shapes: tensor name -> shape (from shape inference).
         all_tensors: include outputs of any rank (used to resolve names of non-4-D tensors).
+        keep: ``keep(shape) -> bool`` admits other shapes too (token sequences).
     """
     producer = proto.producer_name or ""
     keras3 = "tf2onnx" in producer.lower() and _keras3_suffixed(proto)
@@ -139,7 +145,8 @@ def collect(proto: onnx.ModelProto, shapes: dict[str, tuple],
             if not out:
                 continue
             shape = shapes.get(out)
-            if not all_tensors and (shape is None or len(shape) != 4):
+            if not all_tensors and (shape is None or len(shape) != 4) and not (
+                    shape is not None and keep is not None and keep(shape)):
                 continue
             base = friendly(node, producer, keras3)
             if k:
