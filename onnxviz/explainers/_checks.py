@@ -25,6 +25,13 @@ def check_positive_ints(**values) -> None:
         check_positive(name, value)
 
 
+def check_fraction(name: str, value) -> None:
+    """Raise :class:`OptionError` unless ``value`` is a number in [0, 1)."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    if not ok or not 0 <= value < 1:
+        raise OptionError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
 def check_choice(name: str, value, choices) -> None:
     """Raise :class:`OptionError` unless ``value`` is one of ``choices``."""
     if value not in choices:
