@@ -16,6 +16,13 @@ _DONE = False
 
 def import_timm():
     """``timm``, or skip the test when it is not installed."""
+    register_torchvision_ops()
+    return pytest.importorskip("timm")
+
+
+def register_torchvision_ops():
+    """Define ``torchvision::nms`` and ``torchvision::qnms`` so that torchvision imports (timm and
+    transformers import it)."""
     global _DONE
     torch = pytest.importorskip("torch")
     if not _DONE:
@@ -27,4 +34,3 @@ def import_timm():
         except RuntimeError:
             pass  # already defined (a real torchvision, or a second import)
         _DONE = True
-    return pytest.importorskip("timm")
