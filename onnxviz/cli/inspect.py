@@ -5,6 +5,14 @@ from __future__ import annotations
 from .common import add_common, add_model_args, load_model, print_json, table
 
 
+_GRADIENT_MODES = {
+    "exact": "exact gradients",
+    "upcast": "gradients of a float32 upcast copy (mode upcast)",
+    "ste": "the straight-through estimator through the quantizers (mode ste)",
+    "surrogate": "the float graph on dequantized weights (mode surrogate)",
+}
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="show a model's input, preprocessing, labels, layers",
                               description="Show what onnxviz sees in an ONNX model.")
@@ -25,6 +33,9 @@ def describe(model) -> dict:
                   "dtype": str(i.dtype), "dynamic_size": i.dynamic_size,
                   "flat_size": list(i.flat_size) if i.flat_size else None},
         "fixed_batch": model.fixed_batch,
+        "precision": {"compute": model.precision.compute, "io": model.precision.io,
+                      "quantization": model.precision.quantization,
+                      "gradients": model.gradient_mode},
         "preprocessing": {"name": pre.name, "source": pre.source, "mean": list(pre.mean),
                           "std": list(pre.std), "scale": pre.scale,
                           "channel_order": pre.channel_order},
@@ -59,6 +70,8 @@ def run(args) -> int:
         f"opset:          {info['opset']} (IR {info['ir_version']})",
         f"input:          {i['name']} {i['layout']} {size}, {i['channels']} channel(s)"
         + (", fixed batch 1" if info["fixed_batch"] else ""),
+        f"precision:      {model.precision.describe()}; gradient methods use "
+        f"{_GRADIENT_MODES[model.gradient_mode]}",
         f"preprocessing:  {model.preprocessing.describe()} (from {pre['source']})",
         f"score output:   {info['score_output']}"
         + (f" (logits; probabilities: {info['prob_output']})" if info["prob_output"] else "")

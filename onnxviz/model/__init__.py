@@ -118,6 +118,4 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         # image's scores its own (what the file gives it alone)
         model.fixed_batch = True
         notes.append("dynamic quantization: images run one at a time (scales span the batch)")
-    if model.precision.compute != "float32" or model.precision.quantization:
-        notes.append(f"precision: {model.precision.describe()}; gradients: {model.gradient_mode}")
     return model
