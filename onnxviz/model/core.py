@@ -102,8 +102,27 @@ class Model:
         return self.num_classes == 1 and self.prob_output is None
 
     def shape_of(self, tensor: str) -> tuple:
-        """Inferred shape of a tensor (batch first), () when unknown."""
-        return self._shapes.get(tensor, ())
+        """Shape of a tensor (batch first), () when unknown.
+
+        Static inference first; where it leaves a size open (TorchScript transformers compute
+        token counts from ``Shape``), the probe of :meth:`shape_facts` fills it: ints, ``"N"``
+        for the batch, ``"k*N"`` for a multiple of it.
+        """
+        s = self._shapes.get(tensor, ())
+        if s and all(isinstance(d, int) for d in s[1:]) and (
+                isinstance(s[0], int) or s[0] == self.input.batch):
+            return s
+        if tensor not in self._shapes and not self._produced(tensor):
+            return s
+        found = self.shape_facts().symbols.get(tensor)
+        return tuple(found) if found is not None else s
+
+    def _produced(self, tensor: str) -> bool:
+        names = self.__dict__.get("_node_outputs")
+        if names is None:
+            names = {o for n in self.proto.graph.node for o in n.output if o}
+            self.__dict__["_node_outputs"] = names
+        return tensor in names
 
     def shape_facts(self):
         """Sizes and integer values static inference left open, read by a probe run (cached).

@@ -51,11 +51,14 @@ class ShapeFacts:
         shapes: tensor name -> list of dims (int, or ``None`` where the size follows the batch).
         consts: integer tensor name -> its batch-independent value.
         probed: how many tensors the probe run read (0 when static inference was complete).
+        symbols: tensor name -> dims with the batch-dependent ones named: ``"N"`` for the batch
+            itself, ``"k*N"`` for a multiple of it (Swin's ``windows x batch``), ``"?"`` else.
     """
 
     shapes: dict = field(default_factory=dict)
     consts: dict = field(default_factory=dict)
     probed: int = 0
+    symbols: dict = field(default_factory=dict)
 
 
 def _dim_info(vi: onnx.ValueInfoProto):
@@ -167,11 +170,21 @@ def shape_facts(proto: onnx.ModelProto, input_name: str, sample_shape, dtype=np.
             continue
         facts.shapes[name] = [int(d) if all(s[a] == d for s in shapes) else None
                               for a, d in enumerate(shapes[0])]
+        facts.symbols[name] = [d if d is not None else _batch_symbol(
+            [s[a] for s in shapes], batches) for a, d in enumerate(facts.shapes[name])]
         v0 = vals[0]
         if (v0.dtype.kind in "iub" and v0.size <= MAX_CONST_ELEMENTS
                 and all(v.shape == v0.shape and np.array_equal(v, v0) for v in vals[1:])):
             facts.consts[name] = v0
     return facts
+
+
+def _batch_symbol(sizes, batches) -> str:
+    """``"N"`` when a size equals the batch in every probe run, ``"k*N"`` when it is k times it."""
+    k = sizes[0] // batches[0]
+    if all(s == k * b for s, b in zip(sizes, batches)):
+        return "N" if k == 1 else f"{k}*N"
+    return "?"
 
 
 def _chunks(names, sizes, batch, itemsize):
