@@ -273,3 +273,23 @@ def test_rollout_options_are_checked(options, match, shapes_path):
     m = ov.load(shapes_path)
     with pytest.raises(OptionError, match=match):
         ov.explain(m, np.zeros((64, 64, 3), np.uint8), method="attention_rollout", **options)
+
+
+@pytest.fixture(scope="module")
+def shapes_vit(repo_root):
+    path = repo_root / "models" / "shapes_vit.onnx"
+    if not path.exists():
+        pytest.skip("models/shapes_vit.onnx not built yet: python -m models.train_shapes_vit")
+    return ov.load(path)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "attention_rollout", "attention_gradient"])
+def test_shapes_vit_localises_the_rectangle(shapes_vit, repo_module, method):
+    """The trained ViT's maps peak inside the rectangle, the criterion of the CNN tests."""
+    from tests.explainers.test_gradient_quality import rectangle_hits
+
+    shapes = repo_module("models.shapes").make_dataset(120, seed=123)
+    if method == "gradcam":
+        assert default_layer(shapes_vit).name == "blocks.3.norm1"
+    hits, n = rectangle_hits(shapes_vit, shapes, method)
+    assert hits >= 0.9 * n, f"{hits}/{n}"
