@@ -60,9 +60,10 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     proto = loading.read(source)
     notes = []
     nodes = list(proto.graph.node)
-    order = toposort(nodes)
-    if any(a is not b for a, b in zip(order, nodes)):  # converters write such files
-        order = [copy.deepcopy(n) for n in order]
+    made = {o: k for k, n in enumerate(nodes) for o in n.output}
+    if any(made.get(i, -1) > k for k, n in enumerate(nodes) for i in n.input):
+        # a consumer before its producer (converters write such files): sort them
+        order = [copy.deepcopy(n) for n in toposort(nodes)]
         del proto.graph.node[:]
         proto.graph.node.extend(order)
         notes.append("sorted the nodes topologically")
