@@ -361,7 +361,9 @@ class Model:
         if self._layers is None:
             from ..explainers import tokens as _tokens
 
-            found = _layers.collect(self.proto, self._shapes,
+            # sizes static inference left open (TorchScript transformers) come from the probe
+            shapes = {o: self.shape_of(o) for n in self.proto.graph.node for o in n.output if o}
+            found = _layers.collect(self.proto, shapes,
                                     keep=lambda shape: _tokens.token_grid(self, shape) is not None)
             self._layers = _tokens.with_grids(self, found)
         if grad and self._layers and self._layers[0].grad_reachable is None:

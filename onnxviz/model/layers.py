@@ -78,12 +78,16 @@ def _pytorch_path(node: onnx.NodeProto) -> str | None:
 
 
 def _join_module_path(parts: list[str]) -> str:
-    """['layer1', 'layer1.0', 'conv1'] -> 'layer1.0.conv1' (scopes repeat their parents' path)."""
+    """['layer1', 'layer1.0', 'conv1'] -> 'layer1.0.conv1' (scopes repeat their parents' path);
+    ['layers', 'layers.3', 'blocks', 'blocks.1', 'norm1'] -> 'layers.3.blocks.1.norm1' (a
+    Sequential's child scope repeats only the Sequential's own name, as in timm's Swin)."""
     path: list[str] = []
     for p in parts:
         prefix = ".".join(path)
         if path and (p == prefix or p.startswith(prefix + ".")):
             path = p.split(".")
+        elif path and p.startswith(path[-1] + "."):
+            path = path[:-1] + p.split(".")
         else:
             path.extend(p.split("."))
     return ".".join(path)

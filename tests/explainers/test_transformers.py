@@ -48,12 +48,13 @@ def vit(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def swin(tmp_path_factory):
-    return _export(tmp_path_factory, "swin_tiny_patch4_window7_224", SWIN_SIZE, "dynamo", window_size=4)
+    return _export(tmp_path_factory, "swin_tiny_patch4_window7_224", SWIN_SIZE, "torchscript",
+                   window_size=4)
 
 
 @pytest.fixture(scope="session")
 def deit(tmp_path_factory):
-    return _export(tmp_path_factory, "deit_tiny_distilled_patch16_224", DEIT_SIZE, "dynamo")
+    return _export(tmp_path_factory, "deit_tiny_distilled_patch16_224", DEIT_SIZE, "torchscript")
 
 
 @pytest.fixture(scope="module")
