@@ -69,6 +69,7 @@ def run(args) -> int:
         settings = {m: {**demo_settings([m])[m], **kw} for m, kw in settings.items()}
     image = read_image(args.image)
     model = load_model(args)
+    methods = options.for_model(methods, args.methods or ["all"], model)
     n = 1 if args.quick else args.images
     rows = [{"method": "forward (floor)", "images": n, "seconds": bench_forward(model, image, n),
              "params": {}}]

@@ -83,6 +83,7 @@ def run(args) -> int:
     model_path = Path(args.model) if args.model is not None else find_model()
     images = files.read_images([args.image])
     model = load(model_path, threads=args.threads)
+    methods = options.for_model(methods, args.methods or ["all"], model)
     settings = demo_settings(methods)
     sections, failures = build_report(model, [args.image], images, methods, settings,
                                       quiet=args.quiet)

@@ -308,6 +308,17 @@ def parse_methods(text: str | list[str]) -> list[str]:
     return out
 
 
+def for_model(methods: list[str], spec, model) -> list[str]:
+    """``methods`` as parsed from ``spec``; where ``spec`` said ``all``, without the methods that
+    do not apply to ``model`` (``Explainer.applies_to``). Named methods are kept."""
+    reg = registry()
+    parts = [spec] if isinstance(spec, str) else list(spec)
+    named = {n.strip() for part in parts for n in part.split(",")}
+    if "all" not in named:
+        return methods
+    return [m for m in methods if m in named or reg.get(m).applies_to(model) is None]
+
+
 def parse_target(text: str | None):
     """``--target``: a class index, a label, or None (top-1)."""
     if text is None:

@@ -126,6 +126,7 @@ def run(args) -> int:
     if out.is_dir():
         raise OnnxvizError(f"--out {out} is a folder; give the HTML file to write")
     model = load_model(args)
+    methods = options.for_model(methods, args.methods or ["all"], model)
     sections, failures = build_report(model, sources, images, methods, settings, target,
                                       args.quiet, args.top)
     for m, msg in failures.items():

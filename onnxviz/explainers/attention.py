@@ -65,6 +65,14 @@ class AttentionExplainer(Explainer):
     family: ClassVar[str] = "attention"
     needs_gradients: ClassVar[bool] = False
 
+    @classmethod
+    def applies_to(cls, model) -> str | None:
+        try:
+            attention_layers(model)
+        except OptionError as e:
+            return str(e)
+        return None
+
     def __init__(self, model, *, batch_size: int = 16, **params):
         G.check_positive("batch_size", batch_size)
         super().__init__(model, batch_size=batch_size, **params)

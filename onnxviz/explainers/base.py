@@ -91,6 +91,15 @@ class Explainer:
         raise NotImplementedError
 
     @classmethod
+    def applies_to(cls, model) -> str | None:
+        """Why this method cannot explain ``model`` at all, or None when it can.
+
+        ``all`` in the CLI (``report``, ``demo``, ``bench``) skips the methods that do not apply
+        (the attention methods on a CNN); naming such a method still gives its error.
+        """
+        return None
+
+    @classmethod
     def options(cls) -> dict[str, inspect.Parameter]:
         """The keyword-only options of ``__init__`` with their defaults (the CLI's flags)."""
         sig = inspect.signature(cls.__init__)

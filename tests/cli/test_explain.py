@@ -42,7 +42,10 @@ def read_png(path):
     return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
 
 
-@pytest.mark.parametrize("method", ov.METHODS)
+CNN_METHODS = [m for m in ov.METHODS if ov.explainers.get(m).family != "attention"]
+
+
+@pytest.mark.parametrize("method", CNN_METHODS)
 def test_every_method_writes_pngs_and_json(method, tiny, img_file, tmp_path, capsys):
     code, out, err = cli(["explain", tiny, img_file, "-m", method, "-o", tmp_path, "--json",
                           "--npy", *LIGHT.get(method, [])], capsys)
@@ -221,3 +224,22 @@ def test_docs_cli_reference_is_generated_from_the_registry():
     assert "`--lime-alpha 1.0`" in table and "`--patch 32`" in table
     assert gen.block() in gen.DOC.read_text(encoding="utf-8"), \
         "README.md is out of date: run python tools/gen_cli_reference.py --write"
+
+
+@pytest.mark.parametrize("method", [m for m in ov.METHODS if m not in CNN_METHODS])
+def test_attention_methods_from_the_cli(method, repo_root, tmp_path, capsys):
+    """The attention family on the bundled shapes ViT; on a CNN, naming one is a one-line error
+    and ``all`` skips it (Explainer.applies_to)."""
+    vit = repo_root / "models" / "shapes_vit.onnx"
+    img = write_png(tmp_path / "pic.png", photo())
+    code, out, err = cli(["explain", vit, img, "-m", method, "-o", tmp_path / "out", "--json"],
+                         capsys)
+    assert code == 0, err
+    (rec,) = [json.loads(line) for line in out.splitlines()]
+    assert rec["method"] == method and rec["extras"]["grid"] == [8, 8]
+    cnn = repo_root / "models" / "shapes_cnn.onnx"
+    code, out, err = cli(["explain", cnn, img, "-m", method, "-o", tmp_path / "cnn"], capsys)
+    assert code == 2 and "no attention" in err and len(err.strip().splitlines()) == 1
+    model = ov.load(cnn)
+    assert method not in opts.for_model(opts.parse_methods("all"), "all", model)
+    assert opts.for_model([method], method, model) == [method]

@@ -111,8 +111,13 @@ def test_demo_report_renders_in_chromium(tmp_path):
     assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//|file:)""", text)
     srcs = re.findall(r'<img src="([^"]*)"', text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    for m in ov.METHODS:  # every method ran: a card each, none marked as failed
-        assert f'<div class="card" data-method="{m}">' in text, m
+    from onnxviz.explainers import get
+
+    bundled = ov.load(Path(__file__).resolve().parents[2] / "models" / "efficientnet_lite0.onnx")
+    for m in ov.METHODS:  # every method that applies ran: a card each, none marked as failed
+        ran = f'<div class="card" data-method="{m}">' in text
+        assert ran == (get(m).applies_to(bundled) is None), m
+    assert "attention_rollout" not in text  # a CNN: "all" skips the attention methods
     assert 'class="card failed"' not in text
     assert "Top-5 prediction" in text and "tabby" in text and "Timings" in text
 
