@@ -84,6 +84,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
                    help="the graph output to use (default: the first)")
     g.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     g.add_argument("--batch-size", type=int, metavar="N", help="images per ONNX Runtime call")
+    g.add_argument("--gradients", metavar="MODE", choices=["ste", "surrogate"],
+                   help="int8 files: gradients by the straight-through estimator through the "
+                        "quantizers (ste) or of the float graph on dequantized weights "
+                        "(surrogate); default: ste for QDQ and dynamic, surrogate for QOperator "
+                        "(onnxviz inspect tells)")
 
 
 def load_model(args):
@@ -94,7 +99,7 @@ def load_model(args):
         warnings.simplefilter("always")
         model = load(args.model, preprocess=args.preprocess, labels=args.labels,
                      input=args.input_name, output=args.output_name, threads=args.threads,
-                     batch_size=args.batch_size)
+                     batch_size=args.batch_size, gradients=getattr(args, "gradients", None))
     for w in caught:
         warn(str(w.message))
     return model

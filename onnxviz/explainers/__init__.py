@@ -37,7 +37,4 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
     if single and isinstance(target, (list, tuple)):
         raise OptionError("one image was given but a list of targets")
     result = cls(model, **options).explain(batch, target=target)
-    if cls.family != "perturbation" and hasattr(model, "gradient_mode"):
-        for e in result:  # how the gradients of an int8 / float16 file were defined
-            e.extras.setdefault("gradients", model.gradient_mode)
     return result[0] if single else result

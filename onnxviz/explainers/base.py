@@ -81,6 +81,11 @@ class Explainer:
     family: ClassVar[str] = ""  # "perturbation", "gradient", "cam"
     summary: ClassVar[str] = ""  # one line for the CLI help and the README table
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "explain" in cls.__dict__:
+            cls.explain = _say_gradient_mode(cls.__dict__["explain"])
+
     def __init__(self, model, **params):
         if "seed" in params:
             check_seed(params["seed"])
@@ -104,6 +109,24 @@ class Explainer:
         """The keyword-only options of ``__init__`` with their defaults (the CLI's flags)."""
         sig = inspect.signature(cls.__init__)
         return {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def _say_gradient_mode(explain):
+    """Wrap an explainer's ``explain`` so that every result of a method that differentiates says
+    how the gradients were defined (``extras["gradients"]``: exact, upcast, ste, surrogate; see
+    :mod:`onnxviz.model.precision`), whichever front door called it (API, CLI, report)."""
+    import functools
+
+    @functools.wraps(explain)
+    def wrapper(self, images, target=None):
+        out = explain(self, images, target=target)
+        mode = getattr(self.model, "gradient_mode", None)
+        if mode and self.family != "perturbation" and getattr(self, "needs_gradients", True):
+            for e in out:
+                e.extras.setdefault("gradients", mode)
+        return out
+
+    return wrapper
 
 
 class Timer:
