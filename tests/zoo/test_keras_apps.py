@@ -186,8 +186,9 @@ def test_layer_gradient_matches_gradient_tape(app):
 def test_keras_layer_names_are_layer_names(app, request):
     if app.name in NAMES_KEEP_SCOPE_SUFFIX:
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "a Keras layer named like re_lu_3 is exported under scope re_lu_3_2, so onnxviz does "
-            "not see Keras 3's _1 scope suffix and lists every layer as name_1")))
+            "Keras 3 exports layer zero_padding2d_1 under scope zero_padding2d_1_2 (not _1_1), "
+            "so onnxviz.model.layers does not recognise the _1 scope suffix of a Keras 3 export "
+            "and lists every layer as name_1")))
     assert app.layer.name == app.model.layers[app.tap].name
 
 
