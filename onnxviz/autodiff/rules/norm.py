@@ -74,9 +74,36 @@ def layer_norm(ctx, node):
         ctx.fail("gradients with respect to LayerNormalization parameters are not supported")
     rank = ctx.rank(x)
     axis = ctx.attr("axis", -1) % rank
+    axes = list(range(axis, rank))
     h = ctx.emit("Mul", [ctx.gy(0), scale])
-    dx = _normalize_grad(ctx, x, h, list(range(axis, rank)), ctx.attr("epsilon", 1e-5))
-    return [dx] + [None] * (len(node.input) - 1)
+    if ctx.attr("stash_type", 1) != 1 or ctx.types.get(x) not in (None, 1):
+        dx = _normalize_grad(ctx, x, h, axes, ctx.attr("epsilon", 1e-5))
+        return [dx] + [None] * (len(node.input) - 1)
+    # the forward node also outputs its Mean and InvStdDev (float32 stash): xhat needs 2 ops
+    # instead of recomputing both statistics (7 ops, 2 reductions over [N, T, C] per LayerNorm)
+    mean, inv = _layer_norm_stats(ctx, node)
+    xhat = ctx.emit("Mul", [ctx.emit("Sub", [x, mean]), inv])
+    t = ctx.emit("Sub", [h, reduce_mean(ctx, h, axes)])
+    t = ctx.emit("Sub", [t, ctx.emit("Mul", [xhat, reduce_mean(ctx, ctx.emit("Mul", [h, xhat]), axes)])])
+    return [ctx.emit("Mul", [t, inv])] + [None] * (len(node.input) - 1)
+
+
+def _layer_norm_stats(ctx, node):
+    """Names of the forward LayerNormalization's Mean and InvStdDev outputs (added if absent)."""
+    names = []
+    for k, hint in ((1, "mean"), (2, "inv_std")):
+        if len(node.output) > k and node.output[k]:
+            names.append(node.output[k])
+            continue
+        name = ctx.fresh(hint)
+        while len(node.output) < k:
+            node.output.append("")
+        if len(node.output) > k:
+            node.output[k] = name
+        else:
+            node.output.append(name)
+        names.append(name)
+    return names
 
 
 def _channel_window_sum(ctx, t, rank, size, before, after):
