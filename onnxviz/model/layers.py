@@ -98,10 +98,14 @@ def _tf_parts(node: onnx.NodeProto) -> list[str]:
     return [p for p in node.name.split("/") if p and p not in _TF_WRAPPERS]
 
 
+_SUFFIX = re.compile(r"_\d+$")
+
+
 def _keras3_suffixed(proto: onnx.ModelProto) -> bool:
-    """Keras 3 exports call every scope ``name_1`` (``mynet_1/conv_a_1/convolution``)."""
+    """Keras 3 exports add a ``_N`` suffix to every scope (``mynet_1/conv_a_1/convolution``; a
+    layer already called ``re_lu_1`` becomes ``re_lu_1_2``)."""
     scoped = [parts for parts in map(_tf_parts, proto.graph.node) if len(parts) >= 3]
-    return bool(scoped) and all(p[0].endswith("_1") and p[1].endswith("_1") for p in scoped)
+    return bool(scoped) and all(_SUFFIX.search(p[0]) and _SUFFIX.search(p[1]) for p in scoped)
 
 
 def _tf_path(node: onnx.NodeProto, keras3: bool = False) -> str | None:
@@ -112,7 +116,7 @@ def _tf_path(node: onnx.NodeProto, keras3: bool = False) -> str | None:
     if len(parts) > 1:
         parts = parts[1:]  # the model's own name (sequential, functional_1, ...)
     if keras3:
-        parts = [p[:-2] if p.endswith("_1") else p for p in parts[:1]] + parts[1:]
+        parts = [_SUFFIX.sub("", p) for p in parts[:1]] + parts[1:]
     return "/".join(parts)
 
 

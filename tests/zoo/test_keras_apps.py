@@ -14,8 +14,8 @@ For each application:
   Keras model's own output;
 - the input gradient and the gradient at one mid-depth layer's output equal ``tf.GradientTape`` on
   the float64 twin at batch 2, within 1e-4 x max|grad|;
-- that layer is listed by onnxviz under its Keras name (known to fail where Keras named layers
-  automatically, see ``NAMES_KEEP_SCOPE_SUFFIX``);
+- that layer is listed by onnxviz under its Keras name (also where Keras named layers
+  automatically: ``re_lu_3`` is exported under the scope ``re_lu_3_2``);
 - ``ov.explain`` runs Grad-CAM and saliency.
 
 Also covered by the small models: NASNet's ``Cropping2D``, a Slice along the symbolic batch axis.
@@ -42,8 +42,6 @@ from converters.keras import convert  # noqa: E402
 
 TOL = 1e-4
 CLASSES = 10
-#: applications with automatic layer names (re_lu_3, zero_padding2d_1): see the naming test
-NAMES_KEEP_SCOPE_SUFFIX = {"MobileNetV3Small", "DenseNet121"}
 #: (keras.applications name, input size)
 APPS = [
     ("EfficientNetB0", 64),
@@ -183,12 +181,9 @@ def test_layer_gradient_matches_gradient_tape(app):
 
 
 @pytest.mark.slow
-def test_keras_layer_names_are_layer_names(app, request):
-    if app.name in NAMES_KEEP_SCOPE_SUFFIX:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "Keras 3 exports layer zero_padding2d_1 under scope zero_padding2d_1_2 (not _1_1), "
-            "so onnxviz.model.layers does not recognise the _1 scope suffix of a Keras 3 export "
-            "and lists every layer as name_1")))
+def test_keras_layer_names_are_layer_names(app):
+    # Keras 3 exports layer zero_padding2d_1 under scope zero_padding2d_1_2 (MobileNetV3Small,
+    # DenseNet121): the scope suffix is any _N, not always _1
     assert app.layer.name == app.model.layers[app.tap].name
 
 
