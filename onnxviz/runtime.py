@@ -26,6 +26,12 @@ _LOCK = threading.Lock()
 DEFAULT_BATCH = 32
 
 
+def clear_cache() -> None:
+    """Drop every cached session (their ONNX Runtime memory is freed with them)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
 def default_providers() -> list[str]:
     """CUDA first when this onnxruntime build has it, then CPU."""
     import onnxruntime as ort

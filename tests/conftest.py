@@ -25,6 +25,20 @@ def _model(name: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _free_sessions_after_each_module():
+    """The suite runs hundreds of models in one process: after each test module, drop the cached
+    ONNX Runtime sessions (their arenas keep the largest batch's memory) and collect garbage, so
+    that memory stays bounded by the largest module, not by the sum of all of them."""
+    yield
+    import gc
+
+    from onnxviz import runtime
+
+    runtime.clear_cache()
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -79,6 +79,7 @@ def run(args) -> int:
     images = files.read_images(sources)
     folder = files.out_dir(args.out)
     model = load_model(args)
+    methods = options.for_model(methods, args.method, model)
     names = files.stems(sources)
     for i, e in explain_all(model, images, methods, given, target, args.quiet,
                             strict=len(methods) == 1):

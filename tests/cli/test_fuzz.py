@@ -107,7 +107,8 @@ ODD = ["", " ", "-1", "0", "1", "2", "3", "0.5", "1.5", "-0.0", "nan", "inf", "-
        "1,2", "1,2,3", ",", "2,", "None", "true", "[1]", "{}", "\u00e9t\u00e9", "1e-3", "0x10",
        "conv", "relu", "gap", "fc", "red", "blue", "gray", "mean", "blur", "black", "grid", "slic",
        "logit", "probability", "signed", "abs", "riemann", "center", "valid", "0-2", "3-1",
-       '{"mean": [0, 0, 0], "std": [1, 1, 1]}', '{"mean": 1}', "imagenet", "tf", "caffe", "raw"]
+       '{"mean": [0, 0, 0], "std": [1, 1, 1]}', '{"mean": 1}', "imagenet", "tf", "caffe", "raw",
+       "ste", "surrogate"]
 
 #: Option values: the odd list above, sizes around the tiny model's 32 pixels, and any short text
 #: a shell could pass (no NUL byte, no lone surrogate).
@@ -154,7 +155,13 @@ def flags_of(cmd: str) -> list[str]:
 
 @st.composite
 def invocations(draw, world):
-    """A command line: the right shape most of the time, odd values in its options."""
+    """A command line: the right shape most of the time, odd values in its options.
+
+    One in four is drawn *careful*: no odd option values, so that valid runs stay common as the
+    commands gain options (each new flag drawn with an odd value is one more way to fail; the
+    property below wants both outcomes in earnest).
+    """
+    careful = draw(st.integers(0, 3)) == 0
     cmd = draw(st.sampled_from(COMMANDS))
     model = lambda: str(draw(st.sampled_from(world["model_pool"])))  # noqa: E731
     image = lambda: str(draw(st.sampled_from(world["image_pool"])))  # noqa: E731
@@ -175,7 +182,7 @@ def invocations(draw, world):
         argv += ["-l", draw(st.sampled_from(["relu", "conv", "gap", "nope", ""]))]
     own = flags_of(cmd)
     light = draw(st.booleans())
-    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+    for _ in range(0 if careful else draw(st.sampled_from([0, 0, 1, 2]))):
         fl = draw(st.sampled_from(own or ALIEN)) if draw(st.integers(0, 5)) else \
             draw(st.sampled_from(ALIEN))
         if fl in ("--json", "--npy", "--quiet", "--progress", "--no-progress", "--contrast",

@@ -41,18 +41,18 @@ def _export(tmp_path_factory, name: str, size: int, exporter: str, **kwargs):
     return net, ov.load(path, preprocess="unit", threads=2)
 
 
-@pytest.fixture(scope="session", params=["dynamo", "torchscript"])
+@pytest.fixture(scope="module", params=["dynamo", "torchscript"])
 def vit(request, tmp_path_factory):
     return _export(tmp_path_factory, "vit_tiny_patch16_224", VIT_SIZE, request.param)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def swin(tmp_path_factory):
     return _export(tmp_path_factory, "swin_tiny_patch4_window7_224", SWIN_SIZE, "torchscript",
                    window_size=4)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def deit(tmp_path_factory):
     return _export(tmp_path_factory, "deit_tiny_distilled_patch16_224", DEIT_SIZE, "torchscript")
 
