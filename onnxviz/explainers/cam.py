@@ -125,6 +125,12 @@ class CAM(CAMExplainer):
         head = gap_dense_head(self.model, graph_index(self.model))
         if head.tensor != self.layer.tensor:
             names = [ly.name for ly in self.model.layers() if ly.tensor == head.tensor]
+            shape = tuple(self.model.shape_of(head.tensor))
+            if self.params.get("layer") is None and len(shape) == 4 and shape[2:] == (1, 1):
+                raise OptionError(
+                    f"cam maps the input of the global-average-pooling head, layer "
+                    f"{(names or [head.tensor])[0]!r}, which is 1x1 at this input size: no map to "
+                    "draw; use gradcam on an earlier layer, or a larger input")
             raise OptionError(
                 f"cam weights the input of the global average pooling, layer "
                 f"{(names or [head.tensor])[0]!r}, not {self.layer.name!r}; drop the layer option "
