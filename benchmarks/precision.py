@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS),
+                   help="the forms to measure (default: all)")
     args = p.parse_args(argv)
     logging.getLogger().setLevel(logging.ERROR)
     photos = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut(),
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
           f"vs float32 |\n|---|---|---|---|---|---|---|")
     base = None
     with tempfile.TemporaryDirectory() as tmp:
-        for form in FORMS:
+        for form in args.forms:
             path = Path(args.model)
             if form != "float32":
                 path = Path(tmp) / f"{form}.onnx"

@@ -96,23 +96,29 @@ def test_qdq_ste_equals_torch_fake_quantized_twin(files, name, shapes_data, phot
 
 
 def _dequantized_float(float_path, src):
-    """The float model with each Conv/Gemm/MatMul weight and bias replaced, in node order, by
-    those of the surrogate graph ``src`` (the dequantized weights)."""
+    """The float model with each Conv/Gemm/MatMul weight and bias replaced by its dequantized
+    counterpart in the surrogate graph ``src``: the surrogate tensor of the same shape (or its
+    transpose, for a Gemm stored as MatMul) nearest to the float one. Pairing by node order is
+    not enough: onnxruntime's quantization pre-processing may reorder the nodes."""
     proto = onnx.load(str(float_path))
-    inits = {t.name: t for t in src.graph.initializer}
 
     def weights(p):
         names = {t.name for t in p.graph.initializer}
-        return [[i for i in n.input[1:] if i in names] for n in p.graph.node
-                if n.op_type in ("Conv", "Gemm", "MatMul")]
+        return [i for n in p.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+                for i in n.input[1:] if i in names]
 
+    theirs = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in src.graph.initializer
+              if t.name in set(weights(src))}
     dst = {t.name: t for t in proto.graph.initializer}
-    for mine, theirs in zip(weights(proto), weights(src)):
-        for a, b in zip(mine, theirs):
-            v = numpy_helper.to_array(inits[b])
-            shape = tuple(dst[a].dims)
-            v = v if v.shape == shape else v.T  # a MatMul of the transposed Gemm weight
-            dst[a].CopyFrom(numpy_helper.from_array(v.astype(np.float32).reshape(shape), a))
+    for a in weights(proto):
+        w = numpy_helper.to_array(dst[a]).astype(np.float64)
+        options = [(v if v.shape == w.shape else v.T) for v in theirs.values()
+                   if v.shape == w.shape or v.T.shape == w.shape]
+        assert options, f"no dequantized counterpart of {a}"
+        best = min(options, key=lambda v: float(np.abs(v - w).max()))
+        # int8 rounding moves a weight by at most half a step (max |w| / 254 per tensor)
+        assert np.abs(best - w).max() <= 0.01 * np.abs(w).max(), f"{a} dequantized badly"
+        dst[a].CopyFrom(numpy_helper.from_array(best.astype(np.float32), a))
     return proto
 
 
