@@ -31,12 +31,9 @@ def _free_sessions_after_each_module():
     ONNX Runtime sessions (their arenas keep the largest batch's memory) and collect garbage, so
     that memory stays bounded by the largest module, not by the sum of all of them."""
     yield
-    import gc
+    from tests.memory_helpers import free_memory
 
-    from onnxviz import runtime
-
-    runtime.clear_cache()
-    gc.collect()
+    free_memory()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ Also covered by the small models: NASNet's ``Cropping2D``, a Slice along the sym
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -108,7 +109,10 @@ def app(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("keras_apps") / f"{name}.onnx"
     convert(model, path, preprocess="raw")
     m = ov.load(path)
-    return App(name, size, model, twin, path, m, *_tap(model, m))
+    yield App(name, size, model, twin, path, m, *_tap(model, m))
+    del model, twin, m
+    keras.utils.clear_session(free_memory=True)  # one application's graphs in memory at a time
+    gc.collect()
 
 
 def _pixels(size, n=2):

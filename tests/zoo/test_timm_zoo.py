@@ -34,6 +34,8 @@ import pytest
 import onnxviz as ov
 from onnxviz.errors import OnnxvizError
 
+from tests.memory_helpers import free_memory
+
 from .timm_shim import import_timm
 
 torch = pytest.importorskip("torch")
@@ -131,10 +133,11 @@ def build(arch, exporter, folder):
     key = (arch[0], exporter)
     if key in _BUILT:
         return _BUILT[key]
-    for old in [k for k in _BUILT if k[0] != arch[0]]:
-        del _BUILT[old]
-    for old in [k for k in _REFERENCE if k[0] != arch[0]]:
-        del _REFERENCE[old]
+    if any(k[0] != arch[0] for k in _BUILT):
+        _BUILT.clear()
+        for old in [k for k in _REFERENCE if k[0] != arch[0]]:
+            del _REFERENCE[old]
+        free_memory()
     timm = import_timm()
     name, size, kw, _ = arch
     torch.manual_seed(0)
