@@ -53,23 +53,12 @@ def _timm():
     return timm
 
 
-def _interleaved(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}
-
-
 def bench(key: str, exporter: str, batch: int, threads: int, repeats: int, profile: bool,
           folder: Path) -> None:
     import torch
 
     import onnxviz as ov
+    from benchmarks.gradients import _interleaved
     from onnxviz import runtime
 
     timm = _timm()
@@ -102,11 +91,11 @@ def bench(key: str, exporter: str, batch: int, threads: int, repeats: int, profi
         net(xx)[torch.arange(batch), tt].sum().backward()
         return xx.grad
 
-    times = _interleaved({
+    times = {k: min(v) for k, v in _interleaved({
         "onnxviz gradient (ORT)": lambda: m.grad(xn, list(targets)),
         "torch autograd": torch_grad,
         "ORT forward only (floor)": lambda: fwd.run(None, {m.input.name: xn}),
-    }, repeats)
+    }, repeats).items()}
     ref = torch_grad().numpy()
     err = np.abs(ours - ref).max() / np.abs(ref).max()
     print(f"\n{MODELS[key]} ({exporter}), 224 px, batch {batch}, {threads} threads, best of "

@@ -77,6 +77,12 @@ def train(epochs: int = 4, batch: int = 64, seed: int = 0, log=print) -> nn.Modu
     net = shapes_cnn()
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * (N_TRAIN // batch))
+    return fit(net, opt, sched, x, y, epochs, batch, log)
+
+
+def fit(net, opt, sched, x, y, epochs: int, batch: int, log=print) -> nn.Module:
+    """The training loop shared by the shapes models: shuffled mini-batches of ``x``, cross-entropy,
+    one scheduler step per batch, validation accuracy per epoch; returns the eval-mode network."""
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(epochs):
         net.train()

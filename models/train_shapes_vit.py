@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from models.shapes import LABELS, LEAK, SIZE, make_dataset
-from models.train_shapes_torch import (N_TEST, N_TRAIN, TEST_SEED, TRAIN_SEED, VAL_SEED, _whiteness,
-                                       accuracy, to_input)
+from models.train_shapes_torch import (N_TEST, N_TRAIN, TEST_SEED, TRAIN_SEED, _whiteness, accuracy,
+                                       fit, to_input)
 
 HERE = Path(__file__).resolve().parent
 ONNX_PATH = HERE / "shapes_vit.onnx"
@@ -100,21 +100,7 @@ def train(epochs: int = 1, batch: int = 64, seed: int = 0, log=print) -> nn.Modu
     net = ShapesViT()
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * (N_TRAIN // batch))
-    loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(N_TRAIN)
-        total = 0.0
-        for start in range(0, N_TRAIN - batch + 1, batch):
-            idx = order[start : start + batch]
-            opt.zero_grad()
-            loss = loss_fn(net(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item()
-        log(f"epoch {epoch + 1}: loss {total / (N_TRAIN // batch):.4f}, val acc {accuracy(net, VAL_SEED):.4f}")
-    return net.eval()
+    return fit(net, opt, sched, x, y, epochs, batch, log)
 
 
 def main() -> None:
