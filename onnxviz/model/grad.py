@@ -27,6 +27,7 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
         hit = cache.get(key)
     if hit is not None:
         return hit
+    _check_float(model, wrt)
     providers = list(model.providers or runtime.default_providers())
     cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
     facts = model.shape_facts() if hasattr(model, "shape_facts") else None
@@ -38,6 +39,27 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
     with _LOCK:
         cache[key] = (gm, sess)
     return gm, sess
+
+
+_FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
+
+
+def _check_float(model, wrt) -> None:
+    """Gradients exist only for real-valued tensors: an int8 quantizer output is refused by name
+    (ONNX Runtime would fail on the gradient's output type)."""
+    g = model.proto.graph
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.value_info, *g.input, *g.output)
+             if vi.type.HasField("tensor_type")}
+    types.update({t.name: t.data_type for t in g.initializer})
+    for w in wrt:
+        t = types.get(w)
+        if t and t not in _FLOAT_TYPES:
+            from onnx import helper
+
+            raise OptionError(
+                f"tensor {w!r} holds {helper.tensor_dtype_to_np_dtype(t)} values (a quantizer's "
+                "integer output?): gradients are taken with respect to real-valued tensors; "
+                "choose the float tensor before the QuantizeLinear or after the DequantizeLinear")
 
 
 def _tensor(model, name: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import FORMS, file_outputs
+from tests.precision.conftest import FORMS, file_outputs
 from skimage.transform import resize
 
 import onnxviz as ov

@@ -170,3 +170,12 @@ def test_float16_gradients_within_1e2_of_float32(files, name, form, shapes_data,
     assert g.dtype == np.float32
     err = np.linalg.norm(g - want) / np.linalg.norm(want)  # relative (Frobenius) error
     assert err <= 1e-2, (err, _rel(g, want))
+
+
+def test_gradient_with_respect_to_an_int8_tensor_is_refused_by_name(files, shapes_data, photos):
+    from onnxviz.errors import OptionError
+
+    m = ov.load(files("shapes")["qdq"], threads=2)
+    q = next(n.output[0] for n in m.proto.graph.node if n.op_type == "QuantizeLinear")
+    with pytest.raises(OptionError, match="int8|uint8"):
+        m.grad(_x("shapes", files, shapes_data, photos), 0, wrt=q)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import _repo
+from tests.precision.conftest import _repo
 
 import onnxviz as ov
 
