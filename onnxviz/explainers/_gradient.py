@@ -16,6 +16,17 @@ def _needs_scores(target) -> bool:
     return False
 
 
+def prepare(model, images, target, batch_size: int | None, timer):
+    """The opening of every gradient-family explainer, timed: ``(pixels, x, targets, scores)``
+    (pixels at the input size, the model input, and :func:`targets_for`'s result)."""
+    with timer("preprocess"):
+        pixels = model.to_pixels(images)
+        x = model.normalize(pixels)
+    with timer("targets"):
+        targets, scores = targets_for(model, x, target, batch_size)
+    return pixels, x, targets, scores
+
+
 def targets_for(model, x: np.ndarray, target, batch_size: int | None):
     """Class indices per image and the scores, when the targets need them (``None`` = top-1).
 

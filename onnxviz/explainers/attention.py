@@ -91,11 +91,7 @@ class AttentionExplainer(Explainer):
     def explain(self, images, target=None) -> list[Explanation]:
         m, bs = self.model, self.params["batch_size"]
         timer = Timer()
-        with timer("preprocess"):
-            pixels = m.to_pixels(images)
-            x = m.normalize(pixels)
-        with timer("targets"):
-            targets, scores = G.targets_for(m, x, target, bs)
+        pixels, x, targets, scores = G.prepare(m, images, target, bs, timer)
         with timer("gradients" if self.needs_gradients else "forward"):
             if self.needs_gradients:
                 grads, exposed, run_scores = G.gradients(m, x, targets, self.maps, self.maps, bs)

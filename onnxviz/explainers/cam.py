@@ -64,11 +64,7 @@ class CAMExplainer(Explainer):
     def explain(self, images, target=None) -> list[Explanation]:
         m, bs = self.model, self.params["batch_size"]
         timer = Timer()
-        with timer("preprocess"):
-            pixels = m.to_pixels(images)
-            x = m.normalize(pixels)
-        with timer("targets"):
-            targets, scores = G.targets_for(m, x, target, bs)
+        pixels, x, targets, scores = G.prepare(m, images, target, bs, timer)
         tensor = self.layer.tensor
         with timer("gradients" if self.needs_gradients else "forward"):
             if self.needs_gradients:

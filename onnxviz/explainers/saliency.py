@@ -58,11 +58,7 @@ class InputGradientExplainer(Explainer):
     def explain(self, images, target=None) -> list[Explanation]:
         m = self.model
         timer = Timer()
-        with timer("preprocess"):
-            pixels = m.to_pixels(images)
-            x = m.normalize(pixels)
-        with timer("targets"):
-            targets, scores = G.targets_for(m, x, target, self.params["batch_size"])
+        pixels, x, targets, scores = G.prepare(m, images, target, self.params["batch_size"], timer)
         with timer("gradients"):
             attr, scores, extras = self.attribute(x, targets, pixels, scores)
         with timer("reduce"):
