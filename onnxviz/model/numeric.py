@@ -1,0 +1,92 @@
+"""What a :class:`~onnxviz.model.Model` knows of its tensors' sizes and number formats.
+
+Kept apart from :mod:`.core` as a mixin of ``Model``: the sizes the probe of :mod:`.shapes` fills
+in where static inference stops, and the precision (float32, float16, int8 forms) that decides how
+gradients are defined (:mod:`.precision`). Both are computed on first use and cached on the model.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+
+class NumericForm:
+    """Sizes and number formats of a model's tensors (mixed into ``Model``)."""
+
+    def shape_of(self, tensor: str) -> tuple:
+        """Shape of a tensor (batch first), () when unknown.
+
+        Static inference first; where it leaves a size open (TorchScript transformers compute
+        token counts from ``Shape``), the probe of :meth:`shape_facts` fills it: ints, ``"N"``
+        for the batch, ``"k*N"`` for a multiple of it.
+        """
+        s = self._shapes.get(tensor, ())
+        if s and all(isinstance(d, int) for d in s[1:]) and (
+                isinstance(s[0], int) or s[0] == self.input.batch):
+            return s
+        if tensor not in self._shapes and not self._produced(tensor):
+            return s
+        found = self.shape_facts().symbols.get(tensor)
+        return tuple(found) if found is not None else s
+
+    def _produced(self, tensor: str) -> bool:
+        names = self.__dict__.get("_node_outputs")
+        if names is None:
+            names = {o for n in self.proto.graph.node for o in n.output if o}
+            self.__dict__["_node_outputs"] = names
+        return tensor in names
+
+    def shape_facts(self):
+        """Sizes and integer values static inference left open, read by a probe run (cached).
+
+        See :mod:`onnxviz.model.shapes`: every size except those following the batch is static
+        for an image model, and the gradient rules use these facts.
+        """
+        with self._lock:
+            facts = self.__dict__.get("_shape_facts")
+        if facts is None:
+            from .shapes import shape_facts
+
+            facts = shape_facts(self.proto, self.input.name, self.input.shape, self.input.dtype,
+                                fixed_batch=self.fixed_batch)
+            with self._lock:
+                self.__dict__["_shape_facts"] = facts
+        return facts
+
+    @property
+    def precision(self):
+        """The :class:`~onnxviz.model.precision.Precision` of the file: float32/float16/mixed/
+        int8, the quantization form, and the gradient mode gradient methods use."""
+        found = self.__dict__.get("_precision")
+        if found is None:
+            from .precision import detect
+
+            found = detect(self.proto, self.input.dtype, self.__dict__.get("_gradient_option"))
+            self.__dict__["_precision"] = found
+        return found
+
+    @property
+    def gradient_mode(self) -> str:
+        """How gradients are defined: ``"exact"``, ``"upcast"`` (float16), ``"ste"`` or
+        ``"surrogate"`` (int8). Set it to ``"ste"``, ``"surrogate"`` or None (the default)."""
+        return self.precision.gradients
+
+    @gradient_mode.setter
+    def gradient_mode(self, mode: str | None) -> None:
+        from .precision import detect
+
+        found = detect(self.proto, self.input.dtype, mode)  # raises PrecisionError
+        with self._lock:
+            self.__dict__.update(_gradient_option=mode, _precision=found)
+            self.__dict__.pop("_gradient_cache", None)
+            self.__dict__.pop("_gradient_source", None)
+
+    def gradient_source(self) -> onnx.ModelProto:
+        """The graph gradient methods differentiate (``proto`` itself for float32 models)."""
+        src = self.__dict__.get("_gradient_source")
+        if src is None:
+            from .precision import gradient_source
+
+            src = gradient_source(self.proto, self.precision)
+            self.__dict__["_gradient_source"] = src
+        return src
