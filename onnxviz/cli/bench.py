@@ -21,8 +21,7 @@ def register(subparsers) -> None:
         "bench", allow_abbrev=False, help="images/s of each method on this machine",
         description="Time every method (or --methods) on copies of one image; prints a table.")
     add_model_args(p)
-    p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
-                   help=f"comma list or 'all' (default all): {', '.join(methods())}")
+    options.add_method_arg(p)
     p.add_argument("--image", default="skimage:chelsea", metavar="IMAGE",
                    help="image to explain (default skimage:chelsea)")
     p.add_argument("--images", type=int, default=4, metavar="N",

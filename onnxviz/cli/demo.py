@@ -53,8 +53,7 @@ def register(subparsers) -> None:
                    help=f"model to use instead of the bundled {MODEL_NAME}")
     p.add_argument("--image", default="skimage:chelsea", metavar="IMAGE",
                    help="image to explain (default skimage:chelsea)")
-    p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
-                   help=f"methods (default all): {', '.join(methods())}")
+    options.add_method_arg(p)
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="ONNX Runtime intra-op threads")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")

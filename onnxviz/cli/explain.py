@@ -27,8 +27,7 @@ def register(subparsers) -> None:
                     "<image>.<method>.heatmap.png (at the model's input size), .overlay.png and "
                     ".mask.png (at the image's size) into --out.",
         images=IMAGES_HELP + " (e.g. skimage:chelsea)")
-    p.add_argument("--method", "-m", required=True, action="append", metavar="M",
-                   help=f"method, or a comma list, or 'all': {', '.join(names)}")
+    options.add_method_arg(p, required=True)
     p.add_argument("--target", "-t", metavar="T",
                    help="class to explain: index or label (default: each image's top-1 class)")
     p.add_argument("--npy", action="store_true", help="also save each heatmap as float32 .npy")
@@ -69,7 +68,7 @@ def record(source: str, e, paths: dict) -> dict:
 
 
 def run(args) -> int:
-    methods = options.parse_methods(args.method)
+    methods = options.parse_methods(args.methods)
     given = options.given_options(args)
     for m in methods:  # convert and check every option before loading anything
         options.method_kwargs(m, given, strict=len(methods) == 1)
@@ -79,7 +78,7 @@ def run(args) -> int:
     images = files.read_images(sources)
     folder = files.out_dir(args.out)
     model = load_model(args)
-    methods = options.for_model(methods, args.method, model)
+    methods = options.for_model(methods, args.methods, model)
     names = files.stems(sources)
     for i, e in explain_all(model, images, methods, given, target, args.quiet,
                             strict=len(methods) == 1):

@@ -292,6 +292,17 @@ def load_array(path, opt: str):
         raise OptionError(f"{flag(opt)} expects a .npy file of an array: {path!r}: {why}") from None
 
 
+def add_method_arg(parser: argparse.ArgumentParser, *, required: bool = False,
+                   default: str = "all") -> None:
+    """``--method/-m`` (alias ``--methods``): one method, a comma list or ``all``, repeatable; the
+    same flag in every command. Parse the value with :func:`parse_methods`."""
+    names = registry().methods()
+    parser.add_argument("--method", "--methods", "-m", dest="methods", action="append",
+                        required=required, metavar="M[,M...]",
+                        help=f"a method, a comma list or 'all'"
+                             f"{'' if required else f' (default {default})'}: {', '.join(names)}")
+
+
 def parse_methods(text: str | list[str]) -> list[str]:
     """``"gradcam,lime"`` (or a list of such, or ``all``) -> registered method names, in order."""
     reg = registry()

@@ -21,8 +21,7 @@ def register(subparsers) -> None:
     p = model_command(
         subparsers, "report", help="one self-contained HTML page comparing methods on images",
         description="Explain images with several methods; write one HTML page (images embedded).")
-    p.add_argument("--methods", "-m", action="append", metavar="M,M,...",
-                   help=f"comma list or 'all' (default all): {', '.join(methods())}")
+    options.add_method_arg(p)
     p.add_argument("--target", "-t", metavar="T", help="class to explain (default: top-1)")
     p.add_argument("--top", type=int, default=5, help="classes in the prediction table (default 5)")
     p.add_argument("--title", default=None, help="page title")
