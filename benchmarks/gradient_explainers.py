@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
+    p.add_argument("--model", default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
     args = p.parse_args(argv)
 
     import torch

@@ -1,6 +1,6 @@
 """Input-gradient throughput: onnxviz's rewritten ONNX graph vs PyTorch autograd vs plain forward.
 
-On EfficientNet-Lite0 (``models/efficientnet_lite0.onnx``, the torch original from
+On EfficientNet-Lite0 (``onnxviz/data/models/efficientnet_lite0.onnx``, the torch original from
 ``models.build_efficientnet.torch_model``), all with the same thread count, in one run:
 
 - ``onnxviz gradient``: one ONNX Runtime run of ``gradient_model(of="logits", wrt=["input"], cpu=True)``
@@ -107,7 +107,7 @@ def _photos(n: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
+    ap.add_argument("--model", default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)

@@ -32,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MODEL = ROOT / "models" / "efficientnet_lite0.onnx"
+MODEL = ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"
 
 
 def clock(fn):

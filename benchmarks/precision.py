@@ -1,12 +1,12 @@
 """Occlusion on the int8 and float16 forms of a model vs its float32 file vs each file's floor.
 
-One row per form (made with ``converters.quantize`` from ``--model``, default EfficientNet-Lite0;
+One row per form (made with ``onnxviz.convert.quantize`` from ``--model``, default EfficientNet-Lite0;
 calibration on four skimage photos): occlusion images/s (patch 32, stride 8: 625 occluded images
 + 1, one 224x224 photo), and the floor: bare ONNX Runtime on the same number of images at the same
 batch size (prepared beforehand), with each file's own session. Same threads everywhere (2).
 One run each (the machine is shared: read ratios, not absolute numbers)::
 
-    python benchmarks/precision.py [--model models/efficientnet_lite0.onnx] [--threads 2]
+    python benchmarks/precision.py [--model onnxviz/data/models/efficientnet_lite0.onnx] [--threads 2]
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ def main(argv=None) -> int:
     import skimage.data
 
     import onnxviz as ov
-    from converters.quantize import quantize
+    from onnxviz.convert.quantize import quantize
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
+    p.add_argument("--model", default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS),

@@ -1,6 +1,6 @@
 """Foundation overhead: onnxviz's load/preprocess/forward against bare ONNX Runtime (the floor).
 
-    python benchmarks/runtime.py [--quick] [--model models/efficientnet_lite0.onnx]
+    python benchmarks/runtime.py [--quick] [--model onnxviz/data/models/efficientnet_lite0.onnx]
 
 Rows: loading (onnxviz.load: check + normalize + shape inference + session, vs a bare
 InferenceSession), preprocessing (read + resize + normalize), and forward passes of N images through
@@ -34,7 +34,7 @@ def best(fn, repeat):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(ROOT / "models" / "efficientnet_lite0.onnx"))
+    ap.add_argument("--model", default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
     ap.add_argument("--quick", action="store_true", help="few images and repeats (smoke run)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()

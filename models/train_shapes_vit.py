@@ -1,4 +1,4 @@
-"""Trains ``models/shapes_vit.onnx``: a small vision transformer on the shapes data (``models/shapes.py``).
+"""Trains ``onnxviz/data/models/shapes_vit.onnx``: a small vision transformer on the shapes data (``models/shapes.py``).
 
 The same fixed per-pixel whiteness layer as ``shapes_cnn`` (a frozen 1x1 Conv + LeakyReLU that
 passes white 100x more strongly than noise, see ``models/README.md``), then a ViT (Dosovitskiy et
@@ -8,7 +8,7 @@ of 64 tokens of width 64) after a class token, learned position embeddings, 4 pr
 (``softmax(q k^T / sqrt(d))``) so the exported graph has one ``Softmax`` of shape [N, heads, 65, 65]
 per block, the tensor the attention methods read. Module names follow timm's ``VisionTransformer``
 (``blocks.3.norm1``, ``blocks.3.attn``), so the peers' layer conventions apply. Input NCHW, pixels
-scaled to [0, 1] ("unit"). Trained on CPU in about a minute, exported with ``converters.pytorch``
+scaled to [0, 1] ("unit"). Trained on CPU in about a minute, exported with ``onnxviz.convert.pytorch``
 (dynamo exporter).
 
 Two choices differ from timm's defaults, both measured (``models/README.md``, shapes_vit):
@@ -40,7 +40,7 @@ from models.train_shapes_torch import (N_TEST, N_TRAIN, TEST_SEED, TRAIN_SEED, _
                                        fit, to_input)
 
 HERE = Path(__file__).resolve().parent
-ONNX_PATH = HERE / "shapes_vit.onnx"
+ONNX_PATH = HERE.parent / "onnxviz" / "data" / "models" / "shapes_vit.onnx"
 PATCH, DIM, DEPTH, HEADS = 8, 64, 4, 4
 POS_STD = 2.0  # std of the initial position embeddings (see the module docstring)
 
@@ -113,7 +113,7 @@ def main() -> None:
     net = train(epochs=args.epochs)
     print(f"trained in {time.perf_counter() - start:.0f} s; held-out accuracy (seed {TEST_SEED}, "
           f"{N_TEST} images): {accuracy(net, TEST_SEED):.4f}")
-    from converters.pytorch import convert
+    from onnxviz.convert.pytorch import convert
 
     convert(net, args.output, input_size=(SIZE, SIZE), preprocess="unit", labels=list(LABELS),
             dynamo=True, opset=18)

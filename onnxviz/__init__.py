@@ -1,7 +1,7 @@
 """onnxviz: see what an image classifier looks at, whatever framework trained it.
 
     >>> import onnxviz as ov
-    >>> m = ov.load("models/efficientnet_lite0.onnx")
+    >>> m = ov.load(ov.bundled_model())
     >>> e = ov.explain(m, ov.read_image("cat.jpg"), method="gradcam")
     >>> e.heatmap.shape == m.input.size
     True
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 # public name -> (module, attribute)
 _LAZY = {
     "load": (".model", "load"),
+    "bundled_model": (".data", "bundled_model"),
     "Model": (".model", "Model"),
     "read_image": (".imageio", "read_image"),
     "explain": (".explainers", "explain"),

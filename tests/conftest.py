@@ -9,7 +9,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Real third-party ONNX files, kept outside the repository (its sibling ``shared``).
 FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures" / "third_party"
-MODELS_DIR = REPO_ROOT / "models"
+#: The bundled models, shipped in the wheel as package data.
+MODELS_DIR = REPO_ROOT / "onnxviz" / "data" / "models"
 
 
 def third_party_files() -> list[Path]:
@@ -21,7 +22,7 @@ def _model(name: str) -> Path:
     path = MODELS_DIR / name
     if not path.exists():
         pytest.skip(f"bundled model {path.relative_to(REPO_ROOT)} is not built yet "
-                    "(made by converters; see models/README.md)")
+                    "(made by the scripts of models/; see models/README.md)")
     return path
 
 
@@ -50,19 +51,19 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def effnet_path() -> Path:
-    """models/efficientnet_lite0.onnx (ImageNet EfficientNet-Lite0)."""
+    """onnxviz/data/models/efficientnet_lite0.onnx (ImageNet EfficientNet-Lite0)."""
     return _model("efficientnet_lite0.onnx")
 
 
 @pytest.fixture(scope="session")
 def shapes_path() -> Path:
-    """models/shapes_cnn.onnx (the LIME-article rectangle task, PyTorch)."""
+    """onnxviz/data/models/shapes_cnn.onnx (the LIME-article rectangle task, PyTorch)."""
     return _model("shapes_cnn.onnx")
 
 
 @pytest.fixture(scope="session")
 def shapes_keras_path() -> Path:
-    """models/shapes_keras.onnx (the same task, Keras, NHWC)."""
+    """onnxviz/data/models/shapes_keras.onnx (the same task, Keras, NHWC)."""
     return _model("shapes_keras.onnx")
 
 

@@ -26,17 +26,10 @@ DEMO_SETTINGS = {
 
 
 def find_model() -> Path:
-    """The bundled model: ``models/`` next to the package (editable install, source tree) or the
-    current folder's ``models/``."""
-    import onnxviz
+    """The bundled model, shipped inside the package (:func:`onnxviz.bundled_model`)."""
+    from ..data import bundled_model
 
-    pkg = Path(onnxviz.__file__).resolve().parent
-    for cand in (pkg.parent / "models" / MODEL_NAME, pkg / "models" / MODEL_NAME,
-                 Path.cwd() / "models" / MODEL_NAME):
-        if cand.is_file():
-            return cand
-    raise OnnxvizError(f"the bundled model {MODEL_NAME} was not found next to the package or in "
-                       "./models; run from a source checkout or give --model PATH")
+    return bundled_model(MODEL_NAME.removesuffix(".onnx"))
 
 
 def register(subparsers) -> None:

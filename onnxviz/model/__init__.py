@@ -1,7 +1,7 @@
 """The model front door: :func:`load` an ONNX classifier into a :class:`Model`.
 
     >>> import onnxviz as ov
-    >>> m = ov.load("models/efficientnet_lite0.onnx")
+    >>> m = ov.load(ov.bundled_model())
     >>> m.predict("skimage:chelsea", top=1)[0].label
     'Egyptian cat'
 """

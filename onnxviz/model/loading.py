@@ -127,8 +127,8 @@ def _refuse_unknown_ops(proto: onnx.ModelProto) -> None:
     if proto.producer_name == "tf2onnx":
         msg += ("; tf2onnx left TensorFlow ops it could not convert. Keras's TensorFlow backend runs "
                 "grouped convolutions (ConvNeXt) as an XLA function (StatefulPartitionedCall) and "
-                "exact GELU with Erfc: export the Keras model with converters.keras instead "
-                "(python -m converters.keras model.keras -o model.onnx), which converts both")
+                "exact GELU with Erfc: export the Keras model with onnxviz's converter instead "
+                "(onnxviz convert keras model.keras -o model.onnx), which converts both")
     raise ModelError(msg)
 
 
@@ -206,7 +206,7 @@ def refuse_lost_constants(proto: onnx.ModelProto, image: str | None) -> None:
             f"the file ({', '.join(lost)}): tf2onnx exports tensors that a tf.function captures "
             "(such as a Keras Normalization layer's mean and variance, in keras.applications "
             "EfficientNet, EfficientNetV2 and ConvNeXt) as inputs without their values. Export the "
-            "Keras model with converters.keras instead (python -m converters.keras model.keras -o "
+            "Keras model with onnxviz's converter instead (onnxviz convert keras model.keras -o "
             "model.onnx), which keeps them as constants")
 
 

@@ -94,7 +94,7 @@ def test_batch_of_four_equals_one_at_a_time():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = ov.load(ROOT / "models" / "efficientnet_lite0.onnx")
+        m = ov.load(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx")
     imgs = [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut(), skimage.data.rocket()]
     x = m.preprocess(imgs)
     targets = [281, 967, 5, 812]

@@ -328,7 +328,7 @@ def test_efficientnet_lite0_matches_torch(cpu):
     torch backward reuses ORT's ReLU6 masks (forward decisions only; torch still computes every
     backward product itself), and the test checks that few masks differ at all.
     """
-    path = ROOT / "models" / "efficientnet_lite0.onnx"
+    path = ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from models.build_efficientnet import chelsea_pixels, normalize, torch_model

@@ -230,14 +230,14 @@ def test_docs_cli_reference_is_generated_from_the_registry():
 def test_attention_methods_from_the_cli(method, repo_root, tmp_path, capsys):
     """The attention family on the bundled shapes ViT; on a CNN, naming one is a one-line error
     and ``all`` skips it (Explainer.applies_to)."""
-    vit = repo_root / "models" / "shapes_vit.onnx"
+    vit = repo_root / "onnxviz" / "data" / "models" / "shapes_vit.onnx"
     img = write_png(tmp_path / "pic.png", photo())
     code, out, err = cli(["explain", vit, img, "-m", method, "-o", tmp_path / "out", "--json"],
                          capsys)
     assert code == 0, err
     (rec,) = [json.loads(line) for line in out.splitlines()]
     assert rec["method"] == method and rec["extras"]["grid"] == [8, 8]
-    cnn = repo_root / "models" / "shapes_cnn.onnx"
+    cnn = repo_root / "onnxviz" / "data" / "models" / "shapes_cnn.onnx"
     code, out, err = cli(["explain", cnn, img, "-m", method, "-o", tmp_path / "cnn"], capsys)
     assert code == 2 and "no attention" in err and len(err.strip().splitlines()) == 1
     model = ov.load(cnn)

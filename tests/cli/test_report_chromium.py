@@ -113,7 +113,8 @@ def test_demo_report_renders_in_chromium(tmp_path):
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     from onnxviz.explainers import get
 
-    bundled = ov.load(Path(__file__).resolve().parents[2] / "models" / "efficientnet_lite0.onnx")
+    bundled = ov.load(Path(__file__).resolve().parents[2] / "onnxviz" / "data" / "models"
+                     / "efficientnet_lite0.onnx")
     for m in ov.METHODS:  # every method that applies ran: a card each, none marked as failed
         ran = f'<div class="card" data-method="{m}">' in text
         assert ran == (get(m).applies_to(bundled) is None), m

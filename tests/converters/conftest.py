@@ -1,8 +1,8 @@
-"""Make the repository's top-level ``converters`` and ``models`` folders importable.
+"""Make the repository's top-level ``models`` folder (build and training scripts) importable.
 
-They are not part of the installed ``onnxviz`` package. pytest puts ``tests/`` on ``sys.path``,
-where ``tests/converters`` (this folder) would shadow the real package as a namespace package,
-so the repository root goes first.
+It is not part of the installed ``onnxviz`` package. pytest puts ``tests/`` on ``sys.path``, where
+a folder of the same name would shadow it as a namespace package, so the repository root goes
+first.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
-for name in ("converters", "models"):
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, "__file__", None) is None:
-        del sys.modules[name]  # a namespace package picked up from tests/
+module = sys.modules.get("models")
+if module is not None and getattr(module, "__file__", None) is None:
+    del sys.modules["models"]  # a namespace package picked up from tests/

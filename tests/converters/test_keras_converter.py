@@ -13,8 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 
 import onnxviz as ov  # noqa: E402
-from converters import read_metadata  # noqa: E402
-from converters.keras import convert, main  # noqa: E402
+from onnxviz.convert import read_metadata  # noqa: E402
+from onnxviz.convert.keras import convert, main  # noqa: E402
 
 LABELS = ["red", "green", "blue", "grey"]
 TOL = 1e-4

@@ -9,8 +9,8 @@ import onnx
 import pytest
 
 import onnxviz as ov
-from converters import ConverterError, preprocess_spec
-from converters.metadata import main, stamp
+from onnxviz.convert import ConverterError, preprocess_spec
+from onnxviz.convert.metadata import main, stamp
 
 DIGITS = [f"digit {i}" for i in range(10)]
 

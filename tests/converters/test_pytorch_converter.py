@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import onnxviz as ov  # noqa: E402
-from converters import read_metadata  # noqa: E402
-from converters.pytorch import convert, load_spec  # noqa: E402
+from onnxviz.convert import read_metadata  # noqa: E402
+from onnxviz.convert.pytorch import convert, load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["ant", "bee", "cat", "dog", "eel"]
@@ -99,7 +99,7 @@ def test_load_spec_and_errors(tmp_path):
         "not_a_module = 3\n"
     )
     assert isinstance(load_spec(f"{tmp_path / 'netdef.py'}:make"), torch.nn.Module)
-    from converters import ConverterError
+    from onnxviz.convert import ConverterError
 
     with pytest.raises(ConverterError, match="no attribute missing"):
         load_spec(f"{tmp_path / 'netdef.py'}:missing")
@@ -118,7 +118,7 @@ def test_cli_on_a_module_factory_spec(tmp_path, images):
     )
     (tmp_path / "labels.txt").write_text("\n".join(LABELS) + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "converters.pytorch", "mynets:build", "-o", "out.onnx",
+    cmd = [sys.executable, "-m", "onnxviz.convert.pytorch", "mynets:build", "-o", "out.onnx",
            "--input-size", "32", "32", "--preprocess", "unit", "--labels", "labels.txt"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -29,7 +29,7 @@ def repo_module():
 
 @pytest.fixture(scope="session")
 def effnet(effnet_path):
-    """models/efficientnet_lite0.onnx, loaded once (2 ONNX Runtime threads)."""
+    """onnxviz/data/models/efficientnet_lite0.onnx, loaded once (2 ONNX Runtime threads)."""
     return ov.load(effnet_path, threads=2)
 
 

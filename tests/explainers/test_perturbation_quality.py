@@ -1,6 +1,6 @@
 """Perturbation methods find the rectangle of the LIME article's shapes task; streaming stays small.
 
-``models/shapes_cnn.onnx`` tells "rectangle" (a white box on noise) from "no_rectangle". The
+``onnxviz/data/models/shapes_cnn.onnx`` tells "rectangle" (a white box on noise) from "no_rectangle". The
 score explained is the logit: the network is so sure (probability 1.0 to float precision) that
 hiding part of the box does not move the probability, only the logit.
 """

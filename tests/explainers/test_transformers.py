@@ -278,9 +278,9 @@ def test_rollout_options_are_checked(options, match, shapes_path):
 
 @pytest.fixture(scope="module")
 def shapes_vit(repo_root):
-    path = repo_root / "models" / "shapes_vit.onnx"
+    path = repo_root / "onnxviz" / "data" / "models" / "shapes_vit.onnx"
     if not path.exists():
-        pytest.skip("models/shapes_vit.onnx not built yet: python -m models.train_shapes_vit")
+        pytest.skip("onnxviz/data/models/shapes_vit.onnx not built yet: python -m models.train_shapes_vit")
     return ov.load(path)
 
 

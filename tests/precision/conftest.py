@@ -1,4 +1,4 @@
-"""int8 and float16 forms of two models, made once per session with ``converters.quantize``:
+"""int8 and float16 forms of two models, made once per session with ``onnxviz.convert.quantize``:
 the bundled shapes CNN and a timm ResNet-18 (random weights, 64 x 64 input)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _repo(name: str):
 
 def _make_forms(src: Path, folder: Path, images) -> dict:
     pytest.importorskip("onnxconverter_common")
-    quantize = _repo("converters.quantize").quantize
+    quantize = _repo("onnxviz.convert.quantize").quantize
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer's pre-processing advice
     files = {"float32": src}
     for form in FORMS:
@@ -42,10 +42,11 @@ def shapes_data():
 
 @pytest.fixture(scope="session")
 def shapes_files(tmp_path_factory, shapes_data):
-    """{form: path} for models/shapes_cnn.onnx, calibrated on 16 shapes images."""
+    """{form: path} for onnxviz/data/models/shapes_cnn.onnx, calibrated on 16 shapes images."""
     folder = tmp_path_factory.mktemp("shapes_forms")
     images = _repo("models.shapes").make_dataset(16, seed=3)[0]
-    return _make_forms(ROOT / "models" / "shapes_cnn.onnx", folder, list(images))
+    src = ROOT / "onnxviz" / "data" / "models" / "shapes_cnn.onnx"
+    return _make_forms(src, folder, list(images))
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +68,7 @@ def resnet_files(tmp_path_factory, photos):
     from tests.zoo.timm_shim import import_timm
 
     timm = import_timm()
-    from converters._metadata import write_metadata
+    from onnxviz.convert._metadata import write_metadata
 
     folder = tmp_path_factory.mktemp("resnet_forms")
     torch.manual_seed(0)

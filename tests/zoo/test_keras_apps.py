@@ -2,7 +2,7 @@
 
 Each application is built with random weights (``weights=None``, 10 classes, the default
 ``include_preprocessing``) at a small input size and exported once per session with
-``converters.keras`` (Keras's ``model.export`` plus the fixes it needs), under pytest's temporary
+``onnxviz.convert.keras`` (Keras's ``model.export`` plus the fixes it needs), under pytest's temporary
 folder. EfficientNetB0 and ConvNeXtTiny are the two that ``model.export`` alone gets wrong
 (Normalization constants become graph inputs; grouped convolutions stay a TensorFlow
 ``StatefulPartitionedCall``); small inline models check those two causes one at a time, through
@@ -39,7 +39,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import onnxviz as ov  # noqa: E402
-from converters.keras import convert  # noqa: E402
+from onnxviz.convert.keras import convert  # noqa: E402
 
 TOL = 1e-4
 CLASSES = 10
@@ -252,7 +252,7 @@ def test_model_export_grouped_conv_is_refused_with_a_way_out(tmp_path):
     model, _ = _small(_convnext_parts)
     path = tmp_path / "parts.onnx"
     model.export(str(path), format="onnx", verbose=False)
-    with pytest.raises(ov.ModelError, match=r"StatefulPartitionedCall.*converters\.keras"):
+    with pytest.raises(ov.ModelError, match=r"StatefulPartitionedCall.*onnxviz convert keras"):
         ov.load(path)
 
 

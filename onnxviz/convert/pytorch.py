@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m converters.pytorch mypkg.nets:make_net -o net.onnx --input-size 224 224 \\
+    python -m onnxviz.convert.pytorch mypkg.nets:make_net -o net.onnx --input-size 224 224 \\
         --preprocess imagenet --labels classes.txt
-    python -m converters.pytorch path/to/file.py:make_net -o net.onnx --dynamo
+    python -m onnxviz.convert.pytorch path/to/file.py:make_net -o net.onnx --dynamo
 
 The default exporter is TorchScript (``torch.onnx.export(..., dynamo=False)``): it names nodes
 after module paths (``/layer1/layer1.0/conv1/Conv``), which become the layer names onnxviz shows.
@@ -151,7 +151,7 @@ def _import_target(target: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m converters.pytorch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.pytorch", description=__doc__.split("\n")[0])
     parser.add_argument("spec", help="package.module:factory or file.py:factory returning an nn.Module")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     parser.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))

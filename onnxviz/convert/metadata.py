@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m converters.metadata mynet.onnx --labels mynet.labels.txt [--preprocess raw] [-o out.onnx]
+    python -m onnxviz.convert.metadata mynet.onnx --labels mynet.labels.txt [--preprocess raw] [-o out.onnx]
 
 Without ``-o`` the file is rewritten in place. Only ``metadata_props`` change; the graph is untouched.
 """
@@ -41,7 +41,7 @@ def stamp(path: str | Path, output: str | Path | None = None, *, preprocess=None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m converters.metadata", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.metadata", description=__doc__.split("\n")[0])
     parser.add_argument("model", help="ONNX file")
     parser.add_argument("-o", "--output", help="output path (default: rewrite in place)")
     parser.add_argument("--preprocess", help="preset name or JSON")

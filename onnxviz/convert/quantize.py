@@ -14,7 +14,7 @@ The forms are made with the tools pipelines use, so users and the tests meet the
 
 The onnxviz metadata (preprocessing, labels) of the source is kept.
 
-    python -m converters.quantize model.onnx -o model.qdq.onnx --form qdq --images a.png b.png
+    python -m onnxviz.convert.quantize model.onnx -o model.qdq.onnx --form qdq --images a.png b.png
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class _Calibration:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m converters.quantize",
+    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.quantize",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("model", help="float32 .onnx file")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")

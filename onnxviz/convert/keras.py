@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m converters.keras model.keras -o model.onnx --preprocess tf --labels classes.txt
+    python -m onnxviz.convert.keras model.keras -o model.onnx --preprocess tf --labels classes.txt
 
 The input keeps the Keras layout (NHWC, ``channels_last``) and a dynamic batch axis; tf2onnx names
 nodes after the Keras layers (``functional/conv2d/convolution``), which onnxviz shows as layer
@@ -210,7 +210,7 @@ def load_model(path: str | Path):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m converters.keras", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.keras", description=__doc__.split("\n")[0])
     parser.add_argument("model", help=".keras or .h5 file")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     parser.add_argument("--opset", type=int, default=17)

@@ -4,9 +4,9 @@ These modules import their framework (torch, keras) and are therefore never impo
 ``onnxviz`` itself. Each writes the onnxviz metadata (``onnxviz.preprocess``, ``onnxviz.labels``)
 described in ``docs/internals.md``.
 
-* :mod:`converters.pytorch` — ``python -m converters.pytorch pkg.mod:factory -o model.onnx``
-* :mod:`converters.keras` — ``python -m converters.keras model.keras -o model.onnx``
-* ``converters/matlab/onnxviz_export.m`` — run inside MATLAB.
+* :mod:`onnxviz.convert.pytorch` — ``python -m onnxviz.convert.pytorch pkg.mod:factory -o model.onnx``
+* :mod:`onnxviz.convert.keras` — ``python -m onnxviz.convert.keras model.keras -o model.onnx``
+* ``onnxviz/convert/matlab/onnxviz_export.m`` — run inside MATLAB.
 """
 
 from ._metadata import ConverterError, preprocess_spec, read_labels, read_metadata, write_metadata
