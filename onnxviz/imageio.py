@@ -75,18 +75,8 @@ def _read_file(path: Path) -> np.ndarray:
         raise ImageError(f"{path} is a folder, not an image file")
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty: {path}")
-    import cv2
-
-    buf = np.fromfile(str(path), dtype=np.uint8)
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # broken files: our error
-    # JPEG: IMREAD_COLOR applies the EXIF orientation (phone photos); others keep depth and alpha
-    jpeg = buf[:2].tobytes() == b"\xff\xd8"
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
-    if img is not None and img.size:
-        if img.ndim == 3 and img.shape[2] == 3:
-            img = img[..., ::-1]
-        elif img.ndim == 3 and img.shape[2] == 4:
-            img = img[..., [2, 1, 0, 3]]
+    img = _opencv_decode(np.fromfile(str(path), dtype=np.uint8))
+    if img is not None:
         return img
     try:  # formats OpenCV lacks (some TIFF flavours, ...)
         import warnings
@@ -101,6 +91,39 @@ def _read_file(path: Path) -> np.ndarray:
     if img is None or not isinstance(img, np.ndarray) or img.size == 0 or img.dtype == object:
         raise ImageError(f"cannot read {path} as an image (not an image file, truncated, "
                          "or a format neither OpenCV nor scikit-image knows)")
+    return img
+
+
+def decode_image(data: bytes, what: str = "image bytes") -> np.ndarray:
+    """Decode an image file's bytes (PNG, JPEG, BMP, TIFF, WebP) as :func:`read_image` reads
+    the file: RGB ``uint8`` (H, W, 3), the same pixels.
+
+    Raises:
+        ImageError: empty, truncated or not an image OpenCV can decode.
+    """
+    if not data:
+        raise ImageError(f"{what}: empty, not an image")
+    img = _opencv_decode(np.frombuffer(data, dtype=np.uint8))
+    if img is None:
+        raise ImageError(f"cannot decode {what} as an image (not an image file, truncated, "
+                         "or a format OpenCV does not know)")
+    return to_rgb8(img, what=what)
+
+
+def _opencv_decode(buf: np.ndarray) -> np.ndarray | None:
+    """OpenCV's decoding of an encoded image (RGB or RGBA order, depth kept), None if it fails."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # broken files: our error
+    # JPEG: IMREAD_COLOR applies the EXIF orientation (phone photos); others keep depth and alpha
+    jpeg = buf[:2].tobytes() == b"\xff\xd8"
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
+    if img is None or not img.size:
+        return None
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[..., ::-1]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., [2, 1, 0, 3]]
     return img
 
 
