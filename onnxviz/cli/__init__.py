@@ -13,7 +13,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = ("inspect", "predict", "explain", "activations", "filters", "dream", "report",
-               "bench", "demo")
+               "bench", "demo", "convert")
 
 
 class _Broken:

@@ -10,20 +10,37 @@ Two ``metadata_props`` entries:
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import onnx
+
+from ..errors import OnnxvizError
 
 PRESETS = ("imagenet", "tf", "caffe", "unit", "raw")
 PREPROCESS_KEY = "onnxviz.preprocess"
 LABELS_KEY = "onnxviz.labels"
 
 
-class ConverterError(ValueError):
-    """A converter was given an option it cannot use; the message says what to pass instead."""
+class ConverterError(OnnxvizError, ValueError):
+    """A converter was given an option it cannot use, or its framework is not installed; the
+    message says what to pass or install instead (the CLI prints it and exits 2)."""
+
+
+def require(modules: Sequence[str], framework: str, extra: str) -> None:
+    """Raises :class:`ConverterError` with the install command when a module is not installed.
+
+    Args:
+        modules: top-level modules the converter imports (looked up, not imported).
+        framework: the framework's name as people know it (``PyTorch``).
+        extra: the onnxviz extra that installs it (``pytorch`` for ``onnxviz[pytorch]``).
+    """
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConverterError(f"{framework} is not installed (no module {', '.join(missing)}): "
+                             f"pip install 'onnxviz[{extra}]'")
 
 
 def preprocess_spec(preprocess: str | dict | None) -> dict | None:
@@ -138,16 +155,10 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
     return path
 
 
-def run_main(convert_call: Callable[[], object], output: str | Path) -> int:
-    """The converters' CLI tail: run ``convert_call``, report a :class:`ConverterError` as exit 2.
+def cli_main(name: str, argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxviz.convert.NAME ARGS``: the same as ``onnxviz convert NAME ARGS``."""
+    import sys
 
-    Returns:
-        the process exit code: 0 after printing ``wrote <output>``, 2 after printing the error.
-    """
-    try:
-        convert_call()
-    except ConverterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {output}")
-    return 0
+    from ..cli import main
+
+    return main(["convert", name, *(sys.argv[1:] if argv is None else argv)])

@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m onnxviz.convert.keras model.keras -o model.onnx --preprocess tf --labels classes.txt
+    onnxviz convert keras model.keras -o model.onnx --preprocess tf --labels classes.txt
+    onnxviz convert keras vgg16.h5 -o vgg16.onnx --preprocess caffe
 
 The input keeps the Keras layout (NHWC, ``channels_last``) and a dynamic batch axis; tf2onnx names
 nodes after the Keras layers (``functional/conv2d/convolution``), which onnxviz shows as layer
@@ -27,7 +28,6 @@ three: EfficientNet, EfficientNetV2 and ConvNeXt):
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -39,7 +39,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import onnx  # noqa: E402
 
-from ._metadata import ConverterError, run_main, save, write_metadata  # noqa: E402
+from ._metadata import ConverterError, cli_main, require, save, write_metadata  # noqa: E402
+
+HELP = "a Keras 3 model (.keras or .h5, TensorFlow backend) to ONNX"
+#: What ``model.export(format="onnx")`` needs; installed by ``pip install 'onnxviz[keras]'``.
+FRAMEWORK = ("keras", "tensorflow", "tf2onnx")
 
 
 def convert(
@@ -65,6 +69,7 @@ def convert(
     Returns:
         The saved model.
     """
+    require(FRAMEWORK, "Keras with TensorFlow and tf2onnx", "keras")
     model = load_model(model) if isinstance(model, (str, Path)) else model
     _ensure_called(model)
     _register_erfc()
@@ -199,29 +204,38 @@ def _refuse_tf_ops(proto: onnx.ModelProto) -> None:
 
 def load_model(path: str | Path):
     """Loads a ``.keras`` or ``.h5`` file with Keras 3 (compile state is not needed)."""
-    import keras
-
     path = Path(path)
     if not path.is_file():
         raise ConverterError(f"no such Keras model file: {path}")
     if path.suffix not in (".keras", ".h5", ".hdf5"):
         raise ConverterError(f"{path.name}: expected a .keras or .h5 file (SavedModel folders: load and pass the object)")
+    require(FRAMEWORK, "Keras with TensorFlow and tf2onnx", "keras")
+    import keras
+
     return keras.models.load_model(path, compile=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.keras", description=__doc__.split("\n")[0])
+def add_arguments(parser) -> None:
+    """The options of ``onnxviz convert keras``."""
     parser.add_argument("model", help=".keras or .h5 file")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--preprocess", help="preset name or JSON (see docs); omitted: onnxviz guesses")
+    parser.add_argument("--preprocess", help="preset name (tf, caffe, imagenet, unit, raw) or JSON; "
+                        "omitted: onnxviz guesses")
     parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
-    args = parser.parse_args(argv)
-    return run_main(
-        lambda: convert(args.model, args.output, preprocess=args.preprocess, labels=args.labels,
-                        opset=args.opset),
-        args.output,
-    )
+
+
+def run(args) -> int:
+    """Runs ``onnxviz convert keras`` on parsed arguments; prints the written path."""
+    convert(args.model, args.output, preprocess=args.preprocess, labels=args.labels,
+            opset=args.opset)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxviz.convert.keras``, the same as ``onnxviz convert keras``."""
+    return cli_main("keras", argv)
 
 
 if __name__ == "__main__":

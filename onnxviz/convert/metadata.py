@@ -2,21 +2,23 @@
 
 Usage::
 
-    python -m onnxviz.convert.metadata mynet.onnx --labels mynet.labels.txt [--preprocess raw] [-o out.onnx]
+    onnxviz convert metadata mynet.onnx --labels mynet.labels.txt --preprocess raw
+    onnxviz convert metadata other.onnx --preprocess imagenet -o other.stamped.onnx
 
 Without ``-o`` the file is rewritten in place. Only ``metadata_props`` change; the graph is untouched.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import onnx
 
-from ._metadata import ConverterError, read_metadata, save, write_metadata
+from ._metadata import ConverterError, cli_main, read_metadata, save, write_metadata
+
+HELP = "stamp labels and preprocessing into an ONNX file made elsewhere (MATLAB, any exporter)"
 
 
 def stamp(path: str | Path, output: str | Path | None = None, *, preprocess=None, labels=None) -> dict:
@@ -40,21 +42,28 @@ def stamp(path: str | Path, output: str | Path | None = None, *, preprocess=None
     return read_metadata(model)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.metadata", description=__doc__.split("\n")[0])
+def add_arguments(parser) -> None:
+    """The options of ``onnxviz convert metadata``."""
     parser.add_argument("model", help="ONNX file")
     parser.add_argument("-o", "--output", help="output path (default: rewrite in place)")
-    parser.add_argument("--preprocess", help="preset name or JSON")
+    parser.add_argument("--preprocess", help="preset name (imagenet, tf, caffe, unit, raw) or JSON")
     parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
-    args = parser.parse_args(argv)
+
+
+def run(args) -> int:
+    """Runs ``onnxviz convert metadata`` on parsed arguments; prints what the file now holds."""
     try:
         meta = stamp(args.model, args.output, preprocess=args.preprocess, labels=args.labels)
-    except (ConverterError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except OSError as exc:
+        raise ConverterError(str(exc)) from exc
     labels = meta["labels"]
     print(f"preprocess: {meta['preprocess']}; labels: {len(labels) if labels else 'none'}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxviz.convert.metadata``, the same as ``onnxviz convert metadata``."""
+    return cli_main("metadata", argv)
 
 
 if __name__ == "__main__":

@@ -2,31 +2,34 @@
 
 Usage::
 
-    python -m onnxviz.convert.pytorch mypkg.nets:make_net -o net.onnx --input-size 224 224 \\
+    onnxviz convert pytorch mypkg.nets:make_net -o net.onnx --input-size 224 224 \\
         --preprocess imagenet --labels classes.txt
-    python -m onnxviz.convert.pytorch path/to/file.py:make_net -o net.onnx --dynamo
+    onnxviz convert pytorch path/to/file.py:make_net -o net.onnx --dynamo
 
 The default exporter is TorchScript (``torch.onnx.export(..., dynamo=False)``): it names nodes
 after module paths (``/layer1/layer1.0/conv1/Conv``), which become the layer names onnxviz shows.
-``--dynamo`` uses the ``torch.export`` based exporter instead.
+``--dynamo`` uses the ``torch.export`` based exporter instead. PyTorch is imported only when a
+model is converted (``pip install 'onnxviz[pytorch]'``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import onnx
-import torch
 
 from ._fold import fold_constants
-from ._metadata import ConverterError, run_main, save, write_metadata
+from ._metadata import ConverterError, cli_main, require, save, write_metadata
 
+if TYPE_CHECKING:
+    import torch
+
+HELP = "a PyTorch nn.Module (module:factory or file.py:factory) to ONNX"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 _FACTORY_NAMES = ("model", "get_model", "build_model", "create_model")
@@ -63,6 +66,7 @@ def convert(
     Returns:
         The saved model.
     """
+    torch = _torch()
     module = module.eval()
     example = torch.zeros(2, channels, *input_size)
     with torch.no_grad():
@@ -75,7 +79,15 @@ def convert(
     return proto
 
 
+def _torch():
+    require(["torch"], "PyTorch", "pytorch")
+    import torch
+
+    return torch
+
+
 def _export_torchscript(module: torch.nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    torch = _torch()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         torch.onnx.export(
@@ -93,6 +105,8 @@ def _export_torchscript(module: torch.nn.Module, example: torch.Tensor, opset: i
 
 
 def _export_dynamo(module: torch.nn.Module, example: torch.Tensor, opset: int) -> onnx.ModelProto:
+    require(["onnxscript"], "onnxscript (needed by --dynamo)", "pytorch")
+    torch = _torch()
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
         module,
@@ -119,6 +133,7 @@ def load_spec(spec: str) -> torch.nn.Module:
     Returns:
         The module, in eval mode.
     """
+    torch = _torch()
     target, _, attr = spec.partition(":")
     namespace = _import_target(target)
     names = [attr] if attr else [n for n in _FACTORY_NAMES if hasattr(namespace, n)][:1]
@@ -150,31 +165,35 @@ def _import_target(target: str):
         raise ConverterError(f"cannot import {target!r} ({exc}); run from the folder that contains it") from exc
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.pytorch", description=__doc__.split("\n")[0])
-    parser.add_argument("spec", help="package.module:factory or file.py:factory returning an nn.Module")
+def add_arguments(parser) -> None:
+    """The options of ``onnxviz convert pytorch``."""
+    parser.add_argument("spec", metavar="SPEC",
+                        help="package.module:factory or file.py:factory returning an nn.Module")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     parser.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--dynamo", action="store_true", help="use the torch.export based exporter")
-    parser.add_argument("--preprocess", default="imagenet", help="preset name or JSON (see docs)")
-    parser.add_argument("--no-preprocess", action="store_true", help="write no preprocessing metadata")
+    parser.add_argument("--preprocess", default="imagenet",
+                        help="preset name (imagenet, tf, caffe, unit, raw) or JSON; default imagenet")
+    parser.add_argument("--no-preprocess", action="store_true",
+                        help="write no preprocessing metadata")
     parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
-    args = parser.parse_args(argv)
-    return run_main(
-        lambda: convert(
-            load_spec(args.spec),
-            args.output,
-            input_size=tuple(args.input_size),
-            channels=args.channels,
-            preprocess=None if args.no_preprocess else args.preprocess,
-            labels=args.labels,
-            dynamo=args.dynamo,
-            opset=args.opset,
-        ),
-        args.output,
-    )
+
+
+def run(args) -> int:
+    """Runs ``onnxviz convert pytorch`` on parsed arguments; prints the written path."""
+    _torch()  # the install hint comes before the user's module fails to import torch
+    convert(load_spec(args.spec), args.output, input_size=tuple(args.input_size),
+            channels=args.channels, preprocess=None if args.no_preprocess else args.preprocess,
+            labels=args.labels, dynamo=args.dynamo, opset=args.opset)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxviz.convert.pytorch``, the same as ``onnxviz convert pytorch``."""
+    return cli_main("pytorch", argv)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ The forms are made with the tools pipelines use, so users and the tests meet the
 
 The onnxviz metadata (preprocessing, labels) of the source is kept.
 
-    python -m onnxviz.convert.quantize model.onnx -o model.qdq.onnx --form qdq --images a.png b.png
+    onnxviz convert quantize model.onnx -o model.qdq.onnx --form qdq --images a.png b.png
+    onnxviz convert quantize model.onnx -o model.fp16.onnx --form fp16-io32
+
+The int8 forms need only ONNX Runtime; the float16 forms need onnxconverter-common
+(``pip install 'onnxviz[quantize]'``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +31,9 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from ._metadata import ConverterError, run_main, save
+from ._metadata import ConverterError, cli_main, require, save
+
+HELP = "a float32 ONNX model to int8 (dynamic, qdq, qoperator) or float16 (fp16, fp16-io32, mixed)"
 
 FORMS = ("dynamic", "qdq", "qoperator", "fp16", "fp16-io32", "mixed")
 #: Ops kept in float32 by ``form="mixed"``.
@@ -68,6 +73,7 @@ def quantize(model, output, form: str, *, images=None, per_channel: bool = True,
 
 
 def _float16(src: onnx.ModelProto, form: str, op_block_list) -> onnx.ModelProto:
+    require(["onnxconverter_common"], "onnxconverter-common (for the float16 forms)", "quantize")
     from onnxconverter_common import float16
 
     block = None
@@ -117,21 +123,31 @@ class _Calibration:
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onnxviz.convert.quantize",
-                                     description=__doc__.split("\n")[0])
+def add_arguments(parser) -> None:
+    """The options of ``onnxviz convert quantize``."""
     parser.add_argument("model", help="float32 .onnx file")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     parser.add_argument("--form", required=True, choices=FORMS)
     parser.add_argument("--images", nargs="*", default=None,
                         help="calibration images (qdq, qoperator): files or skimage:NAME")
     parser.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor")
-    args = parser.parse_args(argv)
-    return run_main(
-        lambda: quantize(args.model, args.output, args.form, images=args.images,
-                         per_channel=not args.per_tensor),
-        args.output,
-    )
+
+
+def run(args) -> int:
+    """Runs ``onnxviz convert quantize`` on parsed arguments; prints the written path."""
+    if args.form in ("fp16", "fp16-io32", "mixed"):  # before reading the model
+        require(["onnxconverter_common"], "onnxconverter-common (for the float16 forms)", "quantize")
+    if not Path(args.model).is_file():
+        raise ConverterError(f"no such ONNX file: {args.model}")
+    quantize(args.model, args.output, args.form, images=args.images,
+             per_channel=not args.per_tensor)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m onnxviz.convert.quantize``, the same as ``onnxviz convert quantize``."""
+    return cli_main("quantize", argv)
 
 
 if __name__ == "__main__":

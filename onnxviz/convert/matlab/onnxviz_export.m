@@ -34,7 +34,7 @@ function onnxFile = onnxviz_export(net, onnxFile, options)
 %     * Labels: exportONNXNetwork cannot write onnxviz's metadata. Give the labels file
 %       to onnxviz (onnxviz ... --labels mynet.labels.txt, or ov.load(path, labels=...)),
 %       or stamp them into the file once, from Python:
-%           python -m onnxviz.convert.metadata mynet.onnx --labels mynet.labels.txt
+%           onnxviz convert metadata mynet.onnx --labels mynet.labels.txt
 %     * Layers: node names are MATLAB layer names (conv_1, relu_3, ...), which onnxviz
 %       lists in `onnxviz inspect` and accepts for --layer.
 %     * Scores: a network ending in softmaxLayer is explained on the scores before the
