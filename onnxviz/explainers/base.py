@@ -55,6 +55,29 @@ class Explanation:
             "extras": {k: _jsonable(v) for k, v in self.extras.items() if not isinstance(v, np.ndarray)},
         }
 
+    # A picture for people (onnxviz.viz.notebook): Jupyter shows an Explanation by itself.
+    def _repr_png_(self) -> bytes:
+        from ..viz.notebook import to_png
+
+        return to_png(self)
+
+    def _repr_html_(self) -> str:
+        from ..viz.notebook import to_html
+
+        return to_html(self)
+
+    def show(self, *, cmap: str = "jet", alpha: float = 0.4) -> None:
+        """Shows the overlay and its caption with matplotlib (nothing when it is not installed)."""
+        from ..viz.notebook import show
+
+        show(self, cmap=cmap, alpha=alpha)
+
+    def save(self, path, *, cmap: str = "jet", alpha: float = 0.4):
+        """Writes the overlay under its caption (method, label, score) as a PNG; returns the path."""
+        from ..viz.notebook import save
+
+        return save(self, path, cmap=cmap, alpha=alpha)
+
 
 def _jsonable(v):
     if isinstance(v, np.generic):

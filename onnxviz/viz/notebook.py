@@ -1,0 +1,80 @@
+"""One explanation as a picture for people: Jupyter's rich display, ``show()`` and ``save()``.
+
+The picture is the heatmap over the pixels the model saw (``Explanation.image``), or the coloured
+heatmap alone when the explanation has no image, scaled up with nearest-neighbour sampling when
+the model's input is small (a 28 x 28 map stays readable, its cells stay sharp), under a caption:
+method, target, label and score.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from .colormaps import apply_colormap
+from .grids import caption
+from .overlay import overlay
+from .png import data_uri, encode_png, write_png
+
+#: Pictures narrower than this are scaled up by a whole factor (nearest neighbour).
+MIN_SIDE = 224
+#: Saturate the top 1 % of a map's values, as the CLI does, so a few extremes do not darken it.
+CLIP_PERCENT = 1.0
+
+
+def caption_text(e) -> str:
+    """``"gradcam: class 285 Egyptian cat, score 0.78"`` for an :class:`Explanation`."""
+    return f"{e.method}: class {int(e.target)} {e.label}, score {float(e.score):.4g}"
+
+
+def picture(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
+    """The explanation's overlay (RGB ``uint8``), at least :data:`MIN_SIDE` pixels wide, without
+    its caption."""
+    if e.image is not None:
+        pic = overlay(e.image, e.heatmap, alpha=alpha, cmap=cmap, clip_percent=CLIP_PERCENT)
+    else:
+        pic = apply_colormap(e.heatmap, cmap, clip_percent=CLIP_PERCENT)
+    factor = -(-MIN_SIDE // pic.shape[1])  # ceil: 28 px -> x8, 224 px -> x1
+    if factor > 1:
+        pic = np.repeat(np.repeat(pic, factor, axis=0), factor, axis=1)
+    return pic
+
+
+def captioned(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
+    """:func:`picture` with the caption written above it (ASCII, as PNG files carry it)."""
+    return caption(picture(e, cmap=cmap, alpha=alpha), caption_text(e))
+
+
+def to_png(e) -> bytes:
+    """PNG bytes of :func:`captioned`, Jupyter's ``image/png`` form."""
+    return encode_png(captioned(e))
+
+
+def to_html(e) -> str:
+    """An ``<img>`` of :func:`picture` and an HTML caption, Jupyter's ``text/html`` form."""
+    pic = picture(e)
+    text = html.escape(caption_text(e))
+    return (f'<figure style="display:inline-block;margin:4px">'
+            f'<img src="{data_uri(pic)}" width="{pic.shape[1]}" alt="{text}">'
+            f'<figcaption style="font:12px sans-serif">{text}</figcaption></figure>')
+
+
+def show(e, *, cmap: str = "jet", alpha: float = 0.4) -> None:
+    """Shows the overlay with its caption through matplotlib; does nothing without matplotlib."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots()
+    ax.imshow(picture(e, cmap=cmap, alpha=alpha))
+    ax.set_title(caption_text(e), fontsize=10)
+    ax.axis("off")
+    plt.show()
+    plt.close(fig)
+
+
+def save(e, path, *, cmap: str = "jet", alpha: float = 0.4) -> Path:
+    """Writes :func:`captioned` to ``path`` as PNG; returns the path."""
+    return write_png(path, captioned(e, cmap=cmap, alpha=alpha))
