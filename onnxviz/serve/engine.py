@@ -1,0 +1,121 @@
+"""The served models: what runs on a batch, on a worker thread.
+
+A :class:`ServedModel` holds one loaded :class:`onnxviz.Model` and nothing the library lacks:
+a batch of explanations is ``registry.get(method)(model, **options).explain(images, targets)``
+(one Explanation per image, as ``ov.explain`` returns them), a batch of predictions is
+``model.predict``. The PNGs are rendered with :mod:`onnxviz.viz` and the command line's defaults
+(jet, overlay alpha 0.4, top 1% saturated), so they equal the files ``onnxviz explain`` writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import viz
+from ..errors import OptionError
+from ..explainers import registry
+
+#: Rendering of the PNGs (the ``onnxviz explain`` defaults).
+CMAP, ALPHA, CLIP = "jet", 0.4, 1.0
+
+
+@dataclass
+class Item:
+    """One image of a request, as it waits in a batch."""
+
+    image: np.ndarray
+    target: int | None = None
+    outputs: tuple[str, ...] = ()
+
+
+@dataclass
+class Result:
+    """One image's explanation and the PNGs asked for (base64 text)."""
+
+    explanation: object
+    pngs: dict
+
+
+def model_name(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` or ``PATH`` (named by its file stem) -> (name, path)."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        name, path = Path(spec).stem, spec
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise OptionError(f"model name {name!r} must be letters, digits, '.', '_' or '-' "
+                          "(give NAME=PATH to choose one)")
+    return name, path
+
+
+class ServedModel:
+    """One model under its name.
+
+    Args:
+        name: the name in the URLs (``/v1/models/{name}:explain``).
+        model: the loaded :class:`onnxviz.Model`.
+    """
+
+    def __init__(self, name: str, model):
+        self.name = name
+        self.model = model
+
+    def explain(self, method: str, kwargs: dict, items: list[Item]) -> list[Result]:
+        """Explain a batch (one explainer call), then render each image's PNGs."""
+        explainer = registry.get(method)(self.model, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the logs say what a warning would
+            out = explainer.explain([it.image for it in items], target=[it.target for it in items])
+        return [Result(e, render(e, it.image, it.outputs)) for e, it in zip(out, items)]
+
+    def predict(self, top: int, items: list[Item]) -> list[list]:
+        """Top-``top`` classes per image, one ``model.predict`` call for the batch."""
+        return self.model.predict([it.image for it in items], top=top)
+
+    def warm_up(self, method: str) -> None:
+        """Build the sessions (and gradient graphs) before the first request arrives."""
+        h, w = self.model.input.size
+        img = np.full((h, w, 3), 128, np.uint8)
+        self.predict(1, [Item(img)])
+        if registry.get(method).applies_to(self.model) is None:
+            self.explain(method, {}, [Item(img)])
+
+    def metadata(self, methods: list[str]) -> dict:
+        """The Open Inference Protocol's model metadata."""
+        h, w = self.model.input.size
+        n = -1
+        return {
+            "name": self.name,
+            "versions": [],
+            "platform": "onnxviz",
+            "inputs": [{"name": "image", "datatype": "BYTES", "shape": [n],
+                        "parameters": {"content": "base64 PNG, JPEG, BMP or WebP file; or "
+                                                  "UINT8 [N, H, W, 3] pixels"}}],
+            "outputs": [
+                {"name": "heatmap", "datatype": "FP32", "shape": [n, h, w]},
+                {"name": "target", "datatype": "INT64", "shape": [n]},
+                {"name": "label", "datatype": "BYTES", "shape": [n]},
+                {"name": "score", "datatype": "FP32", "shape": [n]},
+                {"name": "heatmap_png", "datatype": "BYTES", "shape": [n]},
+                {"name": "overlay_png", "datatype": "BYTES", "shape": [n]},
+            ],
+            "parameters": {"methods": methods, "default_method": methods[0],
+                           "input_size": [h, w], "num_classes": self.model.num_classes},
+        }
+
+
+def render(e, image: np.ndarray, outputs) -> dict:
+    """The PNGs of ``outputs`` as base64 text: ``heatmap_png`` (model input size) and
+    ``overlay_png`` (the sent image's size)."""
+    pics = {}
+    if "heatmap_png" in outputs:
+        pics["heatmap_png"] = viz.apply_colormap(e.heatmap, CMAP, clip_percent=CLIP)
+    if "overlay_png" in outputs:
+        pics["overlay_png"] = viz.overlay(image, e.heatmap, alpha=ALPHA, cmap=CMAP,
+                                          clip_percent=CLIP)
+    return {k: base64.b64encode(viz.encode_png(p)).decode("ascii") for k, p in pics.items()}
