@@ -13,7 +13,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = ("inspect", "predict", "explain", "activations", "filters", "dream", "report",
-               "bench", "demo", "convert", "serve")
+               "bench", "demo", "convert", "serve", "evaluate", "snapshot", "check")
 
 
 class _Broken:

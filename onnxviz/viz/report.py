@@ -181,7 +181,8 @@ def _colorbar_html(cmap: str, clip: float) -> str:
 
 def render_report(sections, model_summary: dict | None = None, title: str = "onnxviz report",
                   settings: dict | None = None, alpha: float = 0.4, cmap: str = "jet",
-                  max_side: int = 400, clip_percent: float = 0.0) -> str:
+                  max_side: int = 400, clip_percent: float = 0.0,
+                  metrics: dict | None = None) -> str:
     """The report as an HTML string.
 
     Args:
@@ -192,6 +193,8 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
         alpha, cmap: overlay settings.
         max_side: longest side, in pixels, of the embedded overlays (keeps the page small).
         clip_percent: saturate the top share of each map's values (see :func:`normalize`).
+        metrics: ``{"summary": ..., "records": ...}`` from :mod:`onnxviz.metrics`: a metrics
+            section (table and deletion/insertion curves, :mod:`onnxviz.viz.metrics_html`).
     """
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -211,6 +214,10 @@ def render_report(sections, model_summary: dict | None = None, title: str = "onn
         cards = [_card(img, e, alpha, cmap, max_side, clip_percent) for e in s.explanations]
         cards += [_failed_card(m, msg) for m, msg in s.failures.items()]
         parts.append('<div class="grid">' + "".join(cards) + "</div>")
+    if metrics:
+        from .metrics_html import metrics_section
+
+        parts.append(metrics_section(metrics["summary"], metrics["records"]))
     parts.append(_timings(sections))
     if settings:
         parts.append("<h2>Settings</h2>" + _table(
