@@ -139,9 +139,10 @@ class Server:
                 headers["Retry-After"] = str(e.retry_after)
             if isinstance(e, Unauthorized):
                 headers["WWW-Authenticate"] = "Bearer"
-            message = one_line(e) if code < 500 else "internal error (logged by the server)"
+            bug = code == 500
+            message = "internal error (logged by the server)" if bug else one_line(e)
             fields["error"] = one_line(e)
-            if code >= 500:
+            if bug:
                 log(self.log, "internal error", logging.ERROR, exc_info=e,
                     path=request.url.path, error=one_line(e))
             response = error_response(code, message, headers)
