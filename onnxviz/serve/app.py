@@ -25,7 +25,7 @@ from starlette.routing import Route
 from .. import __version__
 from . import protocol
 from .batching import Batcher
-from .engine import Item
+from .engine import Item, results
 from .errors import Busy, NotFound, RequestError, Timeout, TooLarge, Unauthorized, one_line, \
     status_of
 from .limits import Limits
@@ -121,6 +121,16 @@ class Server:
                 raise r
         return results
 
+    async def explained(self, served, job, images: list, targets: list, arrived: float) -> list:
+        """Explanations of ``images`` (batched with other requests), then their PNGs (rendered
+        off the batch's worker, so the next batch runs meanwhile)."""
+        items = [Item(img, t, job.outputs) for img, t in zip(images, targets)]
+        explained = await self.batch((served.name, "explain", job.key),
+                                     [(job, it) for it in items], arrived)
+        if not any(n.endswith("_png") for n in job.outputs):
+            return results(explained, items)
+        return await asyncio.to_thread(results, explained, items)
+
     async def answer(self, request: Request, endpoint: str, handler, model: str = "") -> Response:
         """Run ``handler()`` (a coroutine giving a JSON-able object or a Response) as one request:
         auth, errors, metrics, the log line."""
@@ -161,8 +171,7 @@ class Server:
         images = await asyncio.to_thread(protocol.decode_instances, instances,
                                          self.limits.max_pixels)
         fields.update(images=len(images), explainer=job.method)
-        items = [(job, Item(img, t, job.outputs)) for img, t in zip(images, targets)]
-        results = await self.batch((served.name, "explain", job.key), items, arrived)
+        results = await self.explained(served, job, images, targets, arrived)
         heat = "heatmap" in job.outputs
         return {"explanations": [protocol.v1_explanation(r, heat) for r in results]}
 
@@ -186,8 +195,7 @@ class Server:
         images = await asyncio.to_thread(protocol.v2_images, tensor, self.limits.max_pixels)
         targets = targets_of(params, len(images), served.model)
         fields.update(images=len(images), explainer=job.method)
-        items = [(job, Item(img, t, job.outputs)) for img, t in zip(images, targets)]
-        results = await self.batch((served.name, "explain", job.key), items, arrived)
+        results = await self.explained(served, job, images, targets, arrived)
         return protocol.v2_response(served.name, body.get("id"), job.method, results, names)
 
 

@@ -3,8 +3,9 @@
 A :class:`ServedModel` holds one loaded :class:`onnxviz.Model` and nothing the library lacks:
 a batch of explanations is ``registry.get(method)(model, **options).explain(images, targets)``
 (one Explanation per image, as ``ov.explain`` returns them), a batch of predictions is
-``model.predict``. The PNGs are rendered with :mod:`onnxviz.viz` and the command line's defaults
-(jet, overlay alpha 0.4, top 1% saturated), so they equal the files ``onnxviz explain`` writes.
+``model.predict``. The PNGs are rendered afterwards, per request and off the batch's worker (so the
+next batch need not wait for them), with :mod:`onnxviz.viz` and the command line's defaults (jet,
+overlay alpha 0.4, top 1% saturated): they equal the files ``onnxviz explain`` writes.
 """
 
 from __future__ import annotations
@@ -65,13 +66,13 @@ class ServedModel:
         self.name = name
         self.model = model
 
-    def explain(self, method: str, kwargs: dict, items: list[Item]) -> list[Result]:
-        """Explain a batch (one explainer call), then render each image's PNGs."""
+    def explain(self, method: str, kwargs: dict, items: list[Item]) -> list:
+        """Explain a batch: one explainer call, one Explanation per item."""
         explainer = registry.get(method)(self.model, **kwargs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the logs say what a warning would
-            out = explainer.explain([it.image for it in items], target=[it.target for it in items])
-        return [Result(e, render(e, it.image, it.outputs)) for e, it in zip(out, items)]
+            return explainer.explain([it.image for it in items],
+                                     target=[it.target for it in items])
 
     def predict(self, top: int, items: list[Item]) -> list[list]:
         """Top-``top`` classes per image, one ``model.predict`` call for the batch."""
@@ -107,6 +108,11 @@ class ServedModel:
             "parameters": {"methods": methods, "default_method": methods[0],
                            "input_size": [h, w], "num_classes": self.model.num_classes},
         }
+
+
+def results(explanations: list, items: list[Item]) -> list[Result]:
+    """Each explanation with the PNGs its item asked for."""
+    return [Result(e, render(e, it.image, it.outputs)) for e, it in zip(explanations, items)]
 
 
 def render(e, image: np.ndarray, outputs) -> dict:

@@ -1,0 +1,170 @@
+"""``onnxviz serve`` throughput: Grad-CAM over HTTP at 1, 4 and 16 clients vs in-process ``ov.explain``.
+
+One run measures, on EfficientNet-Lite0 and four scikit-image photos at their own sizes:
+
+1. in process: ``ov.explain(model, images, method="gradcam")`` at batch sizes 1..32, images/s;
+   the best batch size is the baseline;
+2. the server (a subprocess, ``onnxviz serve`` on 127.0.0.1, the same ONNX Runtime threads and
+   ``--max-batch`` = that best batch size): 1, 4 and 16 concurrent clients, each sending one base64
+   PNG per ``:explain`` request and waiting for the answer; requests/s, p50 and p99 latency, the
+   mean batch the server formed (from its /metrics), and requests/s as a share of the baseline.
+
+The default answer carries two PNGs per image (heatmap and overlay), which in-process
+``ov.explain`` does not render; the last row asks for the numbers only (``outputs: []``), so the
+two costs can be told apart. Run from the repository root::
+
+    python benchmarks/serve.py            # about a minute on 2 cores
+    python benchmarks/serve.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def photos() -> list[np.ndarray]:
+    import skimage.data
+
+    return [skimage.data.chelsea(), skimage.data.coffee(), skimage.data.astronaut(),
+            skimage.data.rocket()]
+
+
+def png_b64(img: np.ndarray) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def in_process(model, images, sizes, count: int) -> dict[int, float]:
+    """Images/s of ov.explain Grad-CAM at each batch size (``count`` images, after a warm-up)."""
+    import onnxviz as ov
+
+    stream = [images[i % len(images)] for i in range(count)]
+    out = {}
+    for bs in sizes:
+        ov.explain(model, stream[:bs], method="gradcam")
+        t = time.perf_counter()
+        for i in range(0, count, bs):
+            ov.explain(model, stream[i:i + bs], method="gradcam")
+        out[bs] = count / (time.perf_counter() - t)
+    return out
+
+
+def start_server(model_path, threads: int, max_batch: int, wait_ms: float):
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "onnxviz.cli", "serve", f"effnet={model_path}", "--port",
+           str(port), "--threads", str(threads), "--max-batch", str(max_batch),
+           "--max-wait-ms", str(wait_ms), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+    for _ in range(600):
+        try:
+            if client.get("/v2/health/ready").status_code == 200:
+                return proc, client, " ".join(["onnxviz", *cmd[3:]])
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            raise SystemExit("the server exited")
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def batches(client) -> tuple[float, float]:
+    """(batches, images) so far, from the server's batch-size histogram."""
+    text = client.get("/metrics").text
+    lab = r'\{method="gradcam",model="effnet"\}'
+    n = re.search(rf"onnxviz_batch_size_count{lab} (\S+)", text)
+    s = re.search(rf"onnxviz_batch_size_sum{lab} (\S+)", text)
+    return (float(n.group(1)), float(s.group(1))) if n else (0.0, 0.0)
+
+
+def load(url: str, bodies: list[dict], clients: int, per_client: int):
+    """``clients`` threads, each sending ``per_client`` requests one after another."""
+    import httpx
+
+    def one(k):
+        lat = []
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for i in range(per_client):
+                t = time.perf_counter()
+                r = c.post("/v1/models/effnet:explain", json=bodies[(k + i) % len(bodies)])
+                lat.append(time.perf_counter() - t)
+                if r.status_code != 200:
+                    raise SystemExit(f"HTTP {r.status_code}: {r.text}")
+        return lat
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        lat = [x for xs in pool.map(one, range(clients)) for x in xs]
+    return len(lat) / (time.perf_counter() - t), lat
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short smoke run")
+    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument("--wait-ms", type=float, default=5, help="server --max-wait-ms (default 5)")
+    args = p.parse_args(argv)
+    import onnxviz as ov
+
+    path = ov.bundled_model("efficientnet_lite0")
+    images = photos()
+    model = ov.load(path, threads=args.threads)
+    sizes = [1, 4, 16] if args.quick else [1, 4, 8, 16, 32]
+    rates = in_process(model, images, sizes, 16 if args.quick else 64)
+    best = max(rates, key=rates.get)
+    del model
+    print(f"onnxviz {ov.__version__}, EfficientNet-Lite0 Grad-CAM, {os.cpu_count()} CPUs, "
+          f"ONNX Runtime threads {args.threads}")
+    print("in process, ov.explain: " + ", ".join(f"batch {b}: {r:.1f} img/s"
+                                                  for b, r in rates.items()))
+    print(f"baseline: batch {best}, {rates[best]:.1f} img/s\n")
+
+    proc, client, cmd = start_server(path, args.threads, best, args.wait_ms)
+    try:
+        print(f"server: {cmd}")
+        pngs = [png_b64(img) for img in images]
+        default = [{"instances": [b]} for b in pngs]
+        numbers = [{"instances": [b], "parameters": {"outputs": []}} for b in pngs]
+        rows = [("default (2 PNGs)", default, c) for c in (1, 4, 16)]
+        rows.append(("numbers only", numbers, 16))
+        print(f"{'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'batch':>6} {'vs in-process':>13}")
+        for name, bodies, clients in rows:
+            per = max(2, (4 if args.quick else 8) * (1 if clients > 1 else 2))
+            load(client.base_url, bodies, clients, 2)  # warm-up
+            b0 = batches(client)
+            rps, lat = load(str(client.base_url), bodies, clients, per)
+            b1 = batches(client)
+            mean_batch = (b1[1] - b0[1]) / max(1.0, b1[0] - b0[0])
+            q = statistics.quantiles(lat, n=100, method="inclusive")
+            print(f"{name:<17} {clients:>7} {rps:>7.1f} {q[49] * 1000:>7.0f} "
+                  f"{q[98] * 1000:>7.0f} {mean_batch:>6.1f} {rps / rates[best]:>12.0%}")
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()
