@@ -223,7 +223,7 @@ def test_docs_cli_reference_is_generated_from_the_registry():
         assert f"| `{m}` |" in table
     assert "`--lime-alpha 1.0`" in table and "`--patch 32`" in table
     assert gen.block() in gen.DOC.read_text(encoding="utf-8"), \
-        "README.md is out of date: run python tools/gen_cli_reference.py --write"
+        f"{gen.DOC.name} is out of date: run python tools/gen_cli_reference.py --write"
 
 
 @pytest.mark.parametrize("method", [m for m in ov.METHODS if m not in CNN_METHODS])
