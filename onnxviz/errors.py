@@ -71,3 +71,55 @@ def close_matches(name: str, known: Iterable[str], n: int = 5) -> list[str]:
 
 class PrecisionError(ModelError):
     """A quantized or float16 model whose gradients onnxviz cannot define in the asked mode."""
+
+
+class ResourceError(OnnxvizError):
+    """Work that would exceed a limit (memory budget, pixels, file size); the message has the
+    numbers and the setting that changes the limit (:mod:`onnxviz.limits`)."""
+
+
+class ExecutionError(OnnxvizError):
+    """ONNX Runtime failed while running the model (a shape valid only at another batch size, a
+    run stopped by a time limit, an allocation that failed)."""
+
+
+class NonFiniteWarning(UserWarning):
+    """A model output or a map has NaN or infinite values; the result says so
+    (``Explanation.extras["nonfinite"]``) and is not drawn as if valid."""
+
+
+def guard(what: str):
+    """Decorator for user-facing entry points: any exception that is not an
+    :class:`OnnxvizError` (nor KeyboardInterrupt/SystemExit) becomes one naming ``what`` and the
+    cause in one line; the original is kept as ``__cause__`` for ``--debug``."""
+    import functools
+
+    def deco(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            try:
+                return func(*args, **kwargs)
+            except OnnxvizError:
+                raise
+            except Exception as e:
+                raise as_error(e, what) from e
+        return wrapper
+    return deco
+
+
+def as_error(e: BaseException, what: str) -> OnnxvizError:
+    """``e`` (not an OnnxvizError) as the closest OnnxvizError, with a one-line message."""
+    text = " ".join(str(e).split())[:300] or type(e).__name__
+    kind = type(e).__module__ + "." + type(e).__name__
+    if isinstance(e, MemoryError):
+        return ResourceError(f"{what}: out of memory ({text}); lower the batch size or the "
+                             "option that sets the work")
+    if "onnxruntime" in kind:
+        if "allocat" in text.lower() or "bad_alloc" in text.lower():
+            return ResourceError(f"{what}: ONNX Runtime could not allocate memory ({text})")
+        return ExecutionError(f"{what}: ONNX Runtime failed: {text}")
+    if isinstance(e, (TypeError, ValueError, OverflowError, IndexError, KeyError)):
+        return OptionError(f"{what}: {type(e).__name__}: {text}")
+    if isinstance(e, OSError):
+        return OnnxvizError(f"{what}: {text}")
+    return OnnxvizError(f"{what} failed: {type(e).__name__}: {text}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError
+from .errors import ImageError, ResourceError
 
 SKIMAGE_PREFIX = "skimage:"
 
@@ -69,12 +69,12 @@ def _skimage_sample(name: str) -> np.ndarray:
 
 
 def _read_file(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise ImageError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file")
+    from . import limits
+
+    path = limits.regular_file(path, "image file", ImageError)
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty: {path}")
+    check_size(path, str(path))
     img = _opencv_decode(np.fromfile(str(path), dtype=np.uint8))
     if img is not None:
         return img
@@ -94,6 +94,30 @@ def _read_file(path: Path) -> np.ndarray:
     return img
 
 
+def check_size(source, what: str) -> None:
+    """Refuse an image whose header declares more than ``limits.MAX_PIXELS`` pixels, before
+    anything is decoded (a few-KB PNG can declare 30000 x 30000). Files the header reader does
+    not know are left to the decoders."""
+    import warnings
+
+    from PIL import Image
+
+    from . import limits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(source) as im:
+                w, h = im.size
+        except Image.DecompressionBombError:
+            raise ResourceError(f"{what} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} "
+                                f"pixels, more than the limit of {limits.MAX_PIXELS:,} "
+                                "(ONNXVIZ_MAX_PIXELS)") from None
+        except Exception:  # not a format Pillow knows: OpenCV's own limits apply
+            return
+    limits.check_pixels(h, w, what)
+
+
 def decode_image(data: bytes, what: str = "image bytes") -> np.ndarray:
     """Decode an image file's bytes (PNG, JPEG, BMP, TIFF, WebP) as :func:`read_image` reads
     the file: RGB ``uint8`` (H, W, 3), the same pixels.
@@ -103,6 +127,9 @@ def decode_image(data: bytes, what: str = "image bytes") -> np.ndarray:
     """
     if not data:
         raise ImageError(f"{what}: empty, not an image")
+    import io
+
+    check_size(io.BytesIO(data), what)
     img = _opencv_decode(np.frombuffer(data, dtype=np.uint8))
     if img is None:
         raise ImageError(f"cannot decode {what} as an image (not an image file, truncated, "
@@ -117,7 +144,10 @@ def _opencv_decode(buf: np.ndarray) -> np.ndarray | None:
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # broken files: our error
     # JPEG: IMREAD_COLOR applies the EXIF orientation (phone photos); others keep depth and alpha
     jpeg = buf[:2].tobytes() == b"\xff\xd8"
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV's own pixel limit or a decoder failure: the caller's message
+        return None
     if img is None or not img.size:
         return None
     if img.ndim == 3 and img.shape[2] == 3:

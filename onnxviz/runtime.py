@@ -51,9 +51,9 @@ def _options(threads: int | None):
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.log_severity_level = 3
     if threads is not None:
-        if int(threads) < 1:
-            raise OptionError(f"threads must be >= 1, got {threads}")
-        so.intra_op_num_threads = int(threads)
+        from .limits import check_threads
+
+        so.intra_op_num_threads = check_threads(threads)
         so.inter_op_num_threads = 1
     return so
 

@@ -43,11 +43,18 @@ def _modules():
             yield _Broken(name, e)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (``onnxviz explain: error: ...``), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="onnxviz",
         description="See what an image classifier exported to ONNX looks at.",
     )
@@ -70,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     debug = args.debug or getattr(args, "sub_debug", False)
+    import warnings
+
+    shown = warnings.showwarning
+    if not debug:  # warnings as one line each, like errors
+        warnings.showwarning = _one_line_warning
     try:
         status = args.func(args)
     except OnnxvizError as e:
@@ -82,7 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # not a user error: still one line, the traceback with --debug
+        if debug:
+            raise
+        from ..errors import as_error
+
+        print(f"onnxviz: error: {as_error(e, args.command)} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = shown
     return int(status or 0)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    print(f"onnxviz: warning: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

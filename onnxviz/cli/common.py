@@ -121,9 +121,27 @@ def _default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+def strict_json(obj):
+    """``obj`` with NaN and infinite floats as None (JSON has no NaN; a reader would choke)."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def dumps(obj, **kw) -> str:
+    """One JSON text, strict (no NaN), numpy values converted."""
+    return json.dumps(strict_json(obj), default=_default, allow_nan=False, **kw)
+
+
 def print_json(obj) -> None:
-    """Print ``obj`` as indented JSON (numpy values converted)."""
-    json.dump(obj, sys.stdout, indent=2, default=_default)
+    """Print ``obj`` as indented JSON (numpy values converted, NaN as null)."""
+    sys.stdout.write(dumps(obj, indent=2))
     sys.stdout.write("\n")
 
 

@@ -33,7 +33,6 @@ def find_model() -> Path:
 
 
 def register(subparsers) -> None:
-    from ..explainers.registry import methods
 
     p = subparsers.add_parser(
         "demo", allow_abbrev=False,

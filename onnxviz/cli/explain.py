@@ -7,13 +7,12 @@ pipelines: image, method, target, label, score, params, outputs (file paths), ti
 
 from __future__ import annotations
 
-import json
 import sys
 
 from tqdm import tqdm
 
 from . import files, options
-from .common import IMAGES_HELP, add_common, load_model, model_command
+from .common import IMAGES_HELP, add_common, load_model, model_command, warn, dumps
 
 
 def register(subparsers) -> None:
@@ -31,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--target", "-t", metavar="T",
                    help="class to explain: index or label (default: each image's top-1 class)")
     p.add_argument("--npy", action="store_true", help="also save each heatmap as float32 .npy")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image or method that fails (default: skip it, say "
+                        "so, and go on; the exit status is 2 only when nothing was explained)")
     add_common(p, json_help="print one JSON object per image and method (JSON Lines)")
     files.add_output_args(p)
     files.add_render_args(p)
@@ -38,21 +40,33 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def explain_all(model, images, methods, given, target, quiet=False, strict=True):
-    """Run every method on every image; yields ``(image index, Explanation)`` per image and method.
-
-    Each method's explainer is built once (bad options fail before any work) and runs the images
-    one at a time, so the progress bar moves and memory stays bounded.
-    """
+def build_explainers(model, methods, given, quiet=False, strict=True, skipped=None):
+    """One explainer per method (bad options fail before any work). A method that cannot run on
+    ``model`` is skipped with one line and added to ``skipped`` unless ``strict``."""
+    from ..errors import OnnxvizError
     from ..explainers.registry import get
 
     show = files.show_progress(quiet)
-    explainers = [get(m)(model, **options.with_progress(m, options.method_kwargs(m, given, strict),
-                                                         show))
-                  for m in methods]
-    with files.progress(len(images) * len(methods), "explaining", quiet, unit="map") as bar:
-        for ex in explainers:
-            for i, img in enumerate(images):
+    out = []
+    for m in methods:
+        kwargs = options.with_progress(m, options.method_kwargs(m, given, strict), show)
+        try:
+            out.append(get(m)(model, **kwargs))
+        except OnnxvizError as e:
+            if strict or skipped is None:
+                raise
+            skipped.append((m, str(e)))
+            warn(f"skipped {m}: {e}")
+    return out
+
+
+def explain_all(model, images, methods, given, target, quiet=False, strict=True):
+    """Run every method on every image; yields ``(image index, Explanation)`` per image and method
+    (images outer, so each image is decoded once; see :func:`run` for the streaming CLI)."""
+    explainers = build_explainers(model, methods, given, quiet, strict)
+    with files.progress(len(images) * len(explainers), "explaining", quiet, unit="map") as bar:
+        for i, img in enumerate(images):
+            for ex in explainers:
                 bar.set_postfix_str(ex.name, refresh=False)
                 (e,) = ex.explain([img], target=target)
                 bar.update(1)
@@ -68,6 +82,8 @@ def record(source: str, e, paths: dict) -> dict:
 
 
 def run(args) -> int:
+    from ..errors import OnnxvizError
+
     methods = options.parse_methods(args.methods)
     given = options.given_options(args)
     for m in methods:  # convert and check every option before loading anything
@@ -75,20 +91,45 @@ def run(args) -> int:
     files.check_render_args(args)
     target = options.parse_target(args.target)
     sources = files.expand_images(args.images)
-    images = files.read_images(sources)
     folder = files.out_dir(args.out)
     model = load_model(args)
     methods = options.for_model(methods, args.methods, model)
     names = files.stems(sources)
-    for i, e in explain_all(model, images, methods, given, target, args.quiet,
-                            strict=len(methods) == 1):
-        paths = files.write_explanation_pngs(folder, names[i], images[i], e, args)
-        if args.json:
-            line = json.dumps(record(sources[i], e, paths))
-        else:
-            t = e.timings.get("total", float("nan"))
-            line = (f"{sources[i]}  {e.method:<20} {e.label} ({e.target}) score {e.score:.4g}  "
-                    f"{t:.2f} s  -> {paths['overlay']}")
-        tqdm.write(line, file=sys.stdout)  # clears the progress bars first
-        sys.stdout.flush()
-    return 0
+    skipped: list = []
+    # one named method: its failure to apply is the answer; several (or all): skip and go on
+    explainers = build_explainers(model, methods, given, args.quiet,
+                                  args.strict or len(methods) == 1, skipped)
+    strict = args.strict or len(sources) * len(explainers) == 1
+    done = 0
+    with files.progress(len(sources) * len(explainers), "explaining", args.quiet,
+                        unit="map") as bar:
+        for i, src, img in files.iter_images(sources, skipped, strict):
+            for ex in explainers:
+                bar.set_postfix_str(ex.name, refresh=False)
+                try:
+                    (e,) = ex.explain([img], target=target)
+                except OnnxvizError as err:
+                    if strict:
+                        raise
+                    skipped.append((f"{src} ({ex.name})", str(err)))
+                    warn(f"skipped {ex.name} on {files.printable(src)}: {err}")
+                    continue
+                finally:
+                    bar.update(1)
+                stem = names[i] if target is None else f"{names[i]}.t{e.target}"
+                paths = files.write_explanation_pngs(folder, stem, img, e, args)
+                done += 1
+                _print(args, src, e, paths)
+    return files.summary(done, skipped, "map")
+
+
+def _print(args, src, e, paths) -> None:
+    if args.json:
+        line = dumps(record(files.printable(src), e, paths))
+    else:
+        t = e.timings.get("total", float("nan"))
+        shown = paths.get("overlay", "not drawn: " + e.extras.get("nonfinite", ""))
+        line = (f"{files.printable(src)}  {e.method:<20} {e.label} ({e.target}) "
+                f"{e.score_kind} {e.score:.4g}  {t:.2f} s  -> {shown}")
+    tqdm.write(line, file=sys.stdout)  # clears the progress bars first
+    sys.stdout.flush()

@@ -10,16 +10,21 @@ import numpy as np
 
 from ..errors import ImageError, OnnxvizError
 
-#: File name endings taken from a folder given as an image argument.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: File name endings taken from a folder given as an image argument (the same files
+#: :func:`onnxviz.read_image` reads when named one by one).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
-def expand_images(args: list[str]) -> list[str]:
+def expand_images(args: list[str], say=None) -> list[str]:
     """Image arguments -> image sources: files, ``skimage:NAME``, and the images inside folders.
 
-    A folder contributes its files with an image suffix (sorted, not recursive); a folder with none
-    is an error, as is a missing path.
+    A folder contributes its files with an image suffix (sorted, not recursive); the other files
+    it holds are counted in one line through ``say`` (default: a CLI warning). A folder with no
+    image, or a missing path, is an error. Nothing is decoded here (see :func:`iter_images`).
     """
+    from .common import warn
+
+    say = say or warn
     out: list[str] = []
     for a in args:
         if a.startswith("skimage:"):
@@ -27,10 +32,14 @@ def expand_images(args: list[str]) -> list[str]:
             continue
         p = Path(a)
         if p.is_dir():
-            found = sorted(str(f) for f in p.iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            entries = sorted(p.iterdir())
+            found = [str(f) for f in entries if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
+            other = [f.name for f in entries if str(f) not in set(found) and f.is_file()]
             if not found:
                 raise ImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
+            if other:
+                say(f"{p}: skipped {len(other)} file(s) without an image suffix "
+                    f"({', '.join(other[:3])}{' ...' if len(other) > 3 else ''})")
             out.extend(found)
         elif p.exists():
             out.append(a)
@@ -46,21 +55,68 @@ def read_images(sources: list[str]) -> list[np.ndarray]:
     return [read_image(s) for s in sources]
 
 
+def iter_images(sources: list[str], skipped: list, strict: bool = False):
+    """Yield ``(index, source, pixels)``, decoding one image at a time (a folder of large photos
+    never sits in memory whole). An unreadable image is appended to ``skipped`` as
+    ``(source, reason)`` and reported in one line, unless ``strict``, where it raises."""
+    from ..imageio import read_image
+    from .common import warn
+
+    for i, src in enumerate(sources):
+        try:
+            img = read_image(src)
+        except OnnxvizError as e:
+            if strict:
+                raise
+            skipped.append((src, str(e)))
+            warn(f"skipped {printable(src)}: {e}")
+            continue
+        yield i, src, img
+
+
+def printable(text: str) -> str:
+    """A file name as text any terminal and HTML page can show (undecodable bytes escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def summary(done: int, skipped: list, unit: str = "result") -> int:
+    """One closing line on stderr when anything was skipped; the exit status: 0 when something
+    was done, 2 when nothing was."""
+    from .common import warn
+
+    if skipped:
+        warn(f"{done} {unit}(s) written, {len(skipped)} skipped (listed above)")
+    if not done:
+        why = skipped[0][1] if skipped else "no input"
+        print(f"onnxviz: error: nothing to show: {why}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def stems(sources: list[str]) -> list[str]:
-    """A distinct, file-name-safe stem per source (``cat``, ``cat-2`` for a second ``cat.png``)."""
-    seen: dict[str, int] = {}
-    out = []
+    """A distinct, file-name-safe stem per source: ``cat``, then ``cat-2`` for a second ``cat.*``,
+    never one that another source already has (``cat-2.png`` next to ``cat.png`` and
+    ``cat.bmp`` gives ``cat-2`` and ``cat-3``)."""
+    bases = []
     for s in sources:
         base = s.split(":", 1)[1] if s.startswith("skimage:") else Path(s).stem
-        base = re.sub(r"[^A-Za-z0-9._+-]+", "_", base).strip("._") or "image"
-        n = seen.get(base, 0) + 1
-        seen[base] = n
-        out.append(base if n == 1 else f"{base}-{n}")
+        bases.append(re.sub(r"[^A-Za-z0-9._+-]+", "_", base).strip("._") or "image")
+    taken = set()
+    out = []
+    for base in bases:
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}-{n}"
+        taken.add(name)
+        out.append(name)
     return out
 
 
 def out_dir(path) -> Path:
     """Create the output folder (and parents); a file in the way or no permission: a user error."""
+    if path is None or not str(path).strip() or "\0" in str(path):
+        raise OnnxvizError(f"--out must name a folder, got {str(path)!r}")
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)
@@ -134,6 +190,8 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) 
     """
     from .. import viz
 
+    if e.extras.get("nonfinite"):  # reported by the explainer's warning; never drawn
+        return {}
     base = f"{stem}.{e.method}"
     pics = {
         "heatmap": viz.apply_colormap(e.heatmap, args.cmap, clip_percent=args.clip),

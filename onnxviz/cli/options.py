@@ -285,7 +285,16 @@ def load_array(path, opt: str):
     """An option's array from a ``.npy`` file (no pickles)."""
     import numpy as np
 
+    from .. import limits
+
+    path = limits.regular_file(path, f"{flag(opt)} file", OptionError,
+                               max_bytes=limits.memory_budget())
     try:
+        with open(path, "rb") as f:  # the header's shape, before numpy allocates it
+            version = np.lib.format.read_magic(f)
+            shape = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                     else np.lib.format.read_array_header_2_0(f))[0]
+        limits.check_memory(8 * math.prod(shape), f"{flag(opt)} array of shape {shape}")
         return np.load(str(path), allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         why = "not a .npy array file" if "pickle" in str(e) else str(e)

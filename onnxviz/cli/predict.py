@@ -2,40 +2,50 @@
 
 from __future__ import annotations
 
-from .common import add_common, add_model_args, load_model, print_json
+from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model, print_json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("predict", help="top-k classes of images",
-                              description="Classify images with an ONNX model.")
+    p = subparsers.add_parser("predict", help="top-k classes of images", allow_abbrev=False,
+                              description="Classify images with an ONNX model: image files, "
+                                          "folders of images, or skimage:NAME.")
     add_model_args(p)
-    p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files (PNG, JPEG, BMP, TIFF) or skimage:NAME (e.g. skimage:chelsea)")
+    add_images_arg(p, help=IMAGES_HELP + " (e.g. skimage:chelsea)")
     p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
-    add_common(p)
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable image (default: skip it and say so)")
+    add_common(p, json_help="print a JSON list (one object per image)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..errors import OptionError
+    from . import files
 
-    if args.top < 1:
-        raise OptionError(f"--top must be >= 1, got {args.top}")
+    if not 1 <= args.top <= 100_000:
+        raise OptionError(f"--top must be between 1 and 100000, got {args.top}")
+    sources = files.expand_images(args.images)
     model = load_model(args)
-    rows = model.predict(list(args.images), top=args.top)
-    if args.json:
-        print_json([{"image": img, "top": [{"index": p.index, "label": p.label, "score": p.score,
-                                            "probability": p.probability} for p in preds]}
-                    for img, preds in zip(args.images, rows)])
-        return 0
-    for n, (img, preds) in enumerate(zip(args.images, rows)):
-        if n:
+    skipped: list = []
+    out = []
+    for _, src, img in files.iter_images(sources, skipped, args.strict):  # one image at a time
+        preds = model.predict([img], top=args.top)[0]
+        name = files.printable(src)
+        if args.json:
+            out.append({"image": name, "top": [
+                {"index": p.index, "label": p.label, "score": p.score,
+                 "probability": p.probability} for p in preds]})
+            continue
+        if len(out):
             print()
-        print(img)
+        out.append(name)
+        print(name)
         for rank, p in enumerate(preds, 1):
             if p.probability is None:  # regression
                 print(f"  {rank}. {p.label} = {p.score:.6g}")
             else:
                 print(f"  {rank}. {100 * p.probability:6.2f}%  {p.label} ({p.index})  "
-                      f"score {p.score:.4g}")
-    return 0
+                      f"logit {p.score:.4g}")
+    if args.json:
+        print_json(out)
+    return files.summary(len(out), skipped, "prediction")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from ..errors import guard
 from .base import Explainer, Explanation
 from .registry import get, methods, register
 
 __all__ = ["Explainer", "Explanation", "explain", "get", "methods", "register"]
 
 
+@guard("explain")
 def explain(model, images, method: str = "gradcam", target=None, **options):
     """Explain ``model``'s decision on ``images`` with ``method``.
 
@@ -24,6 +26,9 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
     """
     from ..errors import OptionError
 
+    if not isinstance(method, str):
+        raise OptionError(f"method must be a name from onnxviz.METHODS, got "
+                          f"{type(method).__name__} {method!r}"[:200])
     cls = get(method)
     known = cls.options()
     unknown = sorted(set(options) - set(known))
@@ -34,6 +39,8 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         )
     single = not isinstance(images, (list, tuple))
     batch = [images] if single else list(images)
+    if not batch:
+        raise OptionError("no images given")
     if single and isinstance(target, (list, tuple)):
         raise OptionError("one image was given but a list of targets")
     result = cls(model, **options).explain(batch, target=target)

@@ -43,6 +43,12 @@ class Explanation:
     image: np.ndarray | None = None
     extras: dict = field(default_factory=dict)
 
+    @property
+    def score_kind(self) -> str:
+        """What ``score`` is: ``"probability"`` (softmax, the perturbation methods' default) or
+        ``"logit"`` (the score before the model's softmax, what gradient methods differentiate)."""
+        return self.params.get("score", "logit")
+
     def to_dict(self) -> dict:
         """JSON-friendly summary (no arrays)."""
         return {
@@ -50,6 +56,7 @@ class Explanation:
             "target": int(self.target),
             "label": self.label,
             "score": float(self.score),
+            "score_kind": self.score_kind,
             "params": {k: _jsonable(v) for k, v in self.params.items()},
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "extras": {k: _jsonable(v) for k, v in self.extras.items() if not isinstance(v, np.ndarray)},
@@ -109,7 +116,17 @@ class Explainer:
         if "explain" in cls.__dict__:
             cls.explain = _say_gradient_mode(cls.__dict__["explain"])
 
+    #: Option ranges that differ from the shared table (:data:`onnxviz.explainers.ranges.RANGES`).
+    ranges: ClassVar[dict] = {}
+
     def __init__(self, model, **params):
+        from ..errors import OptionError
+        from .ranges import check_options
+
+        if not (hasattr(model, "forward") and hasattr(model, "input")):
+            raise OptionError(f"{self.name} needs a model loaded with onnxviz.load(path), got "
+                              f"{type(model).__name__}")
+        check_options(self.name, params, self.ranges)
         if "seed" in params:
             check_seed(params["seed"])
         self.model = model
@@ -147,9 +164,32 @@ def _say_gradient_mode(explain):
         if mode and self.family != "perturbation" and getattr(self, "needs_gradients", True):
             for e in out:
                 e.extras.setdefault("gradients", mode)
+        for e in out:
+            flag_nonfinite(e)
         return out
 
     return wrapper
+
+
+def flag_nonfinite(e: Explanation) -> None:
+    """Mark an explanation whose score or map has NaN or infinite values
+    (``extras["nonfinite"]``, a sentence) and warn (:class:`~onnxviz.errors.NonFiniteWarning`):
+    such a map is reported, never drawn as if valid."""
+    import warnings
+
+    from ..errors import NonFiniteWarning
+
+    bad = []
+    if not np.isfinite(e.score):
+        bad.append(f"the score is {e.score}")
+    heat = np.asarray(e.heatmap)
+    n = int(heat.size - np.count_nonzero(np.isfinite(heat)))
+    if n:
+        bad.append(f"{n} of {heat.size} map values are NaN or infinite")
+    if bad:
+        e.extras["nonfinite"] = "; ".join(bad)
+        warnings.warn(f"{e.method}: the model's output is not finite ({'; '.join(bad)}): "
+                      "the map is not valid", NonFiniteWarning, stacklevel=4)
 
 
 class Timer:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 
 import numpy as np
 
-from .. import runtime
+from .. import limits, runtime
 from ..autodiff.graph import toposort
-from ..errors import ModelError
+from ..errors import ExecutionError, ModelError, OnnxvizError, guard
 from . import labels as _labels
 from . import loading
 from . import preprocessing as _pre
@@ -28,6 +29,7 @@ from .targets import find_score
 __all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessing", "load"]
 
 
+@guard("loading the model")
 def load(source, *, preprocess=None, labels=None, input: str | None = None,
          output: str | None = None, providers=None, threads: int | None = None,
          batch_size: int | None = None, gradients: str | None = None) -> Model:
@@ -57,6 +59,7 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         ModelError: the file is missing, empty, truncated, not ONNX, invalid or unsafe.
         UnsupportedOpError: ONNX Runtime cannot run an operator (names the op and node).
     """
+    threads = limits.check_threads(threads)
     proto = loading.read(source)
     notes = []
     nodes = list(proto.graph.node)
@@ -76,13 +79,17 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     loading.check(proto)
     loading.refuse_lost_constants(proto, input)
     spec = find_input(proto, input)
+    limits.check_memory(3 * int(np.prod(spec.shape)) * spec.dtype.itemsize,
+                        f"checking the model on 3 inputs of shape {spec.shape}")
     x = probe(spec, 2)
 
     def run(p, sel=1):
         xs = x[sel[0]:sel[1]] if isinstance(sel, tuple) else x[:sel]
         try:
             sess = runtime.session(p, providers=providers, threads=threads)
-            return sess.run(None, {spec.name: xs})
+            return limits.run_limited(sess, None, {spec.name: xs})
+        except ExecutionError:  # stopped by the time limit: the model would never load
+            raise
         except Exception:
             return None
 
@@ -99,10 +106,7 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     score, prob, out = find_score(proto, output)
     # the session of the final graph: raises UnsupportedOpError for ops ONNX Runtime cannot run
     sess = runtime.session(proto, providers=providers, threads=threads)
-    try:
-        first = sess.run([out], {spec.name: x[:1]})[0]
-    except Exception as e:
-        raise ModelError(f"ONNX Runtime cannot run the model: {str(e).splitlines()[0]}") from None
+    first, fixed = _first_run(sess, proto, out, spec, x, fixed)
     num_classes = int(np.prod(first.shape[1:])) if first.ndim > 1 else 1
     channels = spec.channels
     label_list, label_source = _labels.resolve(proto, num_classes, labels)
@@ -120,3 +124,41 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         model.fixed_batch = True
         notes.append("dynamic quantization: images run one at a time (scales span the batch)")
     return model
+
+
+def _first_run(sess, proto, out: str, spec, x: np.ndarray, fixed: bool):
+    """The score output for one probe image, checked: one float tensor, finite, and one row per
+    image. A model whose batch-2 output is not two rows (it mixes or drops images) runs one image
+    at a time (``fixed``), so each image's scores are its own."""
+    try:
+        first = limits.run_limited(sess, [out], {spec.name: x[:1]})[0]
+    except OnnxvizError:
+        raise
+    except Exception as e:
+        raise ModelError(f"ONNX Runtime cannot run the model: {str(e).splitlines()[0]}") from None
+    if not isinstance(first, np.ndarray) or first.dtype.kind not in "fiu" or first.size == 0:
+        kind = type(first).__name__ if not isinstance(first, np.ndarray) else \
+            f"{first.dtype} tensor of shape {first.shape}"
+        raise ModelError(f"output {out!r} is a {kind}; onnxviz explains models whose output is "
+                         "one numeric tensor of class scores (choose another with output=)")
+    if first.ndim == 0 or first.shape[0] != 1:
+        raise ModelError(f"output {out!r} has shape {first.shape} for one image; onnxviz needs "
+                         "one row of scores per image (batch first)")
+    if not fixed:
+        try:
+            two = limits.run_limited(sess, [out], {spec.name: x[:2]})[0]
+        except OnnxvizError:
+            raise
+        except Exception:
+            two = None
+        dynamic = any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node)
+        finite = np.abs(first[np.isfinite(first)])
+        tol = 1e-3 * (1.0 + float(np.max(finite, initial=0.0)))
+        if two is None or two.ndim == 0 or two.shape[0] != 2 or two.shape[1:] != first.shape[1:] \
+                or (not dynamic and not np.allclose(two[:1], first, rtol=1e-3, atol=tol,
+                                                    equal_nan=True)):
+            warnings.warn(f"the model's output {out!r} does not have one row per image at batch "
+                          "2 (it mixes or drops images across the batch); images run one at a "
+                          "time", stacklevel=3)
+            fixed = True
+    return first, fixed

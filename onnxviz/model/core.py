@@ -205,7 +205,8 @@ class Model(NumericForm):
         sess = self.session(proto)
         uniq = list(dict.fromkeys(names))
         res = runtime.run_batched(sess, {self.input.name: x}, uniq,
-                                  batch_size or self.batch_size, self.fixed_batch)
+                                  self.fit_batch(batch_size, what="a forward run"),
+                                  self.fixed_batch)
         # float16 tensors come back as float32 (the values the file computed, widened)
         by = {n: r.astype(np.float32) if r.dtype == np.float16 else r for n, r in zip(uniq, res)}
         return {o: by[n] for o, n in zip(outputs, names)}
@@ -235,6 +236,15 @@ class Model(NumericForm):
         """
         single = not _is_list(images)
         scores = self.forward(self.preprocess(images), batch_size)
+        if not np.isfinite(scores).all():
+            import warnings
+
+            from ..errors import NonFiniteWarning
+
+            bad = int(np.count_nonzero(~np.isfinite(scores).all(axis=1)))
+            warnings.warn(f"the model's scores are NaN or infinite for {bad} of {len(scores)} "
+                          "image(s): those predictions are not valid", NonFiniteWarning,
+                          stacklevel=2)
         probs = None if self.is_regression else _softmax(scores)
         k = max(1, min(int(top), self.num_classes))
         rows = []

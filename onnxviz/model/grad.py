@@ -100,8 +100,10 @@ def gradients(model, x, seed, wrt, expose=()):
     outs = [of_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
             *(gm.exposed[e] for e in dict.fromkeys(e_names))]
     x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
+    step = model.fit_batch(None, grad=True, what="a gradient run") if hasattr(
+        model, "fit_batch") else getattr(model, "batch_size", None)
     res = runtime.run_batched(sess, {model.input.name: x_in, gm.seed: seed}, outs,
-                              getattr(model, "batch_size", None), getattr(model, "fixed_batch", False))
+                              step, getattr(model, "fixed_batch", False))
     by = dict(zip(outs, res))
     grads = {w: by[gm.grads[n]] for w, n in zip(wrt, w_names)}
     exposed = {e: by[gm.exposed[n]] for e, n in zip(expose, e_names)}

@@ -7,7 +7,6 @@ import os
 import warnings
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 from ..errors import OptionError
 
@@ -25,11 +24,16 @@ def imagenet_labels() -> tuple[str, ...]:
 
 def read_labels(path) -> list[str]:
     """Labels from a text file, one per line (blank and ``#`` lines skipped), or a JSON list."""
-    path = Path(path)
+    from .. import limits
+
+    path = limits.regular_file(path, "labels file", OptionError, max_bytes=limits.MAX_TEXT_BYTES)
     try:
         text = path.read_text("utf-8")
     except OSError as e:
         raise OptionError(f"cannot read labels file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise OptionError(f"labels file {path} is not UTF-8 text (byte {e.start}: "
+                          f"{e.object[e.start:e.start + 1]!r}); save it as UTF-8") from None
     if text.lstrip().startswith("["):
         try:
             return _check_list(json.loads(text), str(path))

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import external_data_helper, helper, shape_inference
 
+from .. import limits
 from ..errors import ModelError
 
 #: Models below this default-domain opset are upgraded to it when the converter can.
@@ -41,11 +42,8 @@ def read(source) -> onnx.ModelProto:
     if not isinstance(source, (str, os.PathLike)):
         raise ModelError(f"cannot load a model from a {type(source).__name__}; "
                          "give a path, bytes or an onnx.ModelProto")
-    path = Path(source)
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ModelError(f"{path} is a folder, not an ONNX file")
+    path = limits.regular_file(source, "model file", ModelError,
+                               max_bytes=min(2 << 30, limits.memory_budget()))
     data = path.read_bytes()
     proto = _parse(data, str(path))
     _refuse_external(proto, path.parent)
@@ -85,17 +83,39 @@ def _refuse_external(proto: onnx.ModelProto, base: Path | None) -> None:
         if base is None:
             raise ModelError(f"tensor {tensor.name!r} stores its data in an external file "
                              f"({loc!r}); load the model from its path, not from bytes")
-        if not loc or _unsafe(loc):
+        if not loc or "\0" in loc or _unsafe(loc):
             raise ModelError(f"refusing external data location {loc!r} of tensor "
                              f"{tensor.name!r}: it must be a relative path inside the model's "
                              "folder (no absolute path, no '..')")
-        target = (base / loc).resolve()
+        try:
+            target = (base / loc).resolve()
+        except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a name too long
+            raise ModelError(f"cannot resolve external data location {loc!r} of tensor "
+                             f"{tensor.name!r}: {e}") from None
         if not target.is_relative_to(base.resolve()):
             raise ModelError(f"refusing external data location {loc!r} of tensor "
                              f"{tensor.name!r}: it resolves outside the model's folder")
-        if not target.is_file():
+        if not os.path.lexists(target):
             raise ModelError(f"external data file {loc!r} of tensor {tensor.name!r} is missing "
                              f"next to the model (looked in {base})")
+        size = limits.regular_file(target, f"external data file of tensor {tensor.name!r}",
+                                   ModelError).stat().st_size
+        _check_extent(tensor, info, size, loc)
+
+
+def _check_extent(tensor, info: dict, size: int, loc: str) -> None:
+    """The declared tensor fits the memory budget and lies inside its external file."""
+    try:
+        offset, length = int(info.get("offset", 0)), info.get("length")
+        itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (ValueError, TypeError, KeyError):
+        raise ModelError(f"tensor {tensor.name!r} has malformed external data fields") from None
+    need = int(np.prod(list(tensor.dims), dtype=np.float64)) * itemsize
+    limits.check_memory(need, f"tensor {tensor.name!r} (shape {list(tensor.dims)})")
+    end = offset + (int(length) if length is not None else need)
+    if offset < 0 or end > size:
+        raise ModelError(f"tensor {tensor.name!r} declares bytes {offset}..{end} of {loc!r}, "
+                         f"which has {size} bytes (truncated or wrong offsets)")
 
 
 def _unsafe(loc: str) -> bool:

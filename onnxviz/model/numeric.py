@@ -90,3 +90,36 @@ class NumericForm:
             src = gradient_source(self.proto, self.precision)
             self.__dict__["_gradient_source"] = src
         return src
+
+    def sample_bytes(self, grad: bool = False) -> int:
+        """Estimated memory one image needs in a run (bytes), from the static tensor sizes:
+        ONNX Runtime reuses buffers, so a forward run holds about the input plus a few of the
+        largest tensors; a gradient run keeps every activation and its gradient."""
+        key = "_sample_bytes"
+        est = self.__dict__.get(key)
+        if est is None:
+            import numpy as np
+
+            sizes = []
+            for vi in list(self.proto.graph.value_info) + list(self.proto.graph.output):
+                dims = vi.type.tensor_type.shape.dim
+                if len(dims) < 2:
+                    continue
+                per = 1
+                for d in list(dims)[1:]:
+                    per *= d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+                sizes.append(per * 4)
+            inp = int(np.prod(self.input.shape)) * 4
+            biggest = max(sizes, default=inp * 4)
+            est = (inp + 4 * biggest, 2 * (inp + max(sum(sizes), 4 * biggest)))
+            self.__dict__[key] = est
+        return est[1] if grad else est[0]
+
+    def fit_batch(self, requested: int | None, grad: bool = False, what: str = "a batch") -> int:
+        """``requested`` (default the model's batch size) cut to what the memory budget holds
+        (:func:`onnxviz.limits.fit_batch`); refuses when one image does not fit."""
+        from .. import limits
+
+        requested = int(requested or self.batch_size or 32)
+        return limits.fit_batch(requested, self.sample_bytes(grad),
+                                what=f"{what} of {self.input.shape} inputs")

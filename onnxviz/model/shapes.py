@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..errors import ModelError
+from ..errors import ModelError, OnnxvizError
 
 #: Integer tensors larger than this are not folded into constants (masks, index maps).
 MAX_CONST_ELEMENTS = 1 << 16
@@ -209,7 +209,7 @@ def _size(dims) -> int | None:
 
 def _probe_run(proto, input_name, sample_shape, dtype, batch, wanted, providers):
     """Run ``proto`` at ``batch`` and return the values of ``wanted`` (None where unreadable)."""
-    from .. import runtime
+    from .. import limits, runtime
 
     probe = copy.deepcopy(proto)
     g = probe.graph
@@ -223,7 +223,9 @@ def _probe_run(proto, input_name, sample_shape, dtype, batch, wanted, providers)
     try:
         sess = runtime.session(probe, providers=providers or ["CPUExecutionProvider"],
                                cache=False)
-        outs = sess.run(wanted, feeds)
+        outs = limits.run_limited(sess, wanted, feeds, what=f"the shape probe at batch {batch}")
+    except OnnxvizError:
+        raise
     except Exception as e:  # noqa: BLE001 - report what the runtime said
         raise ModelError(f"could not probe the model's tensor shapes at batch {batch}: "
                          f"{str(e).strip().splitlines()[0] if str(e).strip() else e}") from None

@@ -39,6 +39,8 @@ def resolve(target, scores: np.ndarray, num_classes: int, labels: list[str] | No
     """Class indices, one per row of ``scores`` (see :meth:`Model.resolve_targets`)."""
     scores = np.asarray(scores)
     n = scores.shape[0]
+    if isinstance(target, np.ndarray) and target.ndim == 0:
+        target = target.item()
     if isinstance(target, (list, tuple, np.ndarray)):
         if len(target) != n:
             raise TargetError(f"{len(target)} targets given for {n} images")
@@ -57,7 +59,7 @@ def _one(t, row, num_classes: int, labels) -> int:
             raise TargetError(f"class index {int(t)} is out of range 0..{num_classes - 1}")
         return int(t)
     if isinstance(t, str):
-        if t.lstrip("-").isdigit():
+        if t.lstrip("-").isascii() and t.lstrip("-").isdigit():
             return _one(int(t), row, num_classes, labels)
         if not labels:
             raise TargetError(f"the model has no labels; give the target as a class index, "

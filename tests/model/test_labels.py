@@ -43,7 +43,7 @@ def test_label_files(make_cnn, tmp_path):
     assert m.labels_source == "argument"
     with pytest.raises(ov.OptionError, match="2 labels given but the model has 4 classes"):
         ov.load(make_cnn(), preprocess="unit", labels=["a", "b"])
-    with pytest.raises(ov.OptionError, match="cannot read labels file"):
+    with pytest.raises(ov.OptionError, match="labels file not found"):
         ov.load(make_cnn(), preprocess="unit", labels=tmp_path / "missing.txt")
 
 

@@ -154,6 +154,7 @@ def run_set(model, total, batch_size, geo, fill, consume, *, score, timer: Timer
         with timer("aggregate"):
             consume(start, stop, slot, scores)
 
+    batch_size = model.fit_batch(batch_size, what=f"a {desc or 'perturbation'} batch")
     bar, on_batch = _progress(progress, total, desc)
     try:
         stream(total, batch_size, lambda n: Slot(n, geo, masks), timed_fill, evaluate,

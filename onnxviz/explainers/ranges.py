@@ -1,0 +1,129 @@
+"""The type and range of every method option, declared once.
+
+:class:`~onnxviz.explainers.base.Explainer` checks its options against :data:`RANGES` before any
+work, so the library, the CLI (which converts text with :mod:`onnxviz.cli.options` and then builds
+the explainer) and the server refuse the same values with the same message. An explainer whose
+option needs another range sets ``ranges = {"name": Range(...)}`` on its class.
+
+Counts that set the work (samples, masks, steps) are bounded so that a run stays within hours,
+not centuries; the memory they imply is bounded separately, since every method streams its samples
+in batches cut to the memory budget (:func:`onnxviz.limits.fit_batch`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OptionError
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number option: ``kind`` (int or float), inclusive bounds unless ``open_low``/``open_high``;
+    ``pair`` also accepts an (h, w) pair of such numbers; ``text`` also accepts a word (a fill or
+    baseline name, checked by the method); ``none`` accepts None."""
+
+    kind: type
+    low: float
+    high: float
+    open_low: bool = False
+    open_high: bool = False
+    pair: bool = False
+    text: bool = False
+    none: bool = False
+    per_channel: bool = False
+
+    def describe(self) -> str:
+        lo = "(" if self.open_low else "["
+        hi = ")" if self.open_high else "]"
+        kind = "an integer" if self.kind is int else "a number"
+        return f"{kind} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+
+    def check(self, name: str, value) -> None:
+        if value is None and self.none:
+            return
+        if isinstance(value, str) and self.text:
+            return
+        if isinstance(value, (tuple, list)) and (self.pair or self.per_channel):
+            ok = (len(value) == 2) if self.pair and not self.per_channel else 1 <= len(value) <= 4
+            if not ok:
+                raise OptionError(f"{name} must be {self.describe()} or "
+                                  f"{'an (h, w) pair' if self.pair else 'one per channel'}, "
+                                  f"got {value!r}")
+            for v in value:
+                self._one(name, v)
+            return
+        self._one(name, value)
+
+    def _one(self, name: str, value) -> None:
+        if isinstance(value, (bool, np.bool_)):
+            raise OptionError(f"{name} must be {self.describe()}, got {value!r}")
+        if self.kind is int:
+            ok = isinstance(value, (int, np.integer))
+        else:
+            ok = isinstance(value, (int, float, np.integer, np.floating))
+        if not ok:
+            raise OptionError(f"{name} must be {self.describe()}, got {type(value).__name__} "
+                              f"{value!r}"[:300])
+        v = float(value) if self.kind is float else value
+        if self.kind is float and not math.isfinite(v):
+            raise OptionError(f"{name} must be a finite number, got {value!r}")
+        below = v <= self.low if self.open_low else v < self.low
+        above = v >= self.high if self.open_high else v > self.high
+        if below or above:
+            raise OptionError(f"{name} must be {self.describe()}, got {value!r}")
+
+
+def _fmt(x: float) -> str:
+    return f"{int(x):,}".replace(",", "_") if float(x).is_integer() and abs(x) >= 1e4 else f"{x:g}"
+
+
+#: Every numeric option of every method (by option name).
+RANGES: dict[str, Range] = {
+    "batch_size": Range(int, 1, 4096),
+    "seed": Range(int, 0, 2**63 - 1),
+    # occlusion
+    "patch": Range(int, 1, 65536, pair=True),
+    "stride": Range(int, 1, 65536, pair=True),
+    "fill": Range(float, -1e6, 1e6, text=True, per_channel=True),
+    # LIME
+    "num_samples": Range(int, 1, 100_000),
+    "kernel_size": Range(float, 0, 100, open_low=True),
+    "max_dist": Range(float, 0, 1e4, open_low=True),
+    "ratio": Range(float, 0, 1),
+    "n_segments": Range(int, 1, 5000),
+    "compactness": Range(float, 0, 1e4, open_low=True),
+    "scale": Range(float, 0, 1e6, open_low=True),
+    "kernel_width": Range(float, 0, 1e3, open_low=True),
+    "alpha": Range(float, 0, 1e6, open_low=True),
+    "top_labels": Range(int, 1, 100_000),
+    # RISE
+    "num_masks": Range(int, 1, 100_000),
+    "cells": Range(int, 1, 1024),
+    "p": Range(float, 0, 1, open_low=True, open_high=True),
+    # gradients
+    "samples": Range(int, 1, 10_000),
+    "noise": Range(float, 0, 100),
+    "steps": Range(int, 1, 10_000),
+    "baseline": Range(float, -1e6, 1e6, text=True),
+    # attention
+    "discard_ratio": Range(float, 0, 1, open_high=True),
+}
+
+#: Options that name something (a layer, a rule): text or None, checked by the method.
+TEXT = frozenset({"layer", "reduce", "rule", "score", "edges", "segmentation", "head_fusion"})
+
+
+def check_options(method: str, params: dict, extra: dict | None = None) -> None:
+    """Refuse any option of ``method`` outside its declared type and range."""
+    table = {**RANGES, **(extra or {})}
+    for name, value in params.items():
+        spec = table.get(name)
+        if spec is not None:
+            spec.check(name, value)
+        elif name in TEXT and value is not None and not isinstance(value, str):
+            raise OptionError(f"{method}: {name} must be a name (text), got "
+                              f"{type(value).__name__} {value!r}"[:300])
