@@ -1,0 +1,85 @@
+"""``onnxviz explain ... --engine ray``: the explain subcommand's flags handed to
+:func:`onnxviz.distributed.explain_dataset`.
+
+``onnxviz/cli/explain.py`` adds the flags with :func:`add_engine_args` and hands over in ``run`` when
+:func:`engine_of` says ``ray``. Nothing here imports Ray until a run asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+from ..cli import files, options
+from ..cli.common import warn
+from ..errors import OptionError
+
+ENGINES = ("local", "ray")
+
+
+def add_engine_args(parser) -> None:
+    """``--engine``, and the Ray engine's ``--address``, ``--workers``, ``--retry-errors``."""
+    g = parser.add_argument_group(
+        "engine", "where the work runs; with ray, --out receives Parquet tables and PNGs, and a "
+                  "rerun skips what is already there (see onnxviz.distributed)")
+    g.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: this process (default); ray: a Ray cluster (pip install "
+                        "'onnxviz[ray]')")
+    g.add_argument("--address", metavar="ADDR",
+                   help="ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); default "
+                        "RAY_ADDRESS, else a new local cluster for this run")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="ray: actors, one ONNX Runtime session each (default: as many as the "
+                        "cluster's CPUs allow)")
+    g.add_argument("--retry-errors", action="store_true",
+                   help="ray: explain again the images of the errors table")
+
+
+def engine_of(args) -> str:
+    """``"ray"`` or ``"local"``; a Ray-only flag given with the local engine is refused."""
+    if args.engine == "ray":
+        return "ray"
+    for name, given in (("--address", args.address is not None),
+                        ("--workers", args.workers is not None),
+                        ("--retry-errors", args.retry_errors)):
+        if given:
+            raise OptionError(f"{name} is an option of --engine ray (the local engine runs here)")
+    return "local"
+
+
+def cli_run(args) -> int:
+    """Run ``onnxviz explain`` on Ray; prints one summary line (or its JSON with ``--json``)."""
+    from . import require_ray
+
+    require_ray()
+    methods = options.parse_methods(args.methods)
+    given = options.given_options(args)
+    kwargs = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    files.check_render_args(args)
+    target = options.parse_target(args.target)
+    if args.workers is not None and args.workers < 1:
+        raise OptionError(f"--workers must be >= 1, got {args.workers}")
+    if args.npy:
+        warn("--npy is not needed with --engine ray: each heatmap is in the Parquet column "
+             "'heatmap'")
+    from .job import explain_dataset
+    from .worker import Render
+
+    render = Render(cmap=args.cmap, alpha=args.alpha, clip=args.clip, threshold=args.threshold,
+                    top_percent=args.top_percent)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *a, **k: warn(str(message))
+        summary = explain_dataset(
+            args.model, args.images, out=args.out, methods=methods, options=kwargs,
+            method_spec=args.methods, target=target, preprocess=args.preprocess,
+            labels=args.labels, input=args.input_name, output=args.output_name,
+            gradients=args.gradients, model_batch_size=args.batch_size, threads=args.threads,
+            address=args.address, workers=args.workers, render=render,
+            retry_errors=args.retry_errors, progress=not args.quiet)
+    if args.json:
+        json.dump(summary.to_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(summary.line())
+    return 0

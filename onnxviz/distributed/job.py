@@ -1,0 +1,261 @@
+"""The driver of a Ray run: check everything here, read with Ray Data, explain in an actor pool.
+
+:func:`explain_dataset` loads the model once on the driver (a bad model, option, layer or target is
+an error before any work), puts the model bytes in the object store once, and streams the images
+through :class:`~onnxviz.distributed.worker.ExplainBatch` actors. The actors write the results
+(:mod:`onnxviz.distributed.store`); the driver only counts the small status rows they return.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import DistributedError, require_ray, store
+from .sources import Plan, plan_sources
+from .worker import ExplainBatch, Job, Render
+
+
+@dataclass
+class RunSummary:
+    """What one :func:`explain_dataset` call did.
+
+    Attributes:
+        out: the output folder.
+        methods: the methods run.
+        explained: rows this run added to the explanations table.
+        errors: rows this run added to the errors table.
+        already: rows (image x method) that were written by an earlier run and skipped.
+        seconds: wall time of the Ray part (reading, explaining, writing).
+        workers: per actor (``node-ip:pid``), its peak resident memory in bytes.
+    """
+
+    out: str
+    methods: list[str]
+    explained: int = 0
+    errors: int = 0
+    already: int = 0
+    seconds: float = 0.0
+    workers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def images_per_s(self) -> float:
+        """Images (of every method) explained or refused per second by this run."""
+        n = (self.explained + self.errors) / max(1, len(self.methods))
+        return n / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "images_per_s": round(self.images_per_s, 3)}
+
+    def line(self) -> str:
+        """One line for the CLI."""
+        peak = max(self.workers.values(), default=0) / 2**20
+        return (f"{self.out}: {self.explained} rows explained, {self.errors} in errors, "
+                f"{self.already} already there; {self.seconds:.1f} s, "
+                f"{self.images_per_s:.1f} images/s on {len(self.workers)} workers "
+                f"(peak {peak:.0f} MB each at most)")
+
+
+def explain_dataset(model, source, *, out, methods="gradcam", options: dict | None = None,
+                    target=None, preprocess=None, labels=None, input: str | None = None,
+                    output: str | None = None, gradients: str | None = None,
+                    model_batch_size: int | None = None, threads: int | None = None,
+                    address: str | None = None, workers: int | None = None, batch_size: int = 16,
+                    render: Render | None = Render(), retry_errors: bool = False,
+                    progress: bool = True) -> RunSummary:
+    """Explain every image of ``source`` with every method on a Ray cluster; results to ``out``.
+
+    Args:
+        model: path of the ONNX file (its external data is inlined), or its bytes.
+        source: a folder, an image path or URI (``s3://...``), a list of those, or a
+            ``ray.data.Dataset`` with a ``path`` column (the image's key) and a ``bytes`` (encoded
+            file) or ``image`` (decoded array) column, as ``read_binary_files`` and
+            ``read_images`` make them with ``include_paths=True``.
+        out: output folder, one every node can write (local, or a shared volume on a cluster).
+        methods: a method, a comma list, ``all`` (those that apply to the model) or a list.
+        options: per method, its keyword options (``{"occlusion": {"patch": 8}}``).
+        target: class to explain (index or label); None: each image's top-1 class.
+        preprocess, labels, input, output, gradients: as :func:`onnxviz.load` takes them.
+        model_batch_size: images per ONNX Runtime call (``onnxviz.load``'s ``batch_size``).
+        threads: ONNX Runtime intra-op threads and CPUs of each actor (default 1 CPU each).
+        address: Ray cluster to join; None: ``RAY_ADDRESS``, the one this process joined, or a
+            new local cluster (shut down when done).
+        workers: actors in the pool; None: as many as the cluster's CPUs allow.
+        batch_size: images per actor call (and per Parquet part file).
+        render: how to draw the PNGs (the CLI's defaults); None writes no PNG.
+        retry_errors: remove the errors table first, so those images are tried again.
+        progress: show Ray Data's progress bars.
+
+    Returns:
+        A :class:`RunSummary`.
+
+    Raises:
+        DistributedError: Ray missing, no cluster at ``address``, ``out`` holding another run.
+        OnnxvizError: a bad model, method, option, layer or target (before any work).
+    """
+    ray = require_ray()
+    data, model_, names, opts = _prepare(model, methods, options, target, preprocess, labels,
+                                         input, output, gradients, model_batch_size)
+    out_dir = _out_folder(out)
+    load = {"preprocess": preprocess, "labels": model_.labels if labels is not None else None,
+            "input": input, "output": output, "gradients": gradients,
+            "batch_size": model_batch_size}
+    manifest = {"onnxviz": _version(), "model_sha256": hashlib.sha256(data).hexdigest(),
+                "methods": names, "options": _canonical(opts), "target": target,
+                "load": _canonical({**load, "labels": labels}),
+                "render": asdict(render) if render else None}
+    key = store.check_manifest(out_dir, manifest)
+    store.clean(out_dir)
+    if retry_errors:
+        store.drop_errors(out_dir)
+    done = store.done_keys(out_dir)
+    summary = RunSummary(out=str(out_dir), methods=names,
+                         already=sum(len(v & set(names)) for v in done.values()))
+    plan = plan_sources(source, done, names)
+    if plan.missing:
+        summary.errors += _write_not_read(out_dir, key, plan.missing, names, "file not found")
+    job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
+              out=str(out_dir), config_key=key, render=render, scheme=plan.scheme,
+              shared_stems=plan.shared_stems)
+    t0 = time.perf_counter()
+    seen: set[str] = set()
+    if not plan.empty:
+        with _connected(ray, address, progress):
+            ds = _pipeline(ray, plan, job, data, workers, threads, batch_size)
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                _count(summary, batch, seen if plan.expected is not None else None)
+    summary.seconds = time.perf_counter() - t0
+    if plan.expected is not None:  # listed files Ray Data could not read
+        lost = [k for k in plan.expected if k not in seen]
+        summary.errors += _write_not_read(out_dir, key, lost, names,
+                                          "not read (missing, or unreadable by Ray Data)")
+    (out_dir / store.SUMMARY).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+    return summary
+
+
+def _prepare(model, methods, options, target, preprocess, labels, input, output, gradients,
+             model_batch_size):
+    """Model bytes, the driver's model, method names and per-method options, all checked."""
+    from .. import load
+    from ..cli import options as cli_options
+    from ..errors import OptionError
+    from ..explainers.registry import get
+    from ..model import loading
+
+    proto = loading.read(model)  # a path's external data comes inline
+    try:
+        data = proto.SerializeToString()
+    except ValueError:
+        raise DistributedError("the model is over 2 GB serialized; the Ray engine sends the "
+                               "model through the object store as one protobuf") from None
+    m = load(data, preprocess=preprocess, labels=labels, input=input, output=output,
+             gradients=gradients, batch_size=model_batch_size)
+    names = cli_options.for_model(cli_options.parse_methods(methods), methods, m)
+    options = dict(options or {})
+    opts = {}
+    for n in names:
+        cls, given = get(n), dict(options.get(n, {}))
+        unknown = sorted(set(given) - set(cls.options()))
+        if unknown:
+            raise OptionError(f"method {n!r} has no option {', '.join(unknown)}; its options: "
+                              f"{', '.join(cls.options()) or 'none'}")
+        opts[n] = cli_options.with_progress(n, given, False)
+    gray = np.full((*m.input.size, 3), 128, np.uint8)
+    for n in names:  # a bad layer, option value or target fails here, not in every actor
+        get(n)(m, **opts[n]).explain([gray], target=target)
+    return data, m, names, opts
+
+
+def _out_folder(out) -> Path:
+    from ..cli.files import out_dir
+
+    return out_dir(out).resolve()
+
+
+def _pipeline(ray, plan: Plan, job: Job, data: bytes, workers, threads, batch_size):
+    """The Ray Data pipeline: read, then ``map_batches`` on an actor pool."""
+    cpus = float(threads or 1)
+    if workers is None:
+        most = max(1, int(ray.cluster_resources().get("CPU", 1.0) // cpus))
+        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
+    else:
+        pool = ray.data.ActorPoolStrategy(size=int(workers))
+    refs = [ray.put(data), ray.put(plan.skip)]  # the model goes to the object store once
+    ds = plan.read(ray)
+    return ds.map_batches(ExplainBatch, fn_constructor_args=(job, refs), batch_size=batch_size,
+                          batch_format="numpy", compute=pool, num_cpus=cpus)
+
+
+def _count(summary: RunSummary, batch: dict, seen: set | None) -> None:
+    status = batch["status"]
+    summary.explained += int(np.sum(status == "ok"))
+    summary.errors += int(np.sum(status == "error"))
+    for w, rss in zip(batch["worker"], batch["peak_rss"]):
+        summary.workers[w] = max(summary.workers.get(w, 0), int(rss))
+    if seen is not None:
+        seen.update(batch["image"].tolist())
+
+
+def _write_not_read(out: Path, key: str, images: list[str], names: list[str], why: str) -> int:
+    """Errors rows (stage ``read``) for images that never reached an actor; returns the count."""
+    if not images:
+        return 0
+    rows = [store.error_row(i, m, "read", why) for i in images for m in names]
+    store.write_part(out / store.ERRORS, store.part_name(key + "\0read", images),
+                     store.error_table(rows))
+    return len(rows)
+
+
+@contextmanager
+def _connected(ray, address, progress: bool):
+    """Join the cluster at ``address`` (or the one already joined, or start a local one)."""
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.enable_progress_bars
+    ctx.enable_progress_bars = progress
+    started = False
+    try:
+        if not ray.is_initialized():
+            local = address is None and not os.environ.get("RAY_ADDRESS")
+            kwargs = {"include_dashboard": False} if local else {}
+            try:
+                ray.init(address=address, logging_level="warning", log_to_driver=progress,
+                         **kwargs)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise DistributedError(f"cannot join the Ray cluster at {address or 'RAY_ADDRESS'}"
+                                       f": {first}") from None
+            started = True
+        yield
+    finally:
+        ctx.enable_progress_bars = before
+        if started:
+            ray.shutdown()
+
+
+def _canonical(value):
+    """JSON-able, order-independent form of options (arrays by shape and hash)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"array": list(value.shape), "dtype": str(value.dtype),
+                "sha256": hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,140 @@
+"""What a run reads: local files and folders, URIs, or a Ray Dataset, minus what is already done.
+
+Local folders are listed here (as ``onnxviz explain`` lists them: files with an image suffix,
+sorted, not recursive), so every image's key is known before the run: images whose every method is
+already written are not read at all, and missing files become rows of the errors table. URIs
+(``s3://``, ``gs://``, ``file://``, ...) are read by Ray Data's filesystems; a URI without an image
+suffix is taken as a folder. A Ray Dataset is used as it is; its actors skip the done images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import DistributedError, store
+
+
+@dataclass
+class Plan:
+    """The images of a run.
+
+    Attributes:
+        read: ``read(ray) -> ray.data.Dataset`` with ``path`` and ``bytes`` or ``image`` columns.
+        expected: keys the actors should report back (None when a folder URI or a Dataset makes
+            them unknown); those missing afterwards become errors rows.
+        missing: local files that do not exist.
+        skip: ``{image: methods already written}`` for the actors.
+        scheme: the URIs' scheme (Ray Data's paths come without it), or "".
+        shared_stems: PNG stems several images share (None: unknown).
+        empty: nothing left to read.
+    """
+
+    read: Callable
+    expected: list[str] | None = None
+    missing: list[str] = field(default_factory=list)
+    skip: dict[str, frozenset[str]] = field(default_factory=dict)
+    scheme: str = ""
+    shared_stems: frozenset[str] | None = None
+    empty: bool = False
+
+
+def plan_sources(source, done: dict[str, set[str]], methods: list[str]) -> Plan:
+    """The :class:`Plan` for ``source`` (see :func:`onnxviz.distributed.explain_dataset`)."""
+    import ray.data
+
+    if isinstance(source, ray.data.Dataset):
+        return _dataset_plan(source, done)
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    items = [os.fspath(i) for i in items]
+    if not items:
+        raise DistributedError("no images given")
+    from ..errors import OptionError
+
+    for i in items:
+        if i.startswith("skimage:"):
+            raise OptionError(f"{i}: scikit-image samples are for the local engine; give files")
+    uris = [i for i in items if "://" in i]
+    if uris and len(uris) != len(items):
+        raise DistributedError("give local paths or URIs, not both (Ray Data reads one "
+                               "filesystem per dataset)")
+    if uris:
+        return _uri_plan(uris, done, methods)
+    return _local_plan(items, done, methods)
+
+
+def _local_plan(items: list[str], done, methods) -> Plan:
+    from ..cli.files import IMAGE_SUFFIXES
+    from ..errors import ImageError
+
+    keys, missing = [], []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(os.path.abspath(f) for f in p.iterdir()
+                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
+            keys += found
+        elif p.exists():
+            keys.append(os.path.abspath(p))
+        else:
+            missing.append(os.path.abspath(p))
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        raise ImageError(f"no image found: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}")
+    missing = [k for k in dict.fromkeys(missing) if not _complete(done.get(k), methods)]
+    todo = [k for k in keys if not _complete(done.get(k), methods)]
+    return Plan(read=_binary_reader(todo, None), expected=todo, missing=missing,
+                skip=_partial(todo, done), shared_stems=store.shared_stems(keys),
+                empty=not todo)
+
+
+def _uri_plan(uris: list[str], done, methods) -> Plan:
+    from ..cli.files import IMAGE_SUFFIXES
+
+    schemes = {u.split("://", 1)[0].lower() for u in uris}
+    if len(schemes) > 1:
+        raise DistributedError(f"URIs of several filesystems ({', '.join(sorted(schemes))}); "
+                               "Ray Data reads one per dataset")
+    uris = list(dict.fromkeys(uris))
+    files = [u for u in uris if u.lower().endswith(IMAGE_SUFFIXES)]
+    folders = [u for u in uris if u not in files]
+    todo = [u for u in files if not _complete(done.get(u), methods)] + folders
+    exts = [s.lstrip(".") for s in IMAGE_SUFFIXES] if folders else None
+    return Plan(read=_binary_reader(todo, exts),
+                expected=None if folders else todo,
+                skip={k: frozenset(v) for k, v in done.items()} if folders else _partial(todo, done),
+                scheme=schemes.pop(), shared_stems=None if folders else store.shared_stems(files),
+                empty=not todo)
+
+
+def _dataset_plan(ds, done) -> Plan:
+    names = set(ds.schema().names)
+    if "path" not in names or not names & {"bytes", "image"}:
+        raise DistributedError(
+            f"a Ray Dataset needs a 'path' column (each image's key) and a 'bytes' or 'image' "
+            f"column, as read_binary_files(..., include_paths=True) or read_images(..., "
+            f"include_paths=True) make them; this one has: {', '.join(sorted(names))}")
+    keep = ["path", "bytes" if "bytes" in names else "image"]
+    return Plan(read=lambda ray: ds.select_columns(keep),
+                skip={k: frozenset(v) for k, v in done.items()})
+
+
+def _binary_reader(paths: list[str], extensions):
+    def read(ray):
+        return ray.data.read_binary_files(paths, include_paths=True, ignore_missing_paths=True,
+                                          file_extensions=extensions, num_cpus=0)
+
+    return read
+
+
+def _complete(methods_done, methods) -> bool:
+    return methods_done is not None and set(methods) <= methods_done
+
+
+def _partial(keys, done) -> dict[str, frozenset[str]]:
+    """The done methods of images that still have some to do (an interrupted batch)."""
+    return {k: frozenset(done[k]) for k in keys if k in done}

@@ -1,0 +1,169 @@
+"""What runs in each actor of the pool: one model, one ONNX Runtime session, batches of images.
+
+:class:`ExplainBatch` is the callable class given to ``Dataset.map_batches``: ``__init__`` loads the
+model once from the bytes broadcast through the object store, with as many intra-op threads as the
+actor has CPUs; ``__call__`` decodes a batch of image files, explains it with every method, writes
+the PNGs and the batch's Parquet part files, and returns one small status row per image x method.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import store
+
+
+@dataclass(frozen=True)
+class Render:
+    """How the PNGs are drawn: the rendering flags of ``onnxviz explain`` (same defaults)."""
+
+    cmap: str = "jet"
+    alpha: float = 0.4
+    clip: float = 1.0
+    threshold: float = 0.5
+    top_percent: float | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything an actor needs, sent once with its constructor.
+
+    Attributes:
+        methods: registry names, in output order.
+        options: per method, the keyword options of its explainer.
+        target: as :func:`onnxviz.explain` takes it (None, an index or a label).
+        load: keyword arguments of :func:`onnxviz.load` besides the source and ``threads``.
+        threads: ONNX Runtime intra-op threads; None: the actor's CPUs.
+        out: the output folder (a path every node can write).
+        config_key: hash of the run's manifest, part of every part file's name.
+        render: how to draw the PNGs; None writes none.
+        scheme: ``s3`` etc. when the images are URIs (Ray Data gives paths without it), else "".
+        shared_stems: PNG stems that several images have (None: unknown, always add a hash).
+    """
+
+    methods: tuple[str, ...]
+    options: dict
+    target: object
+    load: dict
+    threads: int | None
+    out: str
+    config_key: str
+    render: Render | None = Render()
+    scheme: str = ""
+    shared_stems: frozenset[str] | None = field(default=None)
+
+
+class ExplainBatch:
+    """Explains batches of images in a Ray actor (``map_batches``' callable class).
+
+    Args:
+        job: the run's :class:`Job`.
+        refs: ``[model bytes, skip]`` as object references, put once by the driver: the ONNX file
+            (external data inlined) and ``{image: methods already written}``.
+    """
+
+    def __init__(self, job: Job, refs: list):
+        import ray
+
+        from .. import load
+        from ..explainers.registry import get
+
+        self.job = job
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        threads = job.threads or max(1, int(cpus))
+        data, self.skip = ray.get(refs[0]), ray.get(refs[1])
+        with warnings.catch_warnings():  # the driver has shown the load's warnings once
+            warnings.simplefilter("ignore")
+            self.model = load(data, threads=threads, **job.load)
+        self.explainers = {m: get(m)(self.model, **job.options[m]) for m in job.methods}
+        self.worker = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+        self.out = Path(job.out)
+
+    def __call__(self, batch: dict) -> dict:
+        from ..cli.explain import record
+
+        keys = [self._key(p) for p in batch["path"]]
+        payload = batch["bytes"] if "bytes" in batch else batch["image"]
+        images: dict[int, np.ndarray] = {}
+        todo: dict[str, list[int]] = {m: [] for m in self.job.methods}
+        errors: list[dict] = []
+        for i, key in enumerate(keys):
+            left = [m for m in self.job.methods if m not in self.skip.get(key, ())]
+            if not left:
+                continue
+            try:
+                images[i] = self._decode(payload[i], key)
+            except Exception as e:  # any undecodable input is a row of the errors table
+                errors += [store.error_row(key, m, "decode", e) for m in left]
+                continue
+            for m in left:
+                todo[m].append(i)
+        records, maps = [], []
+        for m in self.job.methods:
+            for i, e in self._explain(m, todo[m], images, keys, errors):
+                paths = self._pngs(keys[i], images[i], e)
+                records.append(record(keys[i], e, paths))
+                maps.append(e.heatmap)
+        name = store.part_name(self.job.config_key, [r["image"] for r in records + errors])
+        if records:
+            store.write_part(self.out / store.EXPLANATIONS, name,
+                             store.explanation_table(records, maps))
+        if errors:
+            store.write_part(self.out / store.ERRORS, name, store.error_table(errors))
+        rows = [(r["image"], r["method"], "ok") for r in records] + \
+               [(r["image"], r["method"], "error") for r in errors]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
+        return {"image": np.array([r[0] for r in rows], dtype=object),
+                "method": np.array([r[1] for r in rows], dtype=object),
+                "status": np.array([r[2] for r in rows], dtype=object),
+                "worker": np.array([self.worker] * len(rows), dtype=object),
+                "peak_rss": np.full(len(rows), peak, dtype=np.int64)}
+
+    def _key(self, path) -> str:
+        path = str(path)
+        return f"{self.job.scheme}://{path}" if self.job.scheme else path
+
+    @staticmethod
+    def _decode(item, key: str) -> np.ndarray:
+        from ..imageio import decode_image, to_rgb8
+
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(item), what=key)
+        return to_rgb8(np.asarray(item), what=key)
+
+    def _explain(self, method: str, idx: list[int], images, keys, errors):
+        """``(index, Explanation)`` for the images ``idx``: in one call (a batch gives the same
+        maps as one image at a time), or one by one when the batch fails, to find the culprit."""
+        if not idx:
+            return []
+        ex, target = self.explainers[method], self.job.target
+        if len(idx) > 1:
+            try:
+                return list(zip(idx, ex.explain([images[i] for i in idx], target=target)))
+            except Exception:
+                pass  # one by one below, to find the image at fault
+        out = []
+        for i in idx:
+            try:
+                (e,) = ex.explain([images[i]], target=target)
+            except Exception as err:  # an image this method cannot explain: an errors row
+                errors.append(store.error_row(keys[i], method, "explain", err))
+                continue
+            out.append((i, e))
+        return out
+
+    def _pngs(self, key: str, image: np.ndarray, e) -> dict[str, str]:
+        if self.job.render is None:
+            return {}
+        from ..cli.files import write_explanation_pngs
+
+        folder = self.out / store.PNG
+        folder.mkdir(parents=True, exist_ok=True)
+        return write_explanation_pngs(folder, store.stem_of(key, self.job.shared_stems), image, e,
+                                      self.job.render)
