@@ -11,6 +11,7 @@ import sys
 
 from tqdm import tqdm
 
+from ..distributed.cli import add_engine_args, engine_of
 from . import files, options
 from .common import IMAGES_HELP, add_common, load_model, model_command, warn, dumps
 
@@ -37,6 +38,7 @@ def register(subparsers) -> None:
     files.add_output_args(p)
     files.add_render_args(p)
     options.add_method_options(p, names)
+    add_engine_args(p)
     p.set_defaults(func=run)
 
 
@@ -83,6 +85,11 @@ def record(source: str, e, paths: dict) -> dict:
 
 def run(args) -> int:
     from ..errors import OnnxvizError
+
+    if engine_of(args) == "ray":  # onnxviz.distributed: Ray Data, Parquet, resumable
+        from ..distributed.cli import cli_run
+
+        return cli_run(args)
 
     methods = options.parse_methods(args.methods)
     given = options.given_options(args)
