@@ -3,8 +3,8 @@
 The demo runs as a user runs it (a subprocess, the bundled EfficientNet-Lite0, every method). Its
 page is opened in Debian's ``chromium``: every image must decode, no error event may fire and
 nothing may reach the console (the page has no script of its own, so any console line is a
-problem). A screenshot is kept in ``test-artifacts/``. A control page with a broken image and a
-``console.error`` shows that these checks do catch failures.
+problem); no card may be empty and every image must be at least 128 px wide on screen. A screenshot is kept in ``test-artifacts/``. A control page with a broken image, a
+``console.error``, a tiny image and an empty card shows that these checks do catch failures.
 
 Chromium is installed by ``.ci/run``; in CI (``CI`` set) a missing browser fails the test, on a
 developer machine it skips.
@@ -45,9 +45,15 @@ BODY_PROBE = """<script>window.addEventListener('load',function(){
 var imgs=[].slice.call(document.images);
 var bad=imgs.filter(function(i){return !(i.complete&&i.naturalWidth>0)})
 .map(function(i){return i.alt});
+var narrow=imgs.filter(function(i){return i.getBoundingClientRect().width<MIN_WIDTH})
+.map(function(i){return i.alt+' '+Math.round(i.getBoundingClientRect().width)+'px'});
+var cards=[].slice.call(document.querySelectorAll('.card'));
+var empty=cards.filter(function(c){return !c.querySelector('img')||!c.textContent.trim()})
+.map(function(c){return c.getAttribute('data-method')||'?'});
 var d=document.createElement('pre');d.id='onnxviz-check';
-d.textContent='ONNXVIZ-CHECK '+JSON.stringify({n:imgs.length,bad:bad,errors:window.__errs});
-document.body.appendChild(d)});</script>"""
+d.textContent='ONNXVIZ-CHECK '+JSON.stringify({n:imgs.length,bad:bad,errors:window.__errs,
+narrow:narrow,cards:cards.length,empty:empty});
+document.body.appendChild(d)});</script>""".replace("MIN_WIDTH", "128")
 
 
 def chromium_path() -> str:
@@ -74,7 +80,7 @@ def probe(html_path: Path, tmp: Path) -> tuple[dict, list[str]]:
     probed.write_text(text.replace("<head>", "<head>" + HEAD_PROBE, 1)
                       .replace("</body>", BODY_PROBE + "</body>", 1), encoding="utf-8")
     r = chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-                  "--dump-dom", probed.as_uri()], tmp)
+                  "--window-size=1400,1000", "--dump-dom", probed.as_uri()], tmp)
     assert r.returncode == 0, r.stderr[-2000:]
     m = re.search(r"ONNXVIZ-CHECK (\{.*?\})</pre>", r.stdout)
     assert m, "the page never finished loading: " + r.stdout[-500:]
@@ -87,11 +93,16 @@ def test_probe_catches_broken_images_and_console_errors(tmp_path):
             "RU5ErkJggg==")
     page = tmp_path / "control.html"
     page.write_text(f'<!DOCTYPE html><html><head><title>c</title></head><body>'
-                    f'<img alt="good" src="data:image/png;base64,{good}">'
+                    f'<div class="card" data-method="full"><h3>full</h3>'
+                    f'<img alt="good" style="width:200px" src="data:image/png;base64,{good}">'
+                    f'<img alt="tiny" src="data:image/png;base64,{good}"></div>'
+                    f'<div class="card" data-method="empty"></div>'
                     f'<img alt="broken" src="data:image/png;base64,AAAA">'
                     f'<script>console.error("boom")</script></body></html>')
     seen, console = probe(page, tmp_path)
-    assert seen["n"] == 2 and seen["bad"] == ["broken"]
+    assert seen["n"] == 3 and seen["bad"] == ["broken"]
+    assert [n.split()[0] for n in seen["narrow"]] == ["tiny", "broken"]
+    assert seen["cards"] == 2 and seen["empty"] == ["empty"]
     assert "boom" in seen["errors"] and any("failed to load broken" in e for e in seen["errors"])
     assert any('"boom"' in ln for ln in console)
 
@@ -124,6 +135,8 @@ def test_demo_report_renders_in_chromium(tmp_path):
 
     seen, console = probe(report, tmp_path)
     assert seen["n"] == len(srcs) and seen["bad"] == [] and seen["errors"] == [], seen
+    assert seen["cards"] >= 14 and seen["empty"] == [], seen  # every card has a picture and text
+    assert seen["narrow"] == [], seen  # every image at least 128 px wide on screen
     assert console == [], console
 
     ARTIFACTS.mkdir(exist_ok=True)
