@@ -12,6 +12,24 @@ Submodules load on first use, so ``import onnxviz`` stays quick and the CLI star
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+
+
+def _cache_dir() -> str:
+    """The user's cache folder for onnxviz (never inside the installed package)."""
+    if sys.platform == "win32":
+        root = os.environ.get("LOCALAPPDATA") or os.path.expanduser("~/AppData/Local")
+    elif sys.platform == "darwin":
+        root = os.path.expanduser("~/Library/Caches")
+    else:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(root, "onnxviz")
+
+
+# Numba's compiled kernels go to the user cache (NUMBA_CACHE_DIR wins when set), not next to the
+# package's files, which may be read-only or shared between users.
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(_cache_dir(), "numba"))
 
 from .errors import (
     ImageError,

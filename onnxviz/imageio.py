@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, ResourceError
+from .errors import ImageError, ResourceError, guard
 
 SKIMAGE_PREFIX = "skimage:"
 
 
+@guard("reading the image")
 def read_image(source) -> np.ndarray:
     """Read ``source`` (a path, ``skimage:NAME`` or an array) as an RGB ``uint8`` (H, W, 3) image.
 

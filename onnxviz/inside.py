@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import OptionError
-from .explainers._checks import check_positive, check_seed
+from .errors import OptionError, guard
 from .explainers._gradient import chunks
 from .explainers._layers import from_nchw, layer_layout, resolve_layer, to_nchw
 
 
+@guard("activations")
 def activations(model, image, layers=None, batch_size: int | None = None) -> dict[str, np.ndarray]:
     """Activations of layers for an image, channel-first whatever the model's layout.
 
@@ -87,7 +87,8 @@ class _Ascent:
         act = to_nchw(act, self.layout)
         objective = np.array([act[n, ch].mean() for n, ch in enumerate(channels)])
         gx = gx.transpose(0, 2, 3, 1) if m.input.layout == "NCHW" else gx
-        return gx @ self.A.T, objective
+        # x = A p + b per pixel (A: C x 3), so dL/dp = dL/dx @ A (a grey model has C = 1)
+        return gx @ self.A, objective
 
 
 
@@ -108,13 +109,27 @@ def _pixel_affine(model) -> tuple[np.ndarray, np.ndarray]:
     return (px[1:] - b).T, b  # (C, 3), (C,)
 
 
-def _check_common(steps, lr, jitter, blur, tv) -> None:
-    check_positive("steps", steps)
-    check_positive("lr", lr, integer=False)
-    if not isinstance(jitter, (int, np.integer)) or jitter < 0:
-        raise OptionError(f"jitter must be an integer >= 0 (pixels), got {jitter!r}")
-    if blur < 0 or tv < 0:
-        raise OptionError(f"blur and tv must be >= 0, got blur={blur!r}, tv={tv!r}")
+def _check_common(**options) -> None:
+    from .explainers.ranges import INSIDE
+
+    for name, value in options.items():
+        INSIDE[name].check(name, value)
+
+
+def _channels(channels, n_ch: int, layer: str, default) -> list[int]:
+    """Channel indices in range, at least one."""
+    if channels is None:
+        return default
+    values = np.atleast_1d(np.asarray(channels, dtype=object)).tolist()
+    if not values:
+        raise OptionError("channels must name at least one channel")
+    out = []
+    for ch in values:
+        if isinstance(ch, bool) or not isinstance(ch, (int, np.integer)) or not 0 <= ch < n_ch:
+            raise OptionError(f"channel {ch!r} out of range: layer {layer!r} has channels "
+                              f"0..{n_ch - 1}")
+        out.append(int(ch))
+    return out
 
 
 def _step(ascent, p, channels, *, lr, jitter, blur, tv, rng, k, blur_every=4):
@@ -137,6 +152,7 @@ def _step(ascent, p, channels, *, lr, jitter, blur, tv, rng, k, blur_every=4):
     return obj
 
 
+@guard("filter visualization")
 def visualize_filters(model, layer: str, channels=None, *, steps: int = 30, lr: float = 8.0,
                       jitter: int = 2, blur: float = 0.5, tv: float = 0.0, contrast: bool = True,
                       seed: int = 0, batch_size: int = 16, history: bool = False):
@@ -167,15 +183,11 @@ def visualize_filters(model, layer: str, channels=None, *, steps: int = 30, lr: 
         (steps + 1, len(channels)) of objectives: the mean activation before each step and at
         the end.
     """
-    _check_common(steps, lr, jitter, blur, tv)
-    check_seed(seed)
-    check_positive("batch_size", batch_size)
+    _check_common(steps=steps, lr=lr, jitter=jitter, blur=blur, tv=tv, seed=seed,
+                  batch_size=batch_size)
     ascent = _Ascent(model, layer)
     n_ch = ascent.shape[0]
-    chans = list(range(min(8, n_ch))) if channels is None else np.atleast_1d(channels).tolist()
-    for ch in chans:
-        if not 0 <= int(ch) < n_ch:
-            raise OptionError(f"channel {ch} out of range: layer {ascent.layer.name!r} has {n_ch}")
+    chans = _channels(channels, n_ch, ascent.layer.name, list(range(min(8, n_ch))))
     h, w = model.input.size
     bs = 1 if model.fixed_batch else batch_size
     images, objectives = [], []
@@ -198,6 +210,7 @@ def _to_uint8(p: np.ndarray, contrast: bool) -> np.ndarray:
     return np.clip(np.rint(p), 0, 255).astype(np.uint8)
 
 
+@guard("deep dream")
 def deep_dream(model, image, layer: str, channels=None, *, octaves: int = 3,
                octave_scale: float = 1.4, steps: int = 10, lr: float = 3.0, jitter: int = 8,
                blur: float = 0.0, tv: float = 0.0, seed: int = 0, history: bool = False):
@@ -225,14 +238,11 @@ def deep_dream(model, image, layer: str, channels=None, *, octaves: int = 3,
     """
     import cv2
 
-    _check_common(steps, lr, jitter, blur, tv)
-    check_seed(seed)
-    check_positive("octaves", octaves)
-    if octave_scale <= 1:
-        raise OptionError(f"octave_scale must be > 1, got {octave_scale!r}")
+    _check_common(steps=steps, lr=lr, jitter=jitter, blur=blur, tv=tv, seed=seed,
+                  octaves=octaves, octave_scale=octave_scale)
     ascent = _Ascent(model, layer)
     n_ch = ascent.shape[0]
-    chans = list(range(n_ch)) if channels is None else [int(c) for c in np.atleast_1d(channels)]
+    chans = _channels(channels, n_ch, ascent.layer.name, list(range(n_ch)))
     h, w = model.input.size
     original = model.to_pixels(image)[0].astype(np.float32)
     shapes = [(max(8, round(h / octave_scale**i)), max(8, round(w / octave_scale**i)))

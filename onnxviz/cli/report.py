@@ -25,8 +25,9 @@ def register(subparsers) -> None:
     p.add_argument("--target", "-t", metavar="T", help="class to explain (default: top-1)")
     p.add_argument("--top", type=int, default=5, help="classes in the prediction table (default 5)")
     p.add_argument("--title", default=None, help="page title")
-    p.add_argument("--out", "-o", default="onnxviz-report.html", metavar="FILE",
-                   help="the HTML file to write (default onnxviz-report.html)")
+    p.add_argument("--out", "-o", default="onnxviz-report", metavar="DIR",
+                   help="output folder; the page is DIR/report.html (default onnxviz-report; "
+                        "a path ending in .html names the file itself)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--debug", dest="sub_debug", action="store_true",
                    help="show the full traceback on errors")
@@ -120,10 +121,14 @@ def run(args) -> int:
     settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
     target = options.parse_target(args.target)
     sources = files.expand_images(args.images)
-    images = files.read_images(sources)
-    out = Path(args.out)
-    if out.is_dir():
-        raise OnnxvizError(f"--out {out} is a folder; give the HTML file to write")
+    skipped: list = []
+    read = list(files.iter_images(sources, skipped))
+    if not read:
+        raise OnnxvizError(f"no image could be read: {skipped[0][1]}")
+    sources = [files.printable(src) for _, src, _ in read]
+    images = [img for _, _, img in read]
+    out = Path(args.out) if str(args.out).lower().endswith(".html") else \
+        files.out_dir(args.out) / "report.html"
     model = load_model(args)
     methods = options.for_model(methods, args.methods or ["all"], model)
     sections, failures = build_report(model, sources, images, methods, settings, target,

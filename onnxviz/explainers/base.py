@@ -159,6 +159,8 @@ def _say_gradient_mode(explain):
 
     @functools.wraps(explain)
     def wrapper(self, images, target=None):
+        if isinstance(target, np.ndarray) and target.ndim == 0:
+            target = target.item()
         out = explain(self, images, target=target)
         mode = getattr(self.model, "gradient_mode", None)
         if mode and self.family != "perturbation" and getattr(self, "needs_gradients", True):
@@ -166,6 +168,8 @@ def _say_gradient_mode(explain):
                 e.extras.setdefault("gradients", mode)
         for e in out:
             flag_nonfinite(e)
+            if e.params.get("layer", "") is None and e.extras.get("layer"):
+                e.params = {**e.params, "layer": e.extras["layer"]}  # the layer actually used
         return out
 
     return wrapper

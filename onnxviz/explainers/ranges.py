@@ -113,6 +113,19 @@ RANGES: dict[str, Range] = {
     "discard_ratio": Range(float, 0, 1, open_high=True),
 }
 
+#: Options of filter visualization and deep dream (:mod:`onnxviz.inside`).
+INSIDE: dict[str, Range] = {
+    "steps": Range(int, 1, 10_000),
+    "lr": Range(float, 0, 1e4, open_low=True),
+    "jitter": Range(int, 0, 1024),
+    "blur": Range(float, 0, 100),
+    "tv": Range(float, 0, 10),
+    "octaves": Range(int, 1, 12),
+    "octave_scale": Range(float, 1, 8, open_low=True),
+    "seed": RANGES["seed"],
+    "batch_size": RANGES["batch_size"],
+}
+
 #: Options that name something (a layer, a rule): text or None, checked by the method.
 TEXT = frozenset({"layer", "reduce", "rule", "score", "edges", "segmentation", "head_fusion"})
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 
 from .. import runtime
-from ..errors import LayerError, OptionError, TargetError
+from ..errors import LayerError, OptionError, TargetError, guard
 from . import layers as _layers
 from . import targets as _targets
 from .inputs import InputSpec, dims
@@ -146,6 +146,7 @@ class Model(NumericForm):
             x = x.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(x, dtype=self.input.dtype)
 
+    @guard("preprocess")
     def preprocess(self, images) -> np.ndarray:
         """``normalize(to_pixels(images))``: images -> model input tensor (model layout)."""
         return self.normalize(self.to_pixels(images))
@@ -187,6 +188,7 @@ class Model(NumericForm):
                               "use model.preprocess(images) to build it")
         return x.astype(self.input.dtype, copy=False)
 
+    @guard("run")
     def run(self, x, outputs: Sequence[str],
             batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Run the model and return any tensors, intermediate ones included.
@@ -211,6 +213,7 @@ class Model(NumericForm):
         by = {n: r.astype(np.float32) if r.dtype == np.float16 else r for n, r in zip(uniq, res)}
         return {o: by[n] for o, n in zip(outputs, names)}
 
+    @guard("forward")
     def forward(self, x, batch_size: int | None = None) -> np.ndarray:
         """Model input (N, ...) -> (N, num_classes) float32 scores (logits before a Softmax)."""
         out = self.run(x, [self.score_output], batch_size)[self.score_output]
@@ -221,6 +224,7 @@ class Model(NumericForm):
         s = np.asarray(scores, np.float32)
         return s if self.prob_output is None else _softmax(s)
 
+    @guard("predict")
     def predict(self, images, top: int = 5, batch_size: int | None = None):
         """Top-``top`` classes of each image, highest score first.
 
@@ -349,6 +353,7 @@ class Model(NumericForm):
                             for lay in self._layers]
         return list(self._layers)
 
+    @guard("layer")
     def layer(self, name: str):
         """The layer called ``name`` (friendly name, tensor name or node name).
 
@@ -366,12 +371,14 @@ class Model(NumericForm):
             raise
 
     # ---- gradients (onnxviz.model.grad, built on onnxviz.autodiff) -------------------------
+    @guard("gradients")
     def gradients(self, x, seed, wrt, expose=()):
         """Gradients of ``sum(seed * score)`` w.r.t. tensors ``wrt``: (grads, exposed, scores)."""
         from . import grad as _grad
 
         return _grad.gradients(self, x, seed, wrt, expose=expose)
 
+    @guard("grad")
     def grad(self, x, target, wrt=None):
         """d score[target] / d ``wrt`` (the input when None), in model layout."""
         from . import grad as _grad

@@ -120,6 +120,10 @@ class NumericForm:
         (:func:`onnxviz.limits.fit_batch`); refuses when one image does not fit."""
         from .. import limits
 
+        if requested is not None:
+            from ..explainers.ranges import RANGES
+
+            RANGES["batch_size"].check("batch_size", requested)
         requested = int(requested or self.batch_size or 32)
         return limits.fit_batch(requested, self.sample_bytes(grad),
                                 what=f"{what} of {self.input.shape} inputs")

@@ -95,7 +95,11 @@ def preset(name: str, source: str = "argument") -> Preprocessing:
 
 
 def _triple(value, what: str) -> tuple[float, float, float]:
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    try:
+        arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise OptionError(f"preprocessing {what} must be 1 or 3 finite numbers, "
+                          f"got {value!r}"[:200]) from None
     if arr.size == 1:
         arr = np.repeat(arr, 3)
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
@@ -134,7 +138,11 @@ def from_spec(spec, source: str = "argument") -> Preprocessing:
     order = str(spec.get("channel_order", "RGB")).upper()
     if order not in ("RGB", "BGR"):
         raise OptionError(f"channel_order must be 'RGB' or 'BGR', got {order!r}")
-    scale = float(spec.get("scale", 1.0))
+    try:
+        scale = float(spec.get("scale", 1.0))
+    except (TypeError, ValueError):
+        raise OptionError(f"preprocessing scale must be a number, got "
+                          f"{spec.get('scale')!r}"[:200]) from None
     std = _triple(spec.get("std", 1.0), "std")
     if not np.isfinite(scale) or scale == 0 or any(s == 0 for s in std):
         raise OptionError("preprocessing scale and std must be finite and non-zero")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 
-from numba import njit
+from numba import config, njit
+
+if not config.CACHE_DIR:  # numba imported before onnxviz set NUMBA_CACHE_DIR (onnxviz/__init__)
+    config.CACHE_DIR = os.environ.get("NUMBA_CACHE_DIR", "")
 
 PARALLEL = os.environ.get("ONNXVIZ_PARALLEL_KERNELS", "") == "1" or (
     os.environ.get("ONNXVIZ_PARALLEL_KERNELS", "") != "0" and (os.cpu_count() or 1) >= 8

@@ -49,15 +49,20 @@ table{border-collapse:collapse;margin:8px 0;font-size:.9em}
 td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-.grid{display:flex;flex-wrap:wrap;gap:12px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;max-width:420px}
-.card img{display:block;max-width:400px;height:auto}
+.card img{display:block;max-width:100%;height:auto;image-rendering:pixelated}
 .card h3{margin:0 0 4px 0;font-size:1em}.card .meta{font-size:.8em;color:#555}
 .card.failed{border-color:#d88;background:#fff5f5}
+.card .what{font-size:.8em;color:#333;margin:0 0 4px 0}.bad{color:#b00}
 .bar{display:inline-block;height:10px;background:#4a7bd0}
 code{font-size:.85em;word-break:break-all}
 .cbar{display:flex;align-items:center;gap:6px;font-size:.8em;color:#555}
 """
+
+
+#: Smallest side of a picture on the page; smaller maps are enlarged by a whole factor.
+MIN_SIDE = 160
 
 
 def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -65,6 +70,9 @@ def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
 
     h, w = image.shape[:2]
     s = max(h, w)
+    if s < MIN_SIDE:  # a 28x28 or 64x64 model's maps: enlarged with visible pixels, not blurred
+        f = -(-MIN_SIDE // s)
+        return cv2.resize(image, (w * f, h * f), interpolation=cv2.INTER_NEAREST)
     if s <= max_side:
         return image
     f = max_side / s
@@ -97,6 +105,10 @@ def _predictions(preds) -> str:
         return ""
     rows = []
     for label, p in preds:
+        if not np.isfinite(float(p)):
+            rows.append(f'<tr><td>{html.escape(str(label))}</td><td class="num">{float(p)}</td>'
+                        '<td class="bad">not finite: not a valid prediction</td></tr>')
+            continue
         width = max(1, int(round(100 * min(max(float(p), 0.0), 1.0))))
         rows.append(f'<tr><td>{html.escape(str(label))}</td><td class="num">{float(p):.4f}</td>'
                     f'<td><span class="bar" style="width:{width}px"></span></td></tr>')
@@ -136,7 +148,19 @@ def method_picture(image: np.ndarray, e, alpha: float = 0.4, cmap: str = "jet",
     return overlay(image, e.heatmap, alpha=alpha, cmap=cmap, clip_percent=clip_percent)
 
 
+def _summary(method: str) -> str:
+    from ..explainers.registry import get
+
+    try:
+        return get(method).summary
+    except Exception:  # a method from another registry version: no description
+        return ""
+
+
 def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: float) -> str:
+    if e.extras.get("nonfinite"):
+        return _failed_card(e.method, "the model's output is not finite ("
+                            f"{e.extras['nonfinite']}): no valid map to show")
     total = e.timings.get("total") if e.timings else None
     pic = method_picture(img, e, alpha, cmap, clip)
     heat = apply_colormap(e.heatmap, cmap, clip_percent=clip)
@@ -145,12 +169,13 @@ def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: floa
     return (
         f'<div class="card" data-method="{html.escape(e.method)}">'
         f"<h3>{html.escape(e.method)}</h3>"
+        f'<div class="what">{html.escape(_summary(e.method))}</div>'
         f"{_img(pic, e.method + ' overlay', max_side)}"
         f'<div class="row" style="margin-top:4px">'
         f'{_img(heat, e.method + " heatmap", max_side // 2)}'
         f'{_img(mask, e.method + " top 20% mask", max_side // 2)}</div>'
-        f'<div class="meta">target {e.target} <b>{html.escape(str(e.label))}</b>, score '
-        f"{float(e.score):.4g}, {t}<br>"
+        f'<div class="meta">target {e.target} <b>{html.escape(str(e.label))}</b>, '
+        f"{getattr(e, 'score_kind', 'score')} {float(e.score):.4g}, {t}<br>"
         f"<code>{html.escape(_fmt_params(e.params))}</code></div></div>"
     )
 
@@ -158,6 +183,7 @@ def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: floa
 def _failed_card(method: str, message: str) -> str:
     m = html.escape(method)
     return (f'<div class="card failed" data-method="{m}"><h3>{m}</h3>'
+            f'<div class="what">{html.escape(_summary(method))}</div>'
             f'<div class="meta">not available: {html.escape(message)}</div></div>')
 
 
