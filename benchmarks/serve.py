@@ -7,11 +7,14 @@ One run measures, on EfficientNet-Lite0 and four scikit-image photos at their ow
 2. the server (a subprocess, ``onnxviz serve`` on 127.0.0.1, the same ONNX Runtime threads and
    ``--max-batch`` = that best batch size): 1, 4 and 16 concurrent clients, each sending one base64
    PNG per ``:explain`` request and waiting for the answer; requests/s, p50 and p99 latency, the
-   mean batch the server formed (from its /metrics), and requests/s as a share of the baseline.
+   mean batch the server formed (from its /metrics), and requests/s as a share of the in-process
+   images/s at the best batch size, measured again just before each row (a shared machine
+   drifts; each row is compared with its own moment).
 
-The default answer carries two PNGs per image (heatmap and overlay), which in-process
-``ov.explain`` does not render; the last row asks for the numbers only (``outputs: []``), so the
-two costs can be told apart. Run from the repository root::
+The default answer carries two PNGs per image (the heatmap at 224 px and the overlay at the
+photo's size), which in-process ``ov.explain`` does not render; two more rows at 16 clients ask
+for the heatmap PNG only and for the numbers only (``outputs: []``), so that the cost of HTTP,
+decoding and batching can be told apart from the cost of rendering. Run from the repository root::
 
     python benchmarks/serve.py            # about a minute on 2 cores
     python benchmarks/serve.py --quick    # smoke run
@@ -66,7 +69,7 @@ def in_process(model, images, sizes, count: int) -> dict[int, float]:
     return out
 
 
-def start_server(model_path, threads: int, max_batch: int, wait_ms: float):
+def start_server(model_path, threads: int, max_batch: int, wait_ms: float, workers: int = 1):
     import httpx
 
     with socket.socket() as s:
@@ -74,7 +77,7 @@ def start_server(model_path, threads: int, max_batch: int, wait_ms: float):
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "onnxviz.cli", "serve", f"effnet={model_path}", "--port",
            str(port), "--threads", str(threads), "--max-batch", str(max_batch),
-           "--max-wait-ms", str(wait_ms), "--log-level", "warning"]
+           "--max-wait-ms", str(wait_ms), "--workers", str(workers), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
     for _ in range(600):
@@ -124,6 +127,7 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     p.add_argument("--wait-ms", type=float, default=5, help="server --max-wait-ms (default 5)")
+    p.add_argument("--workers", type=int, default=1, help="server --workers (default 1)")
     args = p.parse_args(argv)
     import onnxviz as ov
 
@@ -133,37 +137,46 @@ def main(argv=None) -> None:
     sizes = [1, 4, 16] if args.quick else [1, 4, 8, 16, 32]
     rates = in_process(model, images, sizes, 16 if args.quick else 64)
     best = max(rates, key=rates.get)
-    del model
     print(f"onnxviz {ov.__version__}, EfficientNet-Lite0 Grad-CAM, {os.cpu_count()} CPUs, "
           f"ONNX Runtime threads {args.threads}")
     print("in process, ov.explain: " + ", ".join(f"batch {b}: {r:.1f} img/s"
                                                   for b, r in rates.items()))
     print(f"baseline: batch {best}, {rates[best]:.1f} img/s\n")
 
-    proc, client, cmd = start_server(path, args.threads, best, args.wait_ms)
+    proc, client, cmd = start_server(path, args.threads, best, args.wait_ms, args.workers)
+    measured = []
     try:
         print(f"server: {cmd}")
         pngs = [png_b64(img) for img in images]
+
+        def asking(outputs):
+            return [{"instances": [b], "parameters": {"outputs": outputs}} for b in pngs]
+
         default = [{"instances": [b]} for b in pngs]
-        numbers = [{"instances": [b], "parameters": {"outputs": []}} for b in pngs]
         rows = [("default (2 PNGs)", default, c) for c in (1, 4, 16)]
-        rows.append(("numbers only", numbers, 16))
-        print(f"{'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'batch':>6} {'vs in-process':>13}")
+        rows.append(("heatmap PNG only", asking(["heatmap_png"]), 16))
+        rows.append(("numbers only", asking([]), 16))
         for name, bodies, clients in rows:
-            per = max(2, (4 if args.quick else 8) * (1 if clients > 1 else 2))
-            load(client.base_url, bodies, clients, 2)  # warm-up
+            per = (4 if args.quick else 8) * (1 if clients > 1 else 2)
+            # the baseline again just before each row: on a machine shared with other work the
+            # speed drifts, and each row is compared with the in-process speed of its moment
+            base = in_process(model, images, [best], clients * per)[best]
+            load(str(client.base_url), bodies, clients, 2)  # warm-up
             b0 = batches(client)
             rps, lat = load(str(client.base_url), bodies, clients, per)
             b1 = batches(client)
             mean_batch = (b1[1] - b0[1]) / max(1.0, b1[0] - b0[0])
             q = statistics.quantiles(lat, n=100, method="inclusive")
-            print(f"{name:<17} {clients:>7} {rps:>7.1f} {q[49] * 1000:>7.0f} "
-                  f"{q[98] * 1000:>7.0f} {mean_batch:>6.1f} {rps / rates[best]:>12.0%}")
+            measured.append((name, clients, rps, q[49], q[98], mean_batch, base))
     finally:
         client.close()
         proc.terminate()
         proc.wait(10)
+    print(f"{'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'batch':>6} {'in-process img/s':>16} {'share':>6}")
+    for name, clients, rps, p50, p99, mean_batch, base in measured:
+        print(f"{name:<17} {clients:>7} {rps:>7.1f} {p50 * 1000:>7.0f} {p99 * 1000:>7.0f} "
+              f"{mean_batch:>6.1f} {base:>16.1f} {rps / base:>6.0%}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
-    g.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    g.add_argument("--port", type=int, default=8080,
+                   help="port (default 8080; 0: any free port, named in the 'ready' log line)")
     g.add_argument("--workers", type=int, default=d.workers, metavar="N",
                    help=f"batches run at once, on threads sharing the models (default {d.workers})")
     g.add_argument("--max-batch", type=int, default=d.max_batch, metavar="N",
@@ -67,7 +68,7 @@ def run(args) -> int:
     from ..serve import require
 
     require()  # one line and exit 2 without the serve extra
-    from ..serve import serve
+    from ..serve import listen, serve
     from ..serve.engine import ServedModel, model_name
     from ..serve.limits import Limits, parse_caps
 
@@ -76,21 +77,21 @@ def run(args) -> int:
                     max_queue=args.max_queue, timeout=args.timeout, max_batch=args.max_batch,
                     max_wait=args.max_wait_ms / 1000, workers=args.workers,
                     caps=parse_caps(args.cap))
-    if not 0 < args.port < 65536:
-        raise OptionError(f"--port must be in 1..65535, got {args.port}")
+    if not 0 <= args.port < 65536:
+        raise OptionError(f"--port must be in 0..65535, got {args.port}")
     token = read_token(args.token_file)
     specs = [model_name(s) for s in args.models]
     names = [n for n, _ in specs]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise OptionError(f"two models named {dup!r}; give NAME=PATH to tell them apart")
+    sock = listen(args.host, args.port)  # a port in use fails before any model loads
     models = {}
     for name, path in specs:
         served = ServedModel(name, load_model(argparse.Namespace(**{**vars(args), "model": path})))
         served.warm_up(methods[0])
         models[name] = served
-    serve(models, methods, limits, host=args.host, port=args.port, token=token,
-          log_level=args.log_level)
+    serve(models, methods, limits, token=token, log_level=args.log_level, sock=sock)
     return 0
 
 

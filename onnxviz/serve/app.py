@@ -45,11 +45,13 @@ class Server:
         limits: the :class:`~onnxviz.serve.limits.Limits`.
         token: the bearer token every request but the health probes must send, or None.
         logger: where JSON log lines go.
+        address: (host, port) listened on, for the ``ready`` log line.
     """
 
     def __init__(self, models: dict, methods: list[str], limits: Limits, token: str | None,
-                 logger: logging.Logger):
+                 logger: logging.Logger, address: tuple = ("", 0)):
         self.models, self.methods, self.limits = models, methods, limits
+        self.address = address
         self.token = token
         self.log = logger
         self.metrics = Metrics()
@@ -284,7 +286,9 @@ def create_app(server: Server) -> Starlette:
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        log(server.log, "ready", models=names, methods=server.methods,
+        log(server.log, "ready", host=server.address[0], port=server.address[1],
+            url=f"http://{server.address[0]}:{server.address[1]}", models=names,
+            methods=server.methods,
             limits={k: v for k, v in dataclasses.asdict(server.limits).items() if k != "caps"})
         yield
         server.batcher.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,41 +17,39 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
-    """A running server: its base URL, its stderr log and an httpx client."""
+    """A running server on a free port of its own choosing (``--port 0``, read back from its
+    ``ready`` log line): its base URL, its stderr log and an httpx client."""
 
     def __init__(self, args: list[str], tmp: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp / f"serve-{self.port}.log"
+        self.log = Path(tempfile.mkstemp(prefix="serve-", suffix=".log", dir=tmp)[1])
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self._err = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "onnxviz.cli", "serve", *args, "--port", str(self.port),
+            [sys.executable, "-m", "onnxviz.cli", "serve", *args, "--port", "0",
              "--threads", "1"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._err)
+        self.port = self._wait_ready()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.url, timeout=60)
-        self._wait_ready()
+        assert self.client.get("/v2/health/ready").json() == {"ready": True}
 
-    def _wait_ready(self, seconds: float = 90) -> None:
+    def _wait_ready(self, seconds: float = 240) -> int:
+        """The port of the ``ready`` line (models load and warm up first: slow on a busy box)."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
+            for line in self.log.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:  # not JSON, or a line still being written
+                    continue
+                if isinstance(record, dict) and record.get("event") == "ready":
+                    return int(record["port"])
             if self.proc.poll() is not None:
                 raise RuntimeError(f"onnxviz serve exited {self.proc.returncode}:\n"
                                    + self.log.read_text())
-            try:
-                if self.client.get("/v2/health/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
             time.sleep(0.2)
-        self.stop()
+        self.proc.kill()
         raise RuntimeError("onnxviz serve did not become ready:\n" + self.log.read_text())
 
     def alive(self) -> bool:
