@@ -57,8 +57,8 @@ def run(args) -> int:
     from ..explainers.registry import get
     from ..imageio import read_image
 
-    if args.images < 1:
-        raise OnnxvizError(f"--images must be >= 1, got {args.images}")
+    if not 1 <= args.images <= 10_000:
+        raise OnnxvizError(f"--images must be between 1 and 10000, got {args.images}")
     methods = options.parse_methods(args.methods or ["all"])
     given = options.given_options(args)
     settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
