@@ -159,7 +159,9 @@ class Server:
                     path=request.url.path, error=one_line(e))
             response = error_response(code, message, headers)
         seconds = time.perf_counter() - t
-        self.metrics.request(model, endpoint, response.status_code, seconds)
+        # labels only from known names: a client cannot grow the metrics without bound
+        self.metrics.request(model if model in self.models else "", endpoint,
+                             response.status_code, seconds)
         log(self.log, "request", method=request.method, path=request.url.path,
             status=response.status_code, seconds=round(seconds, 6), model=model, **fields)
         return response
@@ -248,7 +250,7 @@ def create_app(server: Server) -> Starlette:
             served = server.model(name)
             arrived = time.perf_counter()
             return await endpoint(served, await server.body(request), arrived, fields)
-        return await server.answer(request, f"v1_{verb or 'none'}", run, name)
+        return await server.answer(request, f"v1_{verb if endpoint else 'unknown'}", run, name)
 
     async def v2_infer(request: Request):
         name = request.path_params["name"]

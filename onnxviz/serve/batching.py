@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import OnnxvizError
-from .errors import Busy
+from .errors import Busy, TooLarge
 
 
 @dataclass
@@ -30,6 +30,7 @@ class _Pending:
     future: asyncio.Future
     arrived: float
     group: int  # the request it belongs to
+    queued: bool = True  # counted in the depth
 
 
 class Batcher:
@@ -48,7 +49,7 @@ class Batcher:
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
         self.workers = workers
         self.observe = observe
-        self.depth = 0  # images waiting (cancelled ones until a collector drops them)
+        self.depth = 0  # images waiting, not counting those whose request gave up
         self._queues: dict[tuple, deque[_Pending]] = {}
         self._wake: dict[tuple, asyncio.Event] = {}
         self._collectors: dict[tuple, asyncio.Task] = {}
@@ -62,9 +63,13 @@ class Batcher:
         an exception in the place of a payload that failed.
 
         Raises:
-            Busy: the queue cannot take ``len(payloads)`` more images.
+            TooLarge: more images than the queue holds at all (retrying cannot help).
+            Busy: the queue cannot take ``len(payloads)`` more images now.
         """
         n = len(payloads)
+        if n > self.max_queue:
+            raise TooLarge(f"{n} images in one request; this server queues at most "
+                           f"{self.max_queue} (onnxviz serve --max-queue)")
         if self.depth + n > self.max_queue:
             raise Busy(f"the server is busy ({self.depth} images queued, limit {self.max_queue}); "
                        "retry later", retry_after=self.retry_after())
@@ -75,7 +80,10 @@ class Batcher:
         queue = self._queues.setdefault(key, deque())
         now = time.monotonic()
         futures = [loop.create_future() for _ in payloads]
-        queue.extend(_Pending(p, f, now, self._groups) for p, f in zip(payloads, futures))
+        for payload, future in zip(payloads, futures):
+            pending = _Pending(payload, future, now, self._groups)
+            future.add_done_callback(lambda f, p=pending: f.cancelled() and self._unqueue(p))
+            queue.append(pending)
         self.depth += n
         self._wake.setdefault(key, asyncio.Event()).set()
         if key not in self._collectors:
@@ -116,10 +124,17 @@ class Batcher:
         batch = []
         while queue and len(batch) < self.max_batch:
             p = queue.popleft()
-            self.depth -= 1
+            self._unqueue(p)
             if not p.future.done():  # a request that timed out is dropped here
                 batch.append(p)
         return batch
+
+    def _unqueue(self, p: _Pending) -> None:
+        """Stop counting ``p`` in the depth: taken into a batch, or its request gave up (a
+        timed-out request frees its places in the queue at once)."""
+        if p.queued:
+            p.queued = False
+            self.depth -= 1
 
     async def _run(self, key: tuple, batch: list[_Pending]) -> None:
         loop = asyncio.get_running_loop()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import pytest
 
 from tests.serve.helpers import png_b64
@@ -38,12 +43,34 @@ def test_health_probes_need_no_token(server):
         assert server.client.get(path).status_code == 200
 
 
-def test_full_queue_is_503_with_retry_after(server, chelsea):
-    body = {"instances": [png_b64(chelsea)] * 7}  # more than --max-queue 6
+def test_more_images_than_the_queue_holds_is_413(server, chelsea):
+    body = {"instances": [png_b64(chelsea)] * 7}  # more than --max-queue 6: never fits
     r = server.client.post("/v1/models/shapes:explain", json=body, headers=server.auth)
-    assert r.status_code == 503, r.text
-    assert int(r.headers["retry-after"]) >= 1
-    assert "busy" in r.json()["error"]
+    assert r.status_code == 413, r.text
+    assert "--max-queue" in r.json()["error"]
+
+
+def test_full_queue_is_503_with_retry_after(server, chelsea):
+    """A slow request holds the only worker; six images wait behind it and fill the queue; the
+    next request is turned away with 503 and Retry-After."""
+    slow = {"instances": [png_b64(chelsea)],
+            "parameters": {"method": "lime", "num_samples": 300}}
+    tiny = png_b64(np.full((8, 8, 3), 50, np.uint8))
+    post = functools.partial(server.client.post, headers=server.auth)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(post, "/v1/models/effnet:explain", json=slow)
+        time.sleep(0.2)
+        queued = pool.submit(post, "/v1/models/shapes:explain", json={"instances": [tiny] * 6})
+        time.sleep(0.2)
+        r = post("/v1/models/shapes:explain", json={"instances": [tiny]})
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) >= 1
+        assert "busy" in r.json()["error"]
+        assert first.result().status_code == 504  # --timeout 0.5 s
+        assert queued.result().status_code in (200, 504)
+    # the requests that timed out no longer hold places in the queue
+    assert post("/v1/models/shapes:explain", json={"instances": [tiny] * 6}).status_code in (
+        200, 504)
 
 
 def test_cap_names_its_flag(server, chelsea):
