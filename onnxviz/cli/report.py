@@ -64,38 +64,62 @@ def model_summary(model) -> dict:
 def build_report(model, sources, images, methods, settings, target=None, quiet=False, top=5):
     """Explain every image with every method; returns ``(sections, failures by method)``.
 
-    ``settings`` is ``{method: kwargs}``. A method that raises an :class:`OnnxvizError` is recorded
-    as failed for every image instead of stopping the report.
+    ``images`` may be any iterable (a generator decoding one file at a time): each image is
+    explained by every method, then kept only at page size (:data:`PAGE_SIDE`), so a folder of
+    large photos never sits in memory whole. ``settings`` is ``{method: kwargs}``. A method that
+    raises an :class:`OnnxvizError` is recorded as failed (for one image, or for all when it
+    cannot be built) instead of stopping the report.
     """
     from ..explainers.registry import get
     from ..viz import ReportImage
 
-    preds = model.predict(images, top=top)
-    def top(pr):
+    def top_k(pr):
         return [(p.label, p.score if p.probability is None else p.probability) for p in pr]
 
-    sections = [ReportImage(s, img, predictions=top(pr))
-                for s, img, pr in zip(sources, images, preds)]
-    failures = {}
-    with files.progress(len(images) * len(methods), "explaining", quiet, unit="map") as bar:
-        for m in methods:
-            bar.set_postfix_str(m, refresh=False)
-            done = 0
-            try:
-                kwargs = options.with_progress(m, settings.get(m, {}), files.show_progress(quiet))
-                ex = get(m)(model, **kwargs)
-                for sec, img in zip(sections, images):
+    failures, explainers = {}, []
+    for m in methods:
+        try:
+            kwargs = options.with_progress(m, settings.get(m, {}), files.show_progress(quiet))
+            explainers.append(get(m)(model, **kwargs))
+        except OnnxvizError as err:
+            failures[m] = str(err)
+    sections = []
+    with files.progress(len(sources) * len(methods), "explaining", quiet, unit="map") as bar:
+        for src, img in zip(sources, images):
+            sec = ReportImage(src, img, predictions=top_k(model.predict([img], top=top)[0]))
+            for ex in explainers:
+                bar.set_postfix_str(ex.name, refresh=False)
+                try:
                     (e,) = ex.explain([img], target=target)
                     sec.explanations.append(e)
-                    done += 1
-                    bar.update(1)
-            except OnnxvizError as err:
-                failures[m] = str(err)
-                for sec in sections:
-                    sec.explanations = [e for e in sec.explanations if e.method != m]
-                    sec.failures[m] = str(err)
-                bar.update(len(images) - done)
+                except OnnxvizError as err:
+                    sec.failures[ex.name] = str(err)
+                bar.update(1)
+            for m, msg in failures.items():
+                sec.failures[m] = msg
+                bar.update(1)
+            sec.image = _page_size(img)
+            sections.append(sec)
+    for ex in explainers:  # failed on every image: a method failure
+        msgs = [s.failures[ex.name] for s in sections if ex.name in s.failures]
+        if sections and len(msgs) == len(sections):
+            failures[ex.name] = msgs[0]
     return sections, failures
+
+
+#: Longest side of the images a report keeps (the page shows them at 400 px at most).
+PAGE_SIDE = 800
+
+
+def _page_size(img):
+    import cv2
+
+    h, w = img.shape[:2]
+    if max(h, w) <= PAGE_SIDE:
+        return img
+    f = PAGE_SIDE / max(h, w)
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def effective_settings(method: str, kwargs: dict) -> dict:
@@ -122,17 +146,23 @@ def run(args) -> int:
     target = options.parse_target(args.target)
     sources = files.expand_images(args.images)
     skipped: list = []
-    read = list(files.iter_images(sources, skipped))
-    if not read:
-        raise OnnxvizError(f"no image could be read: {skipped[0][1]}")
-    sources = [files.printable(src) for _, src, _ in read]
-    images = [img for _, _, img in read]
+    names: list = []
+
+    def images():  # decoded one at a time, as the report goes
+        for _, src, img in files.iter_images(sources, skipped):
+            names.append(files.printable(src))
+            yield img
+
     out = Path(args.out) if str(args.out).lower().endswith(".html") else \
         files.out_dir(args.out) / "report.html"
     model = load_model(args)
     methods = options.for_model(methods, args.methods or ["all"], model)
-    sections, failures = build_report(model, sources, images, methods, settings, target,
+    sections, failures = build_report(model, sources, images(), methods, settings, target,
                                       args.quiet, args.top)
+    for sec, name in zip(sections, names):
+        sec.name = name
+    if not sections:
+        raise OnnxvizError(f"no image could be read: {skipped[0][1]}")
     for m, msg in failures.items():
         warn(f"{m}: {msg}")
     if len(failures) == len(methods):
