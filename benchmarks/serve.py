@@ -4,8 +4,9 @@ One run measures, on EfficientNet-Lite0 and four scikit-image photos at their ow
 
 1. in process: ``ov.explain(model, images, method="gradcam")`` at batch sizes 1..32, images/s;
    the best batch size is the baseline;
-2. the server (a subprocess, ``onnxviz serve`` on 127.0.0.1, the same ONNX Runtime threads and
-   ``--max-batch`` = that best batch size): 1, 4 and 16 concurrent clients, each sending one base64
+2. the server (a subprocess, ``onnxviz serve`` on 127.0.0.1, ``--max-batch`` = that best batch
+   size), twice: with the same ONNX Runtime threads as in process, and with ``--workers`` = the
+   CPU count on one thread each: 1, 4 and 16 concurrent clients, each sending one base64
    PNG per ``:explain`` request and waiting for the answer; requests/s, p50 and p99 latency, the
    mean batch the server formed (from its /metrics), and requests/s as a share of the in-process
    images/s at the best batch size, measured again just before each row (a shared machine
@@ -16,7 +17,7 @@ photo's size), which in-process ``ov.explain`` does not render; two more rows at
 for the heatmap PNG only and for the numbers only (``outputs: []``), so that the cost of HTTP,
 decoding and batching can be told apart from the cost of rendering. Run from the repository root::
 
-    python benchmarks/serve.py            # about a minute on 2 cores
+    python benchmarks/serve.py            # a few minutes on 2 cores
     python benchmarks/serve.py --quick    # smoke run
 """
 
@@ -127,7 +128,9 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="short smoke run")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     p.add_argument("--wait-ms", type=float, default=5, help="server --max-wait-ms (default 5)")
-    p.add_argument("--workers", type=int, default=1, help="server --workers (default 1)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="--workers of the second server, each on one thread (default: the CPU "
+                        "count; 1 runs only the first server)")
     args = p.parse_args(argv)
     import onnxviz as ov
 
@@ -143,40 +146,49 @@ def main(argv=None) -> None:
                                                   for b, r in rates.items()))
     print(f"baseline: batch {best}, {rates[best]:.1f} img/s\n")
 
-    proc, client, cmd = start_server(path, args.threads, best, args.wait_ms, args.workers)
+    pngs = [png_b64(img) for img in images]
+
+    def asking(outputs):
+        return [{"instances": [b], "parameters": {"outputs": outputs}} for b in pngs]
+
+    default = [{"instances": [b]} for b in pngs]
+    rows = [("default (2 PNGs)", default, c) for c in (1, 4, 16)]
+    rows.append(("heatmap PNG only", asking(["heatmap_png"]), 16))
+    rows.append(("numbers only", asking([]), 16))
+    # the server as the in-process run (ONNX Runtime threads, one batch at a time), and as one
+    # batch per core on one thread each (--workers), which keeps the cores busy while requests
+    # are decoded and rendered
+    configs = [(args.threads, 1)]
+    if args.workers > 1:
+        configs.append((1, args.workers))
     measured = []
-    try:
-        print(f"server: {cmd}")
-        pngs = [png_b64(img) for img in images]
-
-        def asking(outputs):
-            return [{"instances": [b], "parameters": {"outputs": outputs}} for b in pngs]
-
-        default = [{"instances": [b]} for b in pngs]
-        rows = [("default (2 PNGs)", default, c) for c in (1, 4, 16)]
-        rows.append(("heatmap PNG only", asking(["heatmap_png"]), 16))
-        rows.append(("numbers only", asking([]), 16))
-        for name, bodies, clients in rows:
-            per = (4 if args.quick else 8) * (1 if clients > 1 else 2)
-            # the baseline again just before each row: on a machine shared with other work the
-            # speed drifts, and each row is compared with the in-process speed of its moment
-            base = in_process(model, images, [best], clients * per)[best]
-            load(str(client.base_url), bodies, clients, 2)  # warm-up
-            b0 = batches(client)
-            rps, lat = load(str(client.base_url), bodies, clients, per)
-            b1 = batches(client)
-            mean_batch = (b1[1] - b0[1]) / max(1.0, b1[0] - b0[0])
-            q = statistics.quantiles(lat, n=100, method="inclusive")
-            measured.append((name, clients, rps, q[49], q[98], mean_batch, base))
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
-    print(f"{'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'batch':>6} {'in-process img/s':>16} {'share':>6}")
-    for name, clients, rps, p50, p99, mean_batch, base in measured:
-        print(f"{name:<17} {clients:>7} {rps:>7.1f} {p50 * 1000:>7.0f} {p99 * 1000:>7.0f} "
-              f"{mean_batch:>6.1f} {base:>16.1f} {rps / base:>6.0%}")
+    for threads, workers in configs:
+        proc, client, cmd = start_server(path, threads, best, args.wait_ms, workers)
+        print(f"server {len(measured) // len(rows) + 1}: {cmd}")
+        try:
+            for name, bodies, clients in rows:
+                per = (4 if args.quick else 8) * (1 if clients > 1 else 2)
+                # the baseline again just before each row: on a machine shared with other work
+                # the speed drifts, and each row is compared with the in-process speed of its
+                # moment
+                base = in_process(model, images, [best], clients * per)[best]
+                load(str(client.base_url), bodies, clients, 2)  # warm-up
+                b0 = batches(client)
+                rps, lat = load(str(client.base_url), bodies, clients, per)
+                b1 = batches(client)
+                mean_batch = (b1[1] - b0[1]) / max(1.0, b1[0] - b0[0])
+                q = statistics.quantiles(lat, n=100, method="inclusive")
+                measured.append((len(measured) // len(rows) + 1, name, clients, rps, q[49],
+                                 q[98], mean_batch, base))
+        finally:
+            client.close()
+            proc.terminate()
+            proc.wait(10)
+    print(f"\n{'server':>6} {'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'batch':>6} {'in-process img/s':>16} {'share':>6}")
+    for k, name, clients, rps, p50, p99, mean_batch, base in measured:
+        print(f"{k:>6} {name:<17} {clients:>7} {rps:>7.1f} {p50 * 1000:>7.0f} "
+              f"{p99 * 1000:>7.0f} {mean_batch:>6.1f} {base:>16.1f} {rps / base:>6.0%}")
 
 
 if __name__ == "__main__":
