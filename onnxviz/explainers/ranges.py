@@ -98,8 +98,8 @@ RANGES: dict[str, Range] = {
     "compactness": Range(float, 0, 1e4, open_low=True),
     "scale": Range(float, 0, 1e6, open_low=True),
     "kernel_width": Range(float, 0, 1e3, open_low=True),
-    "alpha": Range(float, 0, 1e6, open_low=True),
-    "top_labels": Range(int, 1, 100_000),
+    "alpha": Range(float, 0, 1e6),
+    "top_labels": Range(int, 0, 100_000),
     # RISE
     "num_masks": Range(int, 1, 100_000),
     "cells": Range(int, 1, 1024),

@@ -94,7 +94,11 @@ def weighted_ridge(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, alph
     xm, ym = sw @ X, sw @ Y
     Xc, Yc = X - xm, Y - ym
     Xw = Xc * w[:, None]
-    coef = np.linalg.solve(Xw.T @ Xc + alpha * np.eye(X.shape[1]), Xw.T @ Yc).T  # (T, F)
+    A, B = Xw.T @ Xc + alpha * np.eye(X.shape[1]), Xw.T @ Yc
+    try:
+        coef = np.linalg.solve(A, B).T  # (T, F)
+    except np.linalg.LinAlgError:  # alpha = 0 with a superpixel never (or always) off
+        coef = np.linalg.lstsq(A, B, rcond=None)[0].T  # the minimum-norm least-squares fit
     intercept = ym - coef @ xm
     resid = Y - (X @ coef.T + intercept)
     ss_res = w @ resid**2
