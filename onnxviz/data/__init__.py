@@ -15,7 +15,7 @@ def bundled_model(name: str = "efficientnet_lite0") -> Path:
     """The path of a model shipped with onnxviz, for :func:`onnxviz.load`.
 
     Args:
-        name: one of :data:`BUNDLED`: ``efficientnet_lite0`` (ImageNet, 224 x 224, 18.5 MB),
+        name: one of :data:`BUNDLED`: ``efficientnet_lite0`` (ImageNet, 224 x 224, 18.6 MB),
             ``shapes_cnn``, ``shapes_keras`` or ``shapes_vit`` (64 x 64, white rectangle or not).
 
     Returns:
