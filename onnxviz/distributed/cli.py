@@ -71,8 +71,8 @@ def cli_run(args) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *a, **k: warn(str(message))
         summary = explain_dataset(
-            args.model, args.images, out=args.out, methods=methods, options=kwargs,
-            method_spec=args.methods, target=target, preprocess=args.preprocess,
+            args.model, args.images, out=args.out, methods=args.methods, options=kwargs,
+            target=target, preprocess=args.preprocess,
             labels=args.labels, input=args.input_name, output=args.output_name,
             gradients=args.gradients, model_batch_size=args.batch_size, threads=args.threads,
             address=args.address, workers=args.workers, render=render,

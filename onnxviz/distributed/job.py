@@ -118,7 +118,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     done = store.done_keys(out_dir)
     summary = RunSummary(out=str(out_dir), methods=names,
                          already=sum(len(v & set(names)) for v in done.values()))
-    plan = plan_sources(source, done, names)
+    plan = plan_sources(source, done, names, batch_size)
     if plan.missing:
         summary.errors += _write_not_read(out_dir, key, plan.missing, names, "file not found")
     job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
@@ -182,13 +182,14 @@ def _out_folder(out) -> Path:
 def _pipeline(ray, plan: Plan, job: Job, data: bytes, workers, threads, batch_size):
     """The Ray Data pipeline: read, then ``map_batches`` on an actor pool."""
     cpus = float(threads or 1)
-    if workers is None:
-        most = max(1, int(ray.cluster_resources().get("CPU", 1.0) // cpus))
-        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
+    most = int(workers) if workers else max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    most = min(most, plan.blocks or most)  # no more actors than there are batches to give them
+    if workers:
+        pool = ray.data.ActorPoolStrategy(size=most)
     else:
-        pool = ray.data.ActorPoolStrategy(size=int(workers))
+        pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
     refs = [ray.put(data), ray.put(plan.skip)]  # the model goes to the object store once
-    ds = plan.read(ray)
+    ds = plan.read(ray, most)  # one reader per actor keeps them fed
     return ds.map_batches(ExplainBatch, fn_constructor_args=(job, refs), batch_size=batch_size,
                           batch_format="numpy", compute=pool, num_cpus=cpus)
 

@@ -22,11 +22,13 @@ class Plan:
     """The images of a run.
 
     Attributes:
-        read: ``read(ray) -> ray.data.Dataset`` with ``path`` and ``bytes`` or ``image`` columns.
+        read: ``read(ray, readers) -> ray.data.Dataset`` with ``path`` and ``bytes`` or ``image``
+            columns, read by at most ``readers`` tasks at a time.
         expected: keys the actors should report back (None when a folder URI or a Dataset makes
             them unknown); those missing afterwards become errors rows.
         missing: local files that do not exist.
         skip: ``{image: methods already written}`` for the actors.
+        blocks: read tasks, when known (an actor pool larger than this would sit idle).
         scheme: the URIs' scheme (Ray Data's paths come without it), or "".
         shared_stems: PNG stems several images share (None: unknown).
         empty: nothing left to read.
@@ -35,14 +37,16 @@ class Plan:
     read: Callable
     expected: list[str] | None = None
     missing: list[str] = field(default_factory=list)
+    blocks: int | None = None
     skip: dict[str, frozenset[str]] = field(default_factory=dict)
     scheme: str = ""
     shared_stems: frozenset[str] | None = None
     empty: bool = False
 
 
-def plan_sources(source, done: dict[str, set[str]], methods: list[str]) -> Plan:
-    """The :class:`Plan` for ``source`` (see :func:`onnxviz.distributed.explain_dataset`)."""
+def plan_sources(source, done: dict[str, set[str]], methods: list[str], per_read: int = 16) -> Plan:
+    """The :class:`Plan` for ``source`` (see :func:`onnxviz.distributed.explain_dataset`); a read
+    task reads ``per_read`` listed files (one batch), not one file each."""
     import ray.data
 
     if isinstance(source, ray.data.Dataset):
@@ -61,11 +65,11 @@ def plan_sources(source, done: dict[str, set[str]], methods: list[str]) -> Plan:
         raise DistributedError("give local paths or URIs, not both (Ray Data reads one "
                                "filesystem per dataset)")
     if uris:
-        return _uri_plan(uris, done, methods)
-    return _local_plan(items, done, methods)
+        return _uri_plan(uris, done, methods, per_read)
+    return _local_plan(items, done, methods, per_read)
 
 
-def _local_plan(items: list[str], done, methods) -> Plan:
+def _local_plan(items: list[str], done, methods, per_read: int) -> Plan:
     from ..cli.files import IMAGE_SUFFIXES
     from ..errors import ImageError
 
@@ -87,12 +91,13 @@ def _local_plan(items: list[str], done, methods) -> Plan:
         raise ImageError(f"no image found: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}")
     missing = [k for k in dict.fromkeys(missing) if not _complete(done.get(k), methods)]
     todo = [k for k in keys if not _complete(done.get(k), methods)]
-    return Plan(read=_binary_reader(todo, None), expected=todo, missing=missing,
+    return Plan(read=_binary_reader(todo, None, per_read), expected=todo, missing=missing,
+                blocks=_blocks(todo, per_read),
                 skip=_partial(todo, done), shared_stems=store.shared_stems(keys),
                 empty=not todo)
 
 
-def _uri_plan(uris: list[str], done, methods) -> Plan:
+def _uri_plan(uris: list[str], done, methods, per_read: int) -> Plan:
     from ..cli.files import IMAGE_SUFFIXES
 
     schemes = {u.split("://", 1)[0].lower() for u in uris}
@@ -104,8 +109,9 @@ def _uri_plan(uris: list[str], done, methods) -> Plan:
     folders = [u for u in uris if u not in files]
     todo = [u for u in files if not _complete(done.get(u), methods)] + folders
     exts = [s.lstrip(".") for s in IMAGE_SUFFIXES] if folders else None
-    return Plan(read=_binary_reader(todo, exts),
-                expected=None if folders else todo,
+    per_read = None if folders else per_read
+    return Plan(read=_binary_reader(todo, exts, per_read), expected=None if folders else todo,
+                blocks=_blocks(todo, per_read),
                 skip={k: frozenset(v) for k, v in done.items()} if folders else _partial(todo, done),
                 scheme=schemes.pop(), shared_stems=None if folders else store.shared_stems(files),
                 empty=not todo)
@@ -119,16 +125,26 @@ def _dataset_plan(ds, done) -> Plan:
             f"column, as read_binary_files(..., include_paths=True) or read_images(..., "
             f"include_paths=True) make them; this one has: {', '.join(sorted(names))}")
     keep = ["path", "bytes" if "bytes" in names else "image"]
-    return Plan(read=lambda ray: ds.select_columns(keep),
+    return Plan(read=lambda ray, readers: ds.select_columns(keep),
                 skip={k: frozenset(v) for k, v in done.items()})
 
 
-def _binary_reader(paths: list[str], extensions):
-    def read(ray):
+def _binary_reader(paths: list[str], extensions, per_read: int | None):
+    """Ray Data's reader of ``paths``. Its tasks ask for no CPU: they only move bytes (decoding is
+    the actors' work), and an actor pool holding every CPU must not starve them; so their number
+    at a time is capped instead (without a cap, Ray would start a process per read task)."""
+    blocks = _blocks(paths, per_read)
+
+    def read(ray, readers: int):
         return ray.data.read_binary_files(paths, include_paths=True, ignore_missing_paths=True,
-                                          file_extensions=extensions, num_cpus=0)
+                                          file_extensions=extensions, num_cpus=0,
+                                          override_num_blocks=blocks, concurrency=readers)
 
     return read
+
+
+def _blocks(paths, per_read: int | None) -> int | None:
+    return None if per_read is None else max(1, -(-len(paths) // per_read))
 
 
 def _complete(methods_done, methods) -> bool:

@@ -58,10 +58,12 @@ def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
     Returns:
         A ``pyarrow.Table``: ``image``, ``method``, ``label`` (string), ``target`` (int64), ``score``
         (float64, the float32 score exactly), ``heatmap`` (``arrow.fixed_shape_tensor`` of float32
-        [H, W]), ``params`` and ``extras`` (JSON text), ``timings`` (map of seconds) and
+        [H, W]), ``params`` and ``extras`` (JSON text, NaN as null), ``timings`` (map of seconds) and
         ``outputs`` (map of PNG paths).
     """
     import pyarrow as pa
+
+    from ..cli.common import dumps
 
     maps = np.stack([np.asarray(h, np.float32) for h in heatmaps])
     return pa.table({
@@ -71,10 +73,10 @@ def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
         "label": pa.array([r["label"] for r in records], pa.string()),
         "score": pa.array([r["score"] for r in records], pa.float64()),
         "heatmap": pa.FixedShapeTensorArray.from_numpy_ndarray(maps),
-        "params": pa.array([json.dumps(r["params"], sort_keys=True) for r in records]),
+        "params": pa.array([dumps(r["params"], sort_keys=True) for r in records], pa.string()),
         "timings": pa.array([list(r["timings"].items()) for r in records],
                             pa.map_(pa.string(), pa.float64())),
-        "extras": pa.array([json.dumps(r["extras"], sort_keys=True) for r in records]),
+        "extras": pa.array([dumps(r["extras"], sort_keys=True) for r in records], pa.string()),
         "outputs": pa.array([list(r["outputs"].items()) for r in records],
                             pa.map_(pa.string(), pa.string())),
     })

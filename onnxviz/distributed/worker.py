@@ -77,6 +77,7 @@ class ExplainBatch:
         self.job = job
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         threads = job.threads or max(1, int(cpus))
+        _numba_threads(threads)
         data, self.skip = ray.get(refs[0]), ray.get(refs[1])
         with warnings.catch_warnings():  # the driver has shown the load's warnings once
             warnings.simplefilter("ignore")
@@ -167,3 +168,14 @@ class ExplainBatch:
         folder.mkdir(parents=True, exist_ok=True)
         return write_explanation_pngs(folder, store.stem_of(key, self.job.shared_stems), image, e,
                                       self.job.render)
+
+
+def _numba_threads(threads: int) -> None:
+    """Parallel perturbation kernels (on machines of 8 cores or more) use the actor's share of the
+    cores, not all of them: one actor per CPU would otherwise start a thread per core each."""
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    except (ImportError, ValueError):
+        pass
