@@ -1,0 +1,68 @@
+"""``onnxviz explain ... --engine ray --address ADDR`` as a pipeline runs it: another process,
+joining the test's cluster; bad flags are one line and exit 2 before any Ray work."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from onnxviz.cli import main
+
+
+def onnxviz(*argv, timeout=240):
+    return subprocess.run([sys.executable, "-m", "onnxviz.cli", *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_cli_joins_cluster(ray_cluster, model_path, image_folder, tmp_path):
+    from onnxviz.distributed import read_results
+
+    paths = image_folder[1][:30]
+    out = tmp_path / "out"
+    argv = ["explain", model_path, *paths, "-m", "gradcam,occlusion", "--patch", "16",
+            "--stride", "16", "--engine", "ray", "--address", ray_cluster, "--workers", "1",
+            "--out", out, "--quiet"]
+    r = onnxviz(*argv, "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["explained"], summary["errors"], summary["already"]) == (60, 0, 0)
+    assert summary["methods"] == ["gradcam", "occlusion"] and len(summary["workers"]) == 1
+    assert json.loads((out / "summary.json").read_text())["explained"] == 60
+    table = read_results(out)
+    assert table.num_rows == 60
+    occ = [json.loads(p) for p, m in zip(table["params"].to_pylist(),
+                                         table["method"].to_pylist()) if m == "occlusion"]
+    assert all(p["patch"] == 16 and p["stride"] == 16 for p in occ)
+    assert len(list((out / "png").glob("*.overlay.png"))) == 60
+
+    again = onnxviz(*argv)  # the text summary; everything already there
+    assert again.returncode == 0, again.stderr
+    assert "0 rows explained" in again.stdout and "60 already there" in again.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--workers", "0"], "--workers must be >= 1"),
+    (["--workers", "2", "--engine", "local"], "--workers is an option of --engine ray"),
+    (["--address", "auto", "--engine", "local"], "--address is an option of --engine ray"),
+    (["-m", "nope"], "unknown method"),
+])
+def test_cli_bad_flags(model_path, image_folder, tmp_path, capsys, extra, message):
+    argv = ["explain", model_path, image_folder[1][0], "-m", "gradcam", "--engine", "ray",
+            "--out", str(tmp_path), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("onnxviz: error:") and message in err[0]
+
+
+def test_cli_bad_model_before_ray(image_folder, tmp_path, capsys):
+    """A model that does not load is the usual one-line error, before any cluster is joined."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    argv = ["explain", str(bad), image_folder[1][0], "-m", "gradcam", "--engine", "ray",
+            "--address", "127.0.0.1:1", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a valid ONNX model" in err[0]

@@ -1,0 +1,57 @@
+"""Bad images become rows of the errors table (one per image x method), never a failed job; a
+rerun skips them; ``retry_errors`` tries them again without duplicating a row."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.distributed.helpers import keys_of
+
+METHODS = ["gradcam", "occlusion"]
+OPTIONS = {"occlusion": {"patch": 16, "stride": 16}}
+
+
+def test_bad_images(ray_cluster, model_path, image_folder, tmp_path):
+    from onnxviz.distributed import explain_dataset, read_errors, read_results
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = image_folder[1][:20]
+    for p in good:
+        shutil.copy(p, folder)
+    png = open(good[0], "rb").read()
+    bad = {"text.png": b"this is not an image\n", "empty.png": b"",
+           "truncated.png": png[: len(png) // 3], "garbage.jpg": b"\xff\xd8\xff" + bytes(500)}
+    for name, data in bad.items():
+        (folder / name).write_bytes(data)
+    missing = str(tmp_path / "nowhere.png")
+    sources = [str(folder), missing]
+
+    def run(**kw):
+        return explain_dataset(model_path, sources, out=tmp_path / "out", methods=METHODS,
+                               options=OPTIONS, workers=2, batch_size=6, progress=False, **kw)
+
+    s = run()
+    n_bad = (len(bad) + 1) * len(METHODS)
+    assert (s.explained, s.errors) == (len(good) * len(METHODS), n_bad)
+    errors = read_errors(tmp_path / "out")
+    rows = errors.to_pylist()
+    by_image = {}
+    for r in rows:
+        by_image.setdefault(r["image"].rsplit("/", 1)[1], set()).add((r["method"], r["stage"]))
+    assert by_image["nowhere.png"] == {(m, "read") for m in METHODS}
+    for name in bad:
+        assert by_image[name] == {(m, "decode") for m in METHODS}, name
+    assert all(r["error"] and r["message"] for r in rows)
+    assert len(set(keys_of(errors))) == len(rows) == n_bad
+
+    again = run()  # nothing to do: the bad images are rows already
+    assert (again.explained, again.errors, again.already) == (0, 0, s.explained + s.errors)
+
+    retried = run(retry_errors=True)  # tried again, still bad: the same rows, once each
+    assert (retried.explained, retried.errors) == (0, n_bad)
+    errors = read_errors(tmp_path / "out")
+    assert sorted(keys_of(errors)) == sorted(set(keys_of(errors)))
+    assert errors.num_rows == n_bad
+    results = read_results(tmp_path / "out")
+    assert len(set(keys_of(results))) == results.num_rows == len(good) * len(METHODS)
