@@ -18,6 +18,7 @@ Anything else (missing, empty, truncated, not an image, odd shapes, NaN) raises 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,9 @@ def read_image(source) -> np.ndarray:
         return to_rgb8(source, what="array")
     if isinstance(source, str) and source.startswith(SKIMAGE_PREFIX):
         return _skimage_sample(source[len(SKIMAGE_PREFIX):])
+    if isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
+        raise ImageError(f"{source} is a URL; onnxviz reads local files only (download it "
+                         "first, e.g. curl -O URL)")
     if isinstance(source, (str, os.PathLike)):
         return to_rgb8(_read_file(Path(source)), what=str(source))
     raise ImageError(

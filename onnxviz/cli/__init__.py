@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _modules():
         mod.register(sub)
+    from .examples import add_examples
+
+    add_examples(sub)
     return parser
 
 

@@ -27,8 +27,8 @@ def expand_images(args: list[str], say=None) -> list[str]:
     say = say or warn
     out: list[str] = []
     for a in args:
-        if a.startswith("skimage:"):
-            out.append(a)
+        if a.startswith("skimage:") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", a):
+            out.append(a)  # read_image explains what it does with a URL
             continue
         p = Path(a)
         if p.is_dir():

@@ -28,6 +28,28 @@ MULTI_VALUE = frozenset({"patch", "stride", "fill"})
 #: Options that take an array: on the command line, a ``.npy`` file (LIME's own superpixels).
 ARRAY_FILES = frozenset({"segments"})
 
+#: Flags the subcommands use for themselves: a method option with one of these names is
+#: always prefixed with its method (``--lime-alpha``), in every command alike.
+RESERVED = frozenset({"alpha", "cmap", "clip", "threshold", "top_percent", "out", "json",
+                      "debug", "quiet", "method", "methods", "target", "top", "image", "images",
+                      "model", "input", "output", "labels", "preprocess", "threads", "gradients",
+                      "npy", "strict", "title", "quick", "channels", "engine", "address"})
+
+
+def _range_of(opt: str, uses) -> str:
+    """The declared range of an option, for its help."""
+    from ..explainers.ranges import INSIDE, RANGES
+
+    reg = registry()
+    methods = [m for m, _ in uses if m in reg.methods()]
+    if not methods:  # a function's options (filters, dream)
+        spec = INSIDE.get(opt)
+        return spec.describe() if spec else ""
+    extra = [getattr(reg.get(m), "ranges", {}).get(opt) for m in methods]
+    spec = next((r for r in extra if r), None) or RANGES.get(opt)
+    return spec.describe() if spec else ""
+
+
 #: Method options that are also model options (one flag feeds both).
 SHARED_WITH_MODEL = frozenset({"batch_size"})
 
@@ -97,7 +119,8 @@ def add_options(parser: argparse.ArgumentParser, table: dict, group_of) -> dict[
         if existing is not None and opt in SHARED_WITH_MODEL:
             dests[opt] = existing.dest
             continue
-        if existing is not None:  # e.g. LIME's ridge --alpha vs the overlay's --alpha
+        if existing is not None or opt in RESERVED:  # LIME's ridge --lime-alpha vs the
+            # overlay's --alpha: the same name in every command, whether or not it has --alpha
             fl = flag(f"{uses[0][0] if len(uses) == 1 else 'method'}_{opt}")
         if len(uses) > 1:
             if shared is None:
@@ -113,6 +136,9 @@ def add_options(parser: argparse.ArgumentParser, table: dict, group_of) -> dict[
                 groups[owner] = parser.add_argument_group(*group_of(owner))
             group = groups[owner]
             help_text = f"default {describe_default(p)}"
+        spec = _range_of(opt, uses)
+        if spec:
+            help_text += f"; {spec}"
         dest = "opt_" + opt
         if _is_bool(uses):
             group.add_argument(fl, dest=dest, action=argparse.BooleanOptionalAction, default=None,

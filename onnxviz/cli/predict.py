@@ -28,7 +28,8 @@ def run(args) -> int:
     model = load_model(args)
     skipped: list = []
     out = []
-    for _, src, img in files.iter_images(sources, skipped, args.strict):  # one image at a time
+    for _, src, img in files.iter_images(sources, skipped,
+                                               args.strict or len(sources) == 1):  # one image at a time
         preds = model.predict([img], top=args.top)[0]
         name = files.printable(src)
         if args.json:

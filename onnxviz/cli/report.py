@@ -149,7 +149,7 @@ def run(args) -> int:
     names: list = []
 
     def images():  # decoded one at a time, as the report goes
-        for _, src, img in files.iter_images(sources, skipped):
+        for _, src, img in files.iter_images(sources, skipped, strict=len(sources) == 1):
             names.append(files.printable(src))
             yield img
 

@@ -45,7 +45,14 @@ def read(source) -> onnx.ModelProto:
     path = limits.regular_file(source, "model file", ModelError,
                                max_bytes=min(2 << 30, limits.memory_budget()))
     data = path.read_bytes()
-    proto = _parse(data, str(path))
+    try:
+        proto = _parse(data, str(path))
+    except ModelError as e:
+        hint = FRAMEWORK_HINTS.get(path.suffix.lower())
+        if hint:
+            raise ModelError(f"{path} is a {hint[0]} file, not ONNX; convert it first: "
+                             f"{hint[1].format(path=path)}") from None
+        raise e
     _refuse_external(proto, path.parent)
     if _external_tensors(proto):
         try:
@@ -53,6 +60,23 @@ def read(source) -> onnx.ModelProto:
         except (OSError, ValueError) as e:
             raise ModelError(f"{path}: cannot read its external data: {e}") from None
     return proto
+
+
+#: What to run for a model file of another framework: (framework, command).
+FRAMEWORK_HINTS = {
+    ".pt": ("PyTorch", "onnxviz convert pytorch FILE.py:build_fn -o model.onnx "
+                       "(a function returning the module; see onnxviz convert pytorch --help)"),
+    ".pth": ("PyTorch", "onnxviz convert pytorch FILE.py:build_fn -o model.onnx "
+                        "(a function returning the module; see onnxviz convert pytorch --help)"),
+    ".keras": ("Keras", "onnxviz convert keras {path} -o model.onnx"),
+    ".h5": ("Keras (HDF5)", "onnxviz convert keras {path} -o model.onnx"),
+    ".pb": ("TensorFlow", "python -m tf2onnx.convert --saved-model DIR --output model.onnx, "
+                          "then onnxviz convert metadata model.onnx --labels ... --preprocess ..."),
+    ".tflite": ("TensorFlow Lite", "python -m tf2onnx.convert --tflite {path} --output "
+                                   "model.onnx, then onnxviz convert metadata model.onnx ..."),
+    ".mlmodel": ("Core ML", "convert the source model (PyTorch or Keras) instead: "
+                            "onnxviz convert pytorch|keras ..."),
+}
 
 
 def _parse(data: bytes, what: str) -> onnx.ModelProto:

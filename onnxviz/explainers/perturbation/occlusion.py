@@ -46,6 +46,13 @@ class Occlusion(Explainer):
         self.score = check_score(score)
         self.geo = geometry(model)
         self.rects, self.grid = patch_grid(self.geo.size, patch, stride, edges)
+        if len(self.rects) == 1:
+            import warnings
+
+            warnings.warn(f"occlusion: the patch ({patch}) covers the whole {self.geo.size[0]}x"
+                          f"{self.geo.size[1]} input, so the map is one constant value; pass a "
+                          f"smaller patch (e.g. patch={max(1, min(self.geo.size) // 7)}, "
+                          f"stride={max(1, min(self.geo.size) // 28)})", stacklevel=2)
         self.batch_size, self.progress = int(batch_size), progress
 
     def explain(self, images, target=None) -> list[Explanation]:
