@@ -46,6 +46,17 @@ def reference() -> str:
                          for o, p in cls.options().items() if o != "progress")
         summary = (cls.summary or "").replace("|", "\\|")
         rows.append(f"| `{m}` | {cls.family} | {summary} | {opts} |")
+    rows += ["", "Allowed values (`onnxviz/explainers/ranges.py`: checked by the library, the CLI and "
+             "the server alike, before any work):", "",
+             "| option | flag | allowed |", "|---|---|---|"]
+    from onnxviz.explainers.ranges import RANGES
+
+    for opt, spec in RANGES.items():
+        if opt in flags:
+            rows.append(f"| `{opt}` | `{flags[opt]}` | {spec.describe()}"
+                        f"{', or a name' if spec.text else ''}"
+                        f"{', or an (h, w) pair' if spec.pair else ''}"
+                        f"{', or one per channel' if spec.per_channel else ''} |")
     return "\n".join(rows) + "\n"
 
 
