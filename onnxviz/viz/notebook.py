@@ -25,8 +25,11 @@ CLIP_PERCENT = 1.0
 
 
 def caption_text(e) -> str:
-    """``"gradcam: class 285 Egyptian cat, score 0.78"`` for an :class:`Explanation`."""
-    return f"{e.method}: class {int(e.target)} {e.label}, score {float(e.score):.4g}"
+    """``"gradcam: class 285 Egyptian cat, logit 12.3"`` for an :class:`Explanation` (the
+    score's unit: probability or logit)."""
+    note = " (not finite: no valid map)" if e.extras.get("nonfinite") else ""
+    return (f"{e.method}: class {int(e.target)} {e.label}, "
+            f"{getattr(e, 'score_kind', 'score')} {float(e.score):.4g}{note}")
 
 
 def picture(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:

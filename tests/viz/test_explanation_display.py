@@ -48,7 +48,7 @@ def test_a_large_input_is_not_resized():
 def test_html_holds_the_picture_and_an_escaped_caption():
     page = _explanation()._repr_html_()
     assert page.count("data:image/png;base64,") == 1
-    assert "gradcam: class 281 tabby &lt;cat&gt;, score 0.8125" in page
+    assert "gradcam: class 281 tabby &lt;cat&gt;, logit 0.8125" in page
     assert "<cat>" not in page
 
 
@@ -93,8 +93,14 @@ def test_a_real_explanation_displays(shapes_path):
     assert f"gradcam: class {e.target} {e.label}" in e._repr_html_()
 
 
-@pytest.mark.parametrize("score,text", [(0.5, "score 0.5"), (12.3456789, "score 12.35")])
+@pytest.mark.parametrize("score,text", [(0.5, "logit 0.5"), (12.3456789, "logit 12.35")])
 def test_caption_text(score, text):
     e = _explanation()
     e.score = score
     assert notebook.caption_text(e).endswith(text)
+
+
+def test_caption_names_the_probability_of_perturbation_methods():
+    e = _explanation()
+    e.params = {"score": "probability"}
+    assert notebook.caption_text(e).endswith("probability 0.8125")
