@@ -10,7 +10,9 @@ One run measures, on EfficientNet-Lite0 and four scikit-image photos at their ow
    PNG per ``:explain`` request and waiting for the answer; requests/s, p50 and p99 latency, the
    mean batch the server formed (from its /metrics), and requests/s as a share of the in-process
    images/s at the best batch size, measured again just before each row (a shared machine
-   drifts; each row is compared with its own moment).
+   drifts; each row is compared with its own moment); and the CPU time the server process spends
+   per request against the CPU time of ``ov.explain`` per image, which other work on the machine
+   does not move: its ratio is the share a machine whose cores are all busy reaches.
 
 The default answer carries two PNGs per image (the heatmap at 224 px and the overlay at the
 photo's size), which in-process ``ov.explain`` does not render; two more rows at 16 clients ask
@@ -55,19 +57,31 @@ def png_b64(img: np.ndarray) -> str:
     return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
-def in_process(model, images, sizes, count: int) -> dict[int, float]:
-    """Images/s of ov.explain Grad-CAM at each batch size (``count`` images, after a warm-up)."""
+def in_process(model, images, sizes, count: int, cpu: dict | None = None) -> dict[int, float]:
+    """Images/s of ov.explain Grad-CAM at each batch size (``count`` images, after a warm-up);
+    ``cpu[bs]`` gets the CPU seconds per image."""
     import onnxviz as ov
 
     stream = [images[i % len(images)] for i in range(count)]
     out = {}
     for bs in sizes:
         ov.explain(model, stream[:bs], method="gradcam")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for i in range(0, count, bs):
             ov.explain(model, stream[i:i + bs], method="gradcam")
         out[bs] = count / (time.perf_counter() - t)
+        if cpu is not None:
+            cpu[bs] = (time.process_time() - c) / count
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(model_path, threads: int, max_batch: int, wait_ms: float, workers: int = 1):
@@ -171,24 +185,31 @@ def main(argv=None) -> None:
                 # the baseline again just before each row: on a machine shared with other work
                 # the speed drifts, and each row is compared with the in-process speed of its
                 # moment
-                base = in_process(model, images, [best], clients * per)[best]
+                cpu: dict = {}
+                base = in_process(model, images, [best], clients * per, cpu)[best]
                 load(str(client.base_url), bodies, clients, 2)  # warm-up
-                b0 = batches(client)
+                b0, c0 = batches(client), cpu_seconds(proc.pid)
                 rps, lat = load(str(client.base_url), bodies, clients, per)
-                b1 = batches(client)
+                b1, c1 = batches(client), cpu_seconds(proc.pid)
+                server_cpu = (c1 - c0) / len(lat)
                 mean_batch = (b1[1] - b0[1]) / max(1.0, b1[0] - b0[0])
                 q = statistics.quantiles(lat, n=100, method="inclusive")
                 measured.append((len(measured) // len(rows) + 1, name, clients, rps, q[49],
-                                 q[98], mean_batch, base))
+                                 q[98], mean_batch, base, server_cpu, cpu[best]))
         finally:
             client.close()
             proc.terminate()
             proc.wait(10)
     print(f"\n{'server':>6} {'answer':<17} {'clients':>7} {'req/s':>7} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'batch':>6} {'in-process img/s':>16} {'share':>6}")
-    for k, name, clients, rps, p50, p99, mean_batch, base in measured:
+          f"{'p99 ms':>7} {'batch':>6} {'in-process img/s':>16} {'share':>6} "
+          f"{'CPU ms/req':>10} {'in-process':>10} {'CPU share':>9}")
+    for k, name, clients, rps, p50, p99, mean_batch, base, scpu, icpu in measured:
         print(f"{k:>6} {name:<17} {clients:>7} {rps:>7.1f} {p50 * 1000:>7.0f} "
-              f"{p99 * 1000:>7.0f} {mean_batch:>6.1f} {base:>16.1f} {rps / base:>6.0%}")
+              f"{p99 * 1000:>7.0f} {mean_batch:>6.1f} {base:>16.1f} {rps / base:>6.0%} "
+              f"{scpu * 1000:>10.1f} {icpu * 1000:>10.1f} {icpu / scpu:>9.0%}")
+    print("\nshare: requests/s over in-process images/s; CPU share: in-process CPU time per image "
+          "over the server's per request, the share a machine whose cores are all busy reaches "
+          "(it does not move with other work on the machine as wall-clock times do)")
 
 
 if __name__ == "__main__":
