@@ -53,7 +53,7 @@ def photos() -> list[np.ndarray]:
 def png_b64(img: np.ndarray) -> str:
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
+    _, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
     return base64.b64encode(buf.tobytes()).decode("ascii")
 
 

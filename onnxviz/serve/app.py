@@ -26,8 +26,16 @@ from .. import __version__
 from . import protocol
 from .batching import Batcher
 from .engine import Item, results
-from .errors import Busy, NotFound, RequestError, Timeout, TooLarge, Unauthorized, one_line, \
-    status_of
+from .errors import (
+    Busy,
+    NotFound,
+    RequestError,
+    Timeout,
+    TooLarge,
+    Unauthorized,
+    one_line,
+    status_of,
+)
 from .limits import Limits
 from .metrics import CONTENT_TYPE, Metrics, log
 from .params import job_of, parameters_of, targets_of, top_of

@@ -151,7 +151,7 @@ class Batcher:
             for p, r in zip(batch, results):
                 if not p.future.done():
                     p.future.set_result(r)
-        except Exception as e:  # a user error for all of them, or a bug (500, logged)
+        except Exception as e:  # noqa: BLE001 - a user error for all, or a bug (500, logged)
             for p in batch:
                 if not p.future.done():
                     p.future.set_exception(e)
@@ -172,7 +172,7 @@ class Batcher:
             try:
                 results = await loop.run_in_executor(self._executor, self.run, key,
                                                      [p.payload for p in members])
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - this request's answer, whatever it is
                 for p in members:
                     if not p.future.done():
                         p.future.set_exception(e)

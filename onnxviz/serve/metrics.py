@@ -18,9 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
@@ -85,7 +90,3 @@ def log(log_: logging.Logger, event: str, level: int = logging.INFO, exc_info=No
         **fields) -> None:
     """Log ``event`` with ``fields`` as one JSON line."""
     log_.log(level, event, exc_info=exc_info, extra={"fields": fields})
-
-
-def now() -> float:
-    return time.perf_counter()

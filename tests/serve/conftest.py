@@ -15,7 +15,7 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("prometheus_client")
 
-from tests.serve.helpers import Served  # noqa: E402
+from tests.serve.helpers import Served
 
 
 @pytest.fixture(scope="module")

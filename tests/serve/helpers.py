@@ -24,7 +24,7 @@ class Served:
     def __init__(self, args: list[str], tmp: Path):
         self.log = Path(tempfile.mkstemp(prefix="serve-", suffix=".log", dir=tmp)[1])
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        self._err = open(self.log, "wb")
+        self._err = open(self.log, "wb")  # noqa: SIM115 - the server's stderr until stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "onnxviz.cli", "serve", *args, "--port", "0",
              "--threads", "1"],

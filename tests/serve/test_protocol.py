@@ -9,7 +9,6 @@ import pytest
 
 import onnxviz as ov
 from onnxviz import viz
-
 from tests.serve.helpers import png_b64
 
 METHODS = "gradcam,occlusion,saliency"
