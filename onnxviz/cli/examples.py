@@ -35,10 +35,11 @@ EXAMPLES = {
 
 
 def add_examples(subparsers_action) -> None:
-    """Append the examples of :data:`EXAMPLES` to each subcommand's help (unless it has its own
-    epilog)."""
+    """Append the examples of :data:`EXAMPLES` to each subcommand's help (unless its own epilog
+    already has examples)."""
     for name, parser in subparsers_action.choices.items():
         lines = EXAMPLES.get(name)
-        if lines and not parser.epilog:
-            parser.epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines)
+        if lines and "example" not in (parser.epilog or "").lower():
+            text = "examples:\n" + "\n".join(f"  {line}" for line in lines)
+            parser.epilog = f"{parser.epilog}\n\n{text}" if parser.epilog else text
             parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -79,7 +79,7 @@ def record(source: str, e, paths: dict) -> dict:
     """The ``--json`` object of one explanation."""
     d = e.to_dict()
     return {"image": source, "method": d["method"], "target": d["target"], "label": d["label"],
-            "score": d["score"], "params": d["params"], "outputs": paths, "timings": d["timings"],
+            "score": d["score"], "score_kind": d["score_kind"], "params": d["params"], "outputs": paths, "timings": d["timings"],
             "extras": d["extras"]}
 
 
