@@ -84,6 +84,9 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
                    help="the graph output to use (default: the first)")
     g.add_argument("--threads", type=int, metavar="N", help="ONNX Runtime intra-op threads")
     g.add_argument("--batch-size", type=int, metavar="N", help="images per ONNX Runtime call")
+    g.add_argument("--memory", metavar="SIZE",
+                   help="memory budget that sizes the batches, e.g. 4G, 512M or 30%% (default: "
+                        "half the available memory, or ONNXVIZ_MEMORY_BUDGET)")
     g.add_argument("--gradients", metavar="MODE", choices=["ste", "surrogate"],
                    help="int8 files: gradients by the straight-through estimator through the "
                         "quantizers (ste) or of the float graph on dequantized weights "
@@ -93,8 +96,10 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
 
 def load_model(args):
     """Load ``args.model`` with the model options; warnings are printed as one line each."""
-    from .. import load
+    from .. import limits, load
 
+    if getattr(args, "memory", None):
+        limits.set_memory_budget(limits.parse_bytes(args.memory, "--memory"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = load(args.model, preprocess=args.preprocess, labels=args.labels,
