@@ -159,6 +159,6 @@ def _first_run(sess, proto, out: str, spec, x: np.ndarray, fixed: bool):
                                                     equal_nan=True)):
             warnings.warn(f"the model's output {out!r} does not have one row per image at batch "
                           "2 (it mixes or drops images across the batch); images run one at a "
-                          "time", stacklevel=3)
+                          "time", stacklevel=4)
             fixed = True
     return first, fixed

@@ -248,7 +248,7 @@ class Model(NumericForm):
             bad = int(np.count_nonzero(~np.isfinite(scores).all(axis=1)))
             warnings.warn(f"the model's scores are NaN or infinite for {bad} of {len(scores)} "
                           "image(s): those predictions are not valid", NonFiniteWarning,
-                          stacklevel=2)
+                          stacklevel=3)
         probs = None if self.is_regression else _softmax(scores)
         k = max(1, min(int(top), self.num_classes))
         rows = []
@@ -372,11 +372,12 @@ class Model(NumericForm):
 
     # ---- gradients (onnxviz.model.grad, built on onnxviz.autodiff) -------------------------
     @guard("gradients")
-    def gradients(self, x, seed, wrt, expose=()):
-        """Gradients of ``sum(seed * score)`` w.r.t. tensors ``wrt``: (grads, exposed, scores)."""
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None):
+        """Gradients of ``sum(seed * score)`` w.r.t. tensors ``wrt``: (grads, exposed, scores);
+        ``rules`` names a rule set (:mod:`onnxviz.autodiff.rulesets`) for a modified gradient."""
         from . import grad as _grad
 
-        return _grad.gradients(self, x, seed, wrt, expose=expose)
+        return _grad.gradients(self, x, seed, wrt, expose=expose, rules=rules)
 
     @guard("grad")
     def grad(self, x, target, wrt=None):

@@ -76,12 +76,12 @@ def resolve(proto, num_classes: int, override=None) -> tuple[list[str] | None, s
         try:
             labels = _check_list(json.loads(meta[METADATA_KEY]), METADATA_KEY)
         except (json.JSONDecodeError, OptionError) as e:
-            warnings.warn(f"ignoring bad {METADATA_KEY} metadata ({e})", stacklevel=3)
+            warnings.warn(f"ignoring bad {METADATA_KEY} metadata ({e})", stacklevel=4)
         else:
             if len(labels) == num_classes:
                 return labels, "metadata"
             warnings.warn(f"ignoring {METADATA_KEY} metadata: {len(labels)} labels for "
-                          f"{num_classes} classes", stacklevel=3)
+                          f"{num_classes} classes", stacklevel=4)
     if num_classes == 1000:
         return list(imagenet_labels()), "imagenet"
     return None, "none"

@@ -277,7 +277,7 @@ def infer_shapes(proto: onnx.ModelProto) -> onnx.ModelProto:
         return shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
     except Exception as e:  # inference is a convenience: never fatal
         warnings.warn(f"ONNX shape inference failed ({str(e).splitlines()[0][:200]}); "
-                      "layer shapes may be unknown", stacklevel=3)
+                      "layer shapes may be unknown", stacklevel=4)
         return proto
 
 

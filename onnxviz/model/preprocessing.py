@@ -165,14 +165,14 @@ def resolve(proto, override=None, *, channels: int = 3) -> Preprocessing:
         try:
             return from_spec(meta[METADATA_KEY], source="metadata")
         except OptionError as e:
-            warnings.warn(f"ignoring bad {METADATA_KEY} metadata ({e})", stacklevel=3)
+            warnings.warn(f"ignoring bad {METADATA_KEY} metadata ({e})", stacklevel=4)
     if "matlab" in (proto.producer_name or "").lower():
         return preset("raw", source="matlab")
     guess = "imagenet" if channels == 3 and _large_input(proto) else "unit"
     warnings.warn(
         f"model has no {METADATA_KEY} metadata; guessing preprocessing {guess!r}. "
         "Pass preprocess= (or --preprocess) if predictions look wrong.",
-        stacklevel=3,
+        stacklevel=4,
     )
     return preset(guess, source="guess")
 
