@@ -61,6 +61,13 @@ class CAMExplainer(Explainer):
         """
         raise NotImplementedError
 
+    def layer_map(self, activations, gradients, *, inputs, targets):
+        """(N, h, w) maps at the layer's resolution: ``ReLU(sum_k w_k A_k)`` with the weights of
+        :meth:`channel_weights` (same arguments). A method whose map is not a weighted sum of the
+        channels (Eigen-CAM's principal component) overrides this instead."""
+        return combine(self.channel_weights(activations, gradients, inputs=inputs, targets=targets),
+                       activations)
+
     def explain(self, images, target=None) -> list[Explanation]:
         m, bs = self.model, self.params["batch_size"]
         timer = Timer()
@@ -77,9 +84,8 @@ class CAMExplainer(Explainer):
             acts = self.view.to_nchw(exposed[tensor])
         scores = run_scores if scores is None else scores
         with timer("weights"):
-            w = self.channel_weights(acts, grads, inputs=x, targets=targets)
+            raw = self.layer_map(acts, grads, inputs=x, targets=targets)
         with timer("map"):
-            raw = combine(w, acts)
             heat = G.image_shaped(m, G.upsample(raw, m.input.size)[..., None])[..., 0]
         times = timer.result(share=len(x))
         return [

@@ -1,0 +1,135 @@
+"""Eigen-CAM, Eigen-Grad-CAM, Grad-CAM element-wise and Ablation-CAM against pytorch-grad-cam on
+a small torch CNN exported to ONNX: the maps at the layer's resolution against the peer's own
+``get_cam_image`` on torch's activations and gradients (before its normalisation), and the peer's
+final (normalised, upsampled) output against ours put through the same normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import onnxviz as ov
+
+torch = pytest.importorskip("torch")
+SIZE = 16
+LAYER = "3"  # the second ReLU: (12, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    from tests.zoo.timm_shim import register_torchvision_ops
+
+    register_torchvision_ops()  # pytorch-grad-cam imports torchvision
+    pytest.importorskip("pytorch_grad_cam")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 12, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 5),
+    ).eval()
+    path = tmp_path_factory.mktemp("more_cams") / "cnn.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    m = ov.load(path, preprocess="unit", threads=1)
+    images = list(np.random.default_rng(3).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)))
+    return net, m, images, x
+
+
+TARGETS = [1, 4, 0]
+
+
+def _peer(name):
+    import pytorch_grad_cam
+
+    return {"eigencam": pytorch_grad_cam.EigenCAM, "eigengradcam": pytorch_grad_cam.EigenGradCAM,
+            "gradcam_elementwise": pytorch_grad_cam.GradCAMElementWise,
+            "ablationcam": pytorch_grad_cam.AblationCAM}[name]
+
+
+def _torch_layer(net, x, targets):
+    """The layer's activations and d logit[target] / d activations from torch autograd."""
+    saved = {}
+    hook = net[3].register_forward_hook(lambda mod, i, o: saved.update(a=o))
+    logits = net(x)
+    hook.remove()
+    (g,) = torch.autograd.grad(logits[range(len(targets)), targets].sum(), saved["a"])
+    return saved["a"].detach().numpy(), g.numpy()
+
+
+def _normalised(raw):
+    """pytorch-grad-cam's scale_cam_image (min-max, resize to the input) twice, as for one layer."""
+    import cv2
+
+    def minmax(a):
+        a = a - a.min()
+        return a / (1e-7 + a.max())
+
+    return minmax(cv2.resize(minmax(raw).astype(np.float32), (SIZE, SIZE)))
+
+
+PEER_METHODS = ["eigencam", "eigengradcam", "gradcam_elementwise"]
+
+
+@pytest.mark.parametrize("method", PEER_METHODS)
+def test_layer_maps_equal_the_peers_cam_image(cnn, method):
+    """Same activations and gradients (torch's) through the peer's ``get_cam_image``: equal
+    maps at the layer's resolution, in the same units, with the SVD's sign as the peer has it."""
+    net, m, images, x = cnn
+    a, g = _torch_layer(net, x, TARGETS)
+    peer = _peer(method)(model=net, target_layers=[net[3]])
+    want = np.maximum(peer.get_cam_image(x, net[3], None, a, g, eigen_smooth=False), 0)
+    got = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS)
+    for e, w in zip(got, want):
+        assert e.raw.shape == (8, 8) and e.heatmap.shape == (SIZE, SIZE)
+        assert (w > 0).sum() >= 4  # a map, not zeros
+        np.testing.assert_allclose(e.raw, w, rtol=0, atol=1e-5 * np.abs(w).max())
+
+
+@pytest.mark.parametrize("method", PEER_METHODS)
+def test_outputs_equal_pytorch_grad_cam(cnn, method):
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    net, m, images, x = cnn
+    with _peer(method)(model=net, target_layers=[net[3]]) as cam:
+        want = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in TARGETS])
+    got = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS)
+    for e, w in zip(got, want):
+        np.testing.assert_allclose(_normalised(e.raw), w, rtol=0, atol=1e-4)
+
+
+def test_eigencam_ignores_the_target_and_eigengradcam_does_not(cnn):
+    _, m, images, _ = cnn
+    a, b = (ov.explain(m, images[0], method="eigencam", layer=LAYER, target=t) for t in (0, 3))
+    np.testing.assert_array_equal(a.raw, b.raw)
+    a, b = (ov.explain(m, images[0], method="eigengradcam", layer=LAYER, target=t) for t in (0, 3))
+    assert not np.allclose(a.raw, b.raw)
+
+
+@pytest.mark.parametrize("method", PEER_METHODS)
+def test_batch_size_changes_nothing(cnn, method):
+    _, m, images, _ = cnn
+    one = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS, batch_size=1)
+    all_ = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS, batch_size=3)
+    for a, b in zip(one, all_):
+        np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-7)
+
+
+def test_constant_layer_gives_an_empty_map():
+    from onnxviz.explainers.cam_more import first_component
+
+    maps = np.ones((2, 4, 3, 3), np.float32)
+    assert not first_component(maps).any()
+
+
+def test_reduced_svd_has_the_full_svds_first_row():
+    """The peer asks numpy for the full U; the reduced SVD used here gives the same first row of
+    V^T, sign included (tall and wide matrices, as layers with more positions or channels)."""
+    rng = np.random.default_rng(0)
+    for shape in [(64, 12), (16, 40), (49, 49)] * 10:
+        x = np.maximum(rng.normal(size=shape), 0).astype(np.float32)
+        x -= x.mean(axis=0)
+        full = np.linalg.svd(x, full_matrices=True)[2][0]
+        reduced = np.linalg.svd(x, full_matrices=False)[2][0]
+        np.testing.assert_allclose(reduced, full, rtol=0, atol=1e-5)
