@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,8 @@ class RunSummary:
         errors: rows this run added to the errors table.
         already: rows (image x method) that were written by an earlier run and skipped.
         seconds: wall time of the Ray part (reading, explaining, writing).
+        first_results: seconds until the first batch came back (starting the actors, mostly).
+        first_rows: the rows of that first batch.
         workers: per actor (``node-ip:pid``), its peak resident memory in bytes.
     """
 
@@ -43,6 +46,8 @@ class RunSummary:
     errors: int = 0
     already: int = 0
     seconds: float = 0.0
+    first_results: float = 0.0
+    first_rows: int = 0
     workers: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -51,8 +56,16 @@ class RunSummary:
         n = (self.explained + self.errors) / max(1, len(self.methods))
         return n / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def steady_images_per_s(self) -> float:
+        """The same once the first batch is back: the pool's pace without its start."""
+        n = (self.explained + self.errors - self.first_rows) / max(1, len(self.methods))
+        busy = self.seconds - self.first_results
+        return n / busy if n > 0 and busy > 0 else 0.0
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "images_per_s": round(self.images_per_s, 3)}
+        return {**asdict(self), "images_per_s": round(self.images_per_s, 3),
+                "steady_images_per_s": round(self.steady_images_per_s, 3)}
 
     def line(self) -> str:
         """One line for the CLI."""
@@ -129,8 +142,15 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     if not plan.empty:
         with _connected(ray, address, progress):
             ds = _pipeline(ray, plan, job, data, workers, threads, batch_size)
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                _count(summary, batch, seen if plan.expected is not None else None)
+            try:
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    if not summary.first_results:
+                        summary.first_results = time.perf_counter() - t0
+                        summary.first_rows = len(batch["status"])
+                    _count(summary, batch, seen if plan.expected is not None else None)
+            except ray.exceptions.RayError as e:  # a failure no retry mends: the write, a bug
+                raise DistributedError(f"the Ray job failed: {_cause(e)} (what was written "
+                                       "stays; a rerun goes on from there)") from None
     summary.seconds = time.perf_counter() - t0
     if plan.expected is not None:  # listed files Ray Data could not read
         lost = [k for k in plan.expected if k not in seen]
@@ -238,6 +258,13 @@ def _connected(ray, address, progress: bool):
         ctx.enable_progress_bars = before
         if started:
             ray.shutdown()
+
+
+def _cause(err: BaseException) -> str:
+    """The last line of the actor's traceback (its error and message), out of Ray's wrapping."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    last = lines[-1] if lines else type(err).__name__
+    return re.sub(r"^[\w.]*\.(\w+: )", r"\1", last)[:500]
 
 
 def _canonical(value):

@@ -52,12 +52,13 @@ def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
     Args:
         records: one :func:`onnxviz.cli.explain.record` dict per explanation (the fields of
             ``onnxviz explain --json``: image, method, target, label, score, params, outputs,
-            timings, extras).
+            timings, extras) plus ``score_kind``.
         heatmaps: the float32 (H, W) maps, in the same order.
 
     Returns:
         A ``pyarrow.Table``: ``image``, ``method``, ``label`` (string), ``target`` (int64), ``score``
-        (float64, the float32 score exactly), ``heatmap`` (``arrow.fixed_shape_tensor`` of float32
+        (float64, the float32 score exactly), ``score_kind`` (``logit`` or ``probability``),
+        ``heatmap`` (``arrow.fixed_shape_tensor`` of float32
         [H, W]), ``params`` and ``extras`` (JSON text, NaN as null), ``timings`` (map of seconds) and
         ``outputs`` (map of PNG paths).
     """
@@ -72,6 +73,7 @@ def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
         "target": pa.array([r["target"] for r in records], pa.int64()),
         "label": pa.array([r["label"] for r in records], pa.string()),
         "score": pa.array([r["score"] for r in records], pa.float64()),
+        "score_kind": pa.array([r["score_kind"] for r in records], pa.string()),
         "heatmap": pa.FixedShapeTensorArray.from_numpy_ndarray(maps),
         "params": pa.array([dumps(r["params"], sort_keys=True) for r in records], pa.string()),
         "timings": pa.array([list(r["timings"].items()) for r in records],

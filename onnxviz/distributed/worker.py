@@ -75,6 +75,14 @@ class ExplainBatch:
         from ..explainers.registry import get
 
         self.job = job
+        self.out = Path(job.out)
+        self.worker = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+        if not (self.out / store.MANIFEST).is_file():  # the driver wrote it before starting us
+            from . import DistributedError
+
+            raise DistributedError(
+                f"the output folder {job.out} is not visible on node {self.worker}: on a cluster, "
+                "--out must be a folder every node mounts at the same path (NFS, a shared volume)")
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         threads = job.threads or max(1, int(cpus))
         _numba_threads(threads)
@@ -83,8 +91,6 @@ class ExplainBatch:
             warnings.simplefilter("ignore")
             self.model = load(data, threads=threads, **job.load)
         self.explainers = {m: get(m)(self.model, **job.options[m]) for m in job.methods}
-        self.worker = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
-        self.out = Path(job.out)
 
     def __call__(self, batch: dict) -> dict:
         from ..cli.explain import record
@@ -109,7 +115,7 @@ class ExplainBatch:
         for m in self.job.methods:
             for i, e in self._explain(m, todo[m], images, keys, errors):
                 paths = self._pngs(keys[i], images[i], e)
-                records.append(record(keys[i], e, paths))
+                records.append({**record(keys[i], e, paths), "score_kind": e.score_kind})
                 maps.append(e.heatmap)
         name = store.part_name(self.job.config_key, [r["image"] for r in records + errors])
         if records:

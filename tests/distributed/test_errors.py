@@ -55,3 +55,29 @@ def test_bad_images(ray_cluster, model_path, image_folder, tmp_path):
     assert errors.num_rows == n_bad
     results = read_results(tmp_path / "out")
     assert len(set(keys_of(results))) == results.num_rows == len(good) * len(METHODS)
+
+
+def test_output_folder_not_shared(ray_cluster, model_path, image_folder, tmp_path):
+    """An actor that cannot see the driver's output folder (a cluster without shared storage)
+    stops the job at once with the reason, instead of writing results nobody will find."""
+    import ray
+
+    from onnxviz.distributed import DistributedError
+    from onnxviz.distributed.job import _cause, _pipeline
+    from onnxviz.distributed.sources import plan_sources
+    from onnxviz.distributed.worker import Job
+    from onnxviz.model import loading
+
+    data = loading.read(model_path).SerializeToString()
+    plan = plan_sources(image_folder[1][:4], {}, ["gradcam"], 4)
+    job = Job(methods=("gradcam",), options={"gradcam": {}}, target=None, load={}, threads=None,
+              out=str(tmp_path / "elsewhere"), config_key="k", render=None)
+    ds = _pipeline(ray, plan, job, data, 1, None, 4)
+    try:
+        ds.take_all()
+    except ray.exceptions.RayError as e:
+        message = _cause(e)
+    else:
+        raise AssertionError("the job ran without its output folder")
+    assert message.startswith(DistributedError.__name__)
+    assert "is not visible on node" in message and "every node mounts" in message
