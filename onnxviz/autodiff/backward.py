@@ -9,7 +9,7 @@ its consumers are added with one ``Sum`` node.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import onnx
 from onnx import TensorProto, helper
@@ -29,6 +29,8 @@ class GradientModel:
         grads: ``{wrt tensor: gradient output name}``.
         exposed: ``{tensor: output name}`` for the tensors asked for in ``expose``.
         of: the differentiated tensor.
+        references: ``{wrt tensor: added input}`` for the reference value of each ``wrt`` when
+            the rule set runs a reference pass (DeepLIFT's); empty otherwise.
     """
 
     model: onnx.ModelProto
@@ -36,6 +38,7 @@ class GradientModel:
     grads: dict
     exposed: dict
     of: str = ""
+    references: dict = field(default_factory=dict)
 
 
 def _unique(base: str, taken: set) -> str:
@@ -61,8 +64,10 @@ def _value_info(info: GraphInfo, tensor: str, name: str, dtype: int) -> onnx.Val
 class _Walk:
     """State of one reverse walk."""
 
-    def __init__(self, info: GraphInfo, ctx: Context, active: set, reach: set):
+    def __init__(self, info: GraphInfo, ctx: Context, active: set, reach: set,
+                 overrides: dict | None = None):
         self.info, self.ctx, self.active, self.reach = info, ctx, active, reach
+        self.overrides = overrides or {}
         self.pending: dict[str, list[str]] = {}
         self.final: dict[str, str] = {}
 
@@ -81,8 +86,9 @@ class _Walk:
     def visit(self, node: onnx.NodeProto):
         ctx = self.ctx
         r = find_rule(node.op_type, self.info.opset)
+        fn = self.overrides.get(node.op_type)  # a rule set's rule comes before the registry's
         if node.domain not in ("", "ai.onnx"):
-            r = None
+            r = fn = None
         skip = set(r.nondiff) if r is not None else set()
         needs = [
             bool(x) and x in self.reach and i not in skip and self.info.is_float(x)
@@ -90,7 +96,7 @@ class _Walk:
         ]
         if not any(needs):
             return  # e.g. the producer of a `wrt` tensor: nothing upstream is differentiated
-        if r is None:
+        if r is None and fn is None:
             raise UnsupportedOpError(
                 node.op_type,
                 node.name or node.output[0],
@@ -101,7 +107,7 @@ class _Walk:
         if all(g is None for g in out_grads):
             return
         ctx.node, ctx._out_grads, ctx._needs = node, out_grads, needs
-        result = r.fn(ctx, node)
+        result = (fn or r.fn)(ctx, node)
         assert len(result) == len(node.input), (
             f"gradient rule of {node.op_type} returned {len(result)} gradients "
             f"for {len(node.input)} inputs"
@@ -111,8 +117,32 @@ class _Walk:
                 self.add(x, gx)
 
 
+def _reference_pass(info: GraphInfo, wrt: list, of: str, taken: set):
+    """A copy of the forward nodes between ``wrt`` and ``of``, fed by one new input per ``wrt``
+    tensor: the network run on a reference input beside the real one (Shrikumar et al. 2017,
+    https://arxiv.org/abs/1704.02685, sec. 2.1), in the same batch row.
+
+    Returns:
+        ``(ref, nodes, inputs)``: ``{forward tensor: reference tensor}``, the copied nodes and
+        ``{wrt tensor: added input name}``.
+    """
+    inputs = {w: _unique(f"{w}:reference", taken) for w in wrt}
+    ref, upstream, nodes = dict(inputs), info.ancestors(of), []
+    for node in info.nodes:
+        if not any(i in ref for i in node.input) or not any(o in upstream for o in node.output):
+            continue
+        new = copy.deepcopy(node)
+        new.name = _unique(f"{node.name or node.output[0]}:reference", taken)
+        new.input[:] = [ref.get(i, i) for i in node.input]
+        for k, o in enumerate(node.output):
+            if o:
+                ref[o] = new.output[k] = _unique(f"{o}:reference", taken)
+        nodes.append(new)
+    return ref, nodes, inputs
+
+
 def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
-                   facts=None) -> GradientModel:
+                   facts=None, rules: str | None = None) -> GradientModel:
     """Rewrite ``model`` so that it also returns gradients of ``sum(seed * of)``.
 
     Args:
@@ -127,6 +157,9 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
         facts: sizes and integer values that static shape inference could not find, from
             :func:`onnxviz.model.shapes.shape_facts` (``Model`` passes them; a graph whose shapes
             inference knows needs none).
+        rules: name of a rule set (:mod:`.rulesets`) whose rules replace the registry's for the
+            op types it names (a modified gradient such as ``"guided_backprop"``); ``None`` for
+            the true gradient.
 
     Returns:
         A :class:`GradientModel`. Its model has one extra input (``seed``, shaped like ``of``);
@@ -136,8 +169,12 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
     Raises:
         UnsupportedOpError: an op between ``wrt`` and ``of`` has no gradient rule.
         LayerError: a name in ``of``, ``wrt`` or ``expose`` is not a tensor of the graph.
+        OptionError: ``rules`` names no rule set.
     """
-    from . import rules  # noqa: F401  (registers the rules)
+    from . import rules as _registered  # noqa: F401  (registers the rules)
+    from .rulesets import needs_reference, rule_set
+
+    overrides = rule_set(rules) if rules is not None else {}
 
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model))
@@ -168,9 +205,12 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
         cpu=cpu,
     )
     seed = _unique("onnxviz_seed", taken)
+    ref_nodes, ref_inputs = [], {}
+    if rules is not None and needs_reference(rules):
+        ctx.reference, ref_nodes, ref_inputs = _reference_pass(info, wrt, of, taken)
     reach = info.forward_reach(wrt)
     active = reach & info.ancestors(of)
-    walk = _Walk(info, ctx, active, reach)
+    walk = _Walk(info, ctx, active, reach, overrides)
     walk.add(of, seed)
     for node in reversed(info.nodes):
         if any(o in active for o in node.output) and node.op_type != "Constant":
@@ -205,10 +245,13 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
 
     del g.node[:]
     g.node.extend(info.nodes)
+    g.node.extend(ref_nodes)
     g.node.extend(ctx.nodes)
     g.initializer.extend(ctx.initializers)
     g.input.append(_value_info(info, of, seed, dtype))
+    g.input.extend(_value_info(info, w, name, dtype) for w, name in ref_inputs.items())
     g.output.extend(out_vis)
     if model.ir_version < 4:  # emitted initializers are not listed as graph inputs
         model.ir_version = 4
-    return GradientModel(model=model, seed=seed, grads=grads, exposed=exposed, of=of)
+    return GradientModel(model=model, seed=seed, grads=grads, exposed=exposed, of=of,
+                         references=ref_inputs)

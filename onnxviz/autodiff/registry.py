@@ -106,6 +106,8 @@ class Context:
         initializers: constant tensors emitted so far.
         cpu: the graph will run on ONNX Runtime's CPU provider only, so rules may use forms that
             are faster there but that other providers run on the CPU (see ``gradient_model``).
+        reference: ``{forward tensor: its value on the reference input}`` when the rule set
+            asked for a reference pass (DeepLIFT's, :mod:`.rulesets`); empty otherwise.
     """
 
     opset: int
@@ -124,6 +126,7 @@ class Context:
     _const_cache: dict = field(default_factory=dict)
     forward_extra_outputs: dict = field(default_factory=dict)
     cpu: bool = False
+    reference: dict = field(default_factory=dict)
 
     # --- what the rule is differentiating -------------------------------------------------
     def gy(self, i: int = 0) -> str | None:
@@ -169,6 +172,13 @@ class Context:
         if any(d is None for d in dims):
             self.fail(f"needs static sizes of {name!r} along axes {list(axes)}, got {s}")
         return dims
+
+    def reference_of(self, name: str) -> str:
+        """The tensor of the reference pass that stands for forward tensor ``name``."""
+        ref = self.reference.get(name)
+        if ref is None:
+            self.fail(f"no reference value for {name!r}: the rule set has no reference pass")
+        return ref
 
     def const_value(self, name: str) -> np.ndarray | None:
         """Numpy value of a constant tensor (initializer or Constant output), else ``None``."""

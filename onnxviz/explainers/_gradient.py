@@ -58,7 +58,7 @@ def chunks(n: int, size: int | None):
         yield slice(start, min(start + size, n))
 
 
-def gradients(model, x, targets, wrt, expose=(), batch_size=None):
+def gradients(model, x, targets, wrt, expose=(), batch_size=None, rules=None, reference=None):
     """d score[target] / d ``wrt`` per image, plus exposed tensors and the scores, batched.
 
     Args:
@@ -68,6 +68,8 @@ def gradients(model, x, targets, wrt, expose=(), batch_size=None):
         wrt: tensor names to differentiate with respect to.
         expose: tensor names whose values are returned too.
         batch_size: images per run (all at once when ``None``).
+        rules: a rule set of :mod:`onnxviz.autodiff.rulesets` (a modified gradient), or ``None``.
+        reference: (N, ...) reference inputs for a rule set that needs them (DeepLIFT's).
 
     Returns:
         ``(grads, exposed, scores)``: dicts of (N, ...) arrays keyed by tensor name, and the
@@ -75,7 +77,14 @@ def gradients(model, x, targets, wrt, expose=(), batch_size=None):
     """
     wrt, expose = list(wrt), list(expose)
     seed = one_hot(targets, model.num_classes)
-    parts = [model.gradients(x[s], seed[s], wrt=wrt, expose=expose) for s in chunks(len(x), batch_size)]
+    def extra(s):  # models that know no rule sets still take the plain call
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference[s]
+        return kw
+
+    parts = [model.gradients(x[s], seed[s], wrt=wrt, expose=expose, **extra(s))
+             for s in chunks(len(x), batch_size)]
     grads = {k: np.concatenate([p[0][k] for p in parts]) for k in wrt}
     exposed = {k: np.concatenate([p[1][k] for p in parts]) for k in expose}
     scores = np.concatenate([p[2] for p in parts])

@@ -372,12 +372,14 @@ class Model(NumericForm):
 
     # ---- gradients (onnxviz.model.grad, built on onnxviz.autodiff) -------------------------
     @guard("gradients")
-    def gradients(self, x, seed, wrt, expose=(), *, rules=None):
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
         """Gradients of ``sum(seed * score)`` w.r.t. tensors ``wrt``: (grads, exposed, scores);
-        ``rules`` names a rule set (:mod:`onnxviz.autodiff.rulesets`) for a modified gradient."""
+        ``rules`` names a rule set (:mod:`onnxviz.autodiff.rulesets`) for a modified gradient,
+        ``reference`` its reference inputs when it needs them (DeepLIFT's)."""
         from . import grad as _grad
 
-        return _grad.gradients(self, x, seed, wrt, expose=expose, rules=rules)
+        return _grad.gradients(self, x, seed, wrt, expose=expose, rules=rules,
+                               reference=reference)
 
     @guard("grad")
     def grad(self, x, target, wrt=None):

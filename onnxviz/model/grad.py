@@ -17,12 +17,12 @@ from ..errors import OptionError
 _LOCK = threading.Lock()
 
 
-def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
-    """The cached ``(GradientModel, session)`` of ``model`` for these names."""
+def gradient_session(model, of: str, wrt: tuple, expose: tuple = (), rules: str | None = None):
+    """The cached ``(GradientModel, session)`` of ``model`` for these names and rule set."""
     from ..autodiff import gradient_model
 
     cache = model.__dict__.setdefault("_gradient_cache", {})
-    key = (of, tuple(wrt), tuple(expose))
+    key = (of, tuple(wrt), tuple(expose), rules)
     with _LOCK:
         hit = cache.get(key)
     if hit is not None:
@@ -34,7 +34,7 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = ()):
     # int8 / float16 files: the graph their gradient mode defines (onnxviz.model.precision)
     src = model.gradient_source() if hasattr(model, "gradient_source") else model.proto
     gm = gradient_model(src, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu,
-                        facts=facts)
+                        facts=facts, rules=rules)
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
     with _LOCK:
         cache[key] = (gm, sess)
@@ -67,7 +67,7 @@ def _tensor(model, name: str) -> str:
     return model._tensor_name(name) if hasattr(model, "_tensor_name") else name
 
 
-def gradients(model, x, seed, wrt, expose=()):
+def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
     """Gradients of ``sum(seed * score)`` with respect to tensors ``wrt``, in one batched run.
 
     Args:
@@ -76,6 +76,9 @@ def gradients(model, x, seed, wrt, expose=()):
         seed: (N, K) weights of the scores (one row per image; a one-hot row selects a class).
         wrt: tensor or layer names (the input's name for input gradients).
         expose: tensor or layer names whose values are returned as well.
+        rules: a rule set of :mod:`onnxviz.autodiff.rulesets` (a modified gradient), or ``None``.
+        reference: (N, ...) reference inputs, model layout, for a rule set that runs a reference
+            pass (DeepLIFT's); ``wrt`` is then the model input only.
 
     Returns:
         ``(grads, exposed, scores)``: ``{name as given: (N, ...) array}`` for ``wrt`` and
@@ -89,7 +92,7 @@ def gradients(model, x, seed, wrt, expose=()):
     e_names = [_tensor(model, e) for e in expose]
     outputs = {o.name for o in model.proto.graph.output}
     e_all = tuple(dict.fromkeys(e_names + ([] if of in outputs else [of])))
-    gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all)
+    gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all, rules)
     of_out = of if of in outputs else gm.exposed[of]
     seed = np.asarray(seed, dtype=np.float32)
     if seed.shape[0] != len(x):
@@ -100,9 +103,18 @@ def gradients(model, x, seed, wrt, expose=()):
     outs = [of_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
             *(gm.exposed[e] for e in dict.fromkeys(e_names))]
     x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
+    feeds = {model.input.name: x_in, gm.seed: seed}
+    if gm.references:
+        if set(gm.references) != {model.input.name} or reference is None:
+            raise OptionError(f"the rule set {rules!r} compares with a reference input: give "
+                              "reference=, shaped like x, and differentiate w.r.t. the input only")
+        ref = np.asarray(reference, dtype=x_in.dtype)
+        if ref.shape != x_in.shape:
+            raise OptionError(f"reference has shape {ref.shape}, the input {x_in.shape}")
+        feeds[gm.references[model.input.name]] = ref
     step = model.fit_batch(None, grad=True, what="a gradient run") if hasattr(
         model, "fit_batch") else getattr(model, "batch_size", None)
-    res = runtime.run_batched(sess, {model.input.name: x_in, gm.seed: seed}, outs,
+    res = runtime.run_batched(sess, feeds, outs,
                               step, getattr(model, "fixed_batch", False))
     by = dict(zip(outs, res))
     grads = {w: by[gm.grads[n]] for w, n in zip(wrt, w_names)}
