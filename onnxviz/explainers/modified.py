@@ -1,0 +1,212 @@
+"""Modified-gradient methods: backward passes whose rules differ from the gradient's for some ops.
+
+Each method here runs onnxviz's own reverse walk with a rule set of
+:mod:`onnxviz.autodiff.rulesets` (``gradient_model(..., rules=...)``): the ops the set names get
+its rules, every other op its true gradient rule. The result is an attribution per input value
+(``Explanation.raw``: float32 (H, W, C), channel-last, in the model input's units), reduced over
+channels into ``Explanation.heatmap`` with ``reduce``, as for :mod:`.saliency`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import OptionError
+from . import _gradient as G
+from .cam import combine
+from .registry import register
+from .saliency import InputGradientExplainer
+from .tokens import layer_view, resolve_map_layer
+
+
+class ModifiedGradientExplainer(InputGradientExplainer):
+    """The input-gradient pipeline with the backward rules of :attr:`rule_set`."""
+
+    rule_set: ClassVar[str] = ""
+
+    def __init__(self, model, *, reduce: str = "max_abs", batch_size: int = 16, **more):
+        super().__init__(model, reduce=reduce, batch_size=batch_size, **more)
+        self._check()
+
+    def grads(self, x: np.ndarray, targets: np.ndarray, reference: np.ndarray | None = None):
+        """The modified gradient of score[target] at the input, per row of ``x`` (``reference``:
+        the rows' reference inputs, for rule sets that compare with one)."""
+        name = self.model.input.name
+        grads, _, scores = G.gradients(self.model, x, targets, [name], (), self.params["batch_size"],
+                                       rules=self.rule_set, reference=reference)
+        return grads[name], scores
+
+    def attribute(self, x, targets, pixels, scores):
+        grads, run_scores = self.grads(x, targets)
+        return grads, run_scores if scores is None else scores, [{} for _ in x]
+
+
+@register
+class GuidedBackprop(ModifiedGradientExplainer):
+    """Guided backpropagation (Springenberg et al. 2015, https://arxiv.org/abs/1412.6806, fig. 1).
+
+    The gradient of the score, except that every ReLU passes back only positive signal where its
+    unit was active: ``R_in = ReLU(R_out) * (x > 0)``. Other ops keep their gradient rules.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: images per run of the backward graph.
+    """
+
+    name = "guided_backprop"
+    summary = "Guided backpropagation: gradients with ReLUs that pass back only positive signal"
+    rule_set = "guided_backprop"
+
+    def __init__(self, model, *, reduce: str = "max_abs", batch_size: int = 16):
+        super().__init__(model, reduce=reduce, batch_size=batch_size)
+
+
+@register
+class Deconvolution(ModifiedGradientExplainer):
+    """Deconvolution (Zeiler & Fergus 2014, https://arxiv.org/abs/1311.2901, sec. 2.1).
+
+    The backward pass of the gradient with every ReLU applied to the signal coming back instead
+    of masked by the forward activation: ``R_in = ReLU(R_out)``.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: images per run of the backward graph.
+    """
+
+    name = "deconvolution"
+    summary = "Deconvolution: gradients with ReLUs applied to the signal passed back"
+    rule_set = "deconvolution"
+
+    def __init__(self, model, *, reduce: str = "max_abs", batch_size: int = 16):
+        super().__init__(model, reduce=reduce, batch_size=batch_size)
+
+
+@register
+class GuidedGradCAM(ModifiedGradientExplainer):
+    """Guided Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391, sec. 3.1).
+
+    Guided backpropagation times the layer's Grad-CAM map (``ReLU(sum_k w_k A_k)`` with
+    ``w_k = mean_ij dS/dA_kij``, computed with the true gradient) upsampled bilinearly to the
+    input size, the same map for every channel. ``extras["layer"]`` names the layer used.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        layer: the Grad-CAM layer (see :class:`~.cam.CAMExplainer`); ``None`` picks the last map
+            before the score.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: images per run of the backward graphs.
+    """
+
+    name = "guided_gradcam"
+    summary = "Guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM map"
+    rule_set = "guided_backprop"
+
+    def __init__(self, model, *, layer: str | None = None, reduce: str = "max_abs",
+                 batch_size: int = 16):
+        super().__init__(model, layer=layer, reduce=reduce, batch_size=batch_size)
+        self.layer = resolve_map_layer(model, layer)
+        self.view = layer_view(model, self.layer)
+
+    def attribute(self, x, targets, pixels, scores):
+        m, t = self.model, self.layer.tensor
+        guided, run_scores = self.grads(x, targets)
+        grads, acts, _ = G.gradients(m, x, targets, [t], [t], self.params["batch_size"])
+        acts = self.view.to_nchw(acts[t])
+        cam = combine(self.view.to_nchw(grads[t]).mean(axis=(2, 3)), acts)
+        up = G.upsample(cam, m.input.size)
+        up = up[:, None] if m.input.layout == "NCHW" else up[..., None]
+        extras = [{"layer": self.layer.name} for _ in x]
+        return guided * up, run_scores if scores is None else scores, extras
+
+
+@register
+class DeepLift(ModifiedGradientExplainer):
+    """DeepLIFT, rescale rule (Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685, eq. 3).
+
+    Attributions ``(x - x') * m``, where the multipliers ``m`` are back-propagated like the
+    gradient except through elementwise activations (Relu, LeakyRelu, Elu, Sigmoid, Tanh,
+    Softplus), which pass back ``(f(z) - f(z')) / (z - z')`` for their input ``z`` and its value
+    ``z'`` on the reference ``x'``. Their sum equals ``S(x) - S(x')`` (summation-to-delta, eq. 1)
+    for such networks; ``extras["convergence_delta"]`` is the difference that remains. Models
+    with MaxPool or Softmax between input and score are refused (no rule for them here).
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        baseline: the reference ``x'``: ``"zero"`` (the zero tensor in the model's input space,
+            Captum's default), ``"black"`` (pixel value 0, preprocessed like the image) or a grey
+            level 0-255.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: images per run of the backward graph.
+    """
+
+    name = "deeplift"
+    summary = "DeepLIFT (rescale rule): differences from a reference input, propagated back"
+    rule_set = "deeplift"
+
+    def __init__(self, model, *, baseline: str | float = "zero", reduce: str = "abs",
+                 batch_size: int = 16):
+        super().__init__(model, baseline=baseline, reduce=reduce, batch_size=batch_size)
+        if isinstance(baseline, str):
+            try:
+                baseline = float(baseline)
+            except ValueError:
+                G.check_choice("baseline", baseline, ("zero", "black"))
+        if not isinstance(baseline, str) and not 0 <= baseline <= 255:
+            raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
+        self.baseline = baseline
+
+    def reference(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """The reference inputs ``x'`` in model space, one per row of ``x``."""
+        if self.baseline == "zero":
+            return np.zeros_like(x)
+        level = 0.0 if self.baseline == "black" else float(self.baseline)
+        return self.model.normalize(np.full(pixels.shape, level, np.float32)).astype(x.dtype)
+
+    def attribute(self, x, targets, pixels, scores):
+        base = self.reference(x, pixels)
+        mult, run_scores = self.grads(x, targets, base)
+        scores = run_scores if scores is None else scores
+        attr = ((x - base) * mult).astype(np.float32)
+        n = np.arange(len(x))
+        base_scores = self.model.forward(base, batch_size=self.params["batch_size"])[n, targets]
+        delta = attr.reshape(len(x), -1).sum(axis=1, dtype=np.float64) - (scores[n, targets] - base_scores)
+        return attr, scores, [{"convergence_delta": float(d), "baseline_score": float(b)}
+                              for d, b in zip(delta, base_scores)]
+
+
+@register
+class LRP(ModifiedGradientExplainer):
+    """Layer-wise relevance propagation, epsilon rule (Bach et al. 2015,
+    https://doi.org/10.1371/journal.pone.0130140; Montavon et al. 2019, eq. 4-5).
+
+    The score ``S`` is the relevance of the output; each Conv, Gemm, MatMul, pooling and
+    BatchNormalization node with output ``z = f(a)`` passes back ``a * J^T (R / (z + eps sign z))``
+    (``eps = 1e-9``, Captum's default), activations (Relu, Tanh) pass relevance on unchanged and
+    reshapes keep their gradients. Without biases and with ``eps -> 0`` the input relevance sums
+    to ``S``; ``extras["conservation_gap"]`` is ``sum(R) - S`` (biases absorb relevance).
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: images per run of the backward graph.
+    """
+
+    name = "lrp"
+    summary = "LRP (epsilon rule): the score's relevance redistributed layer by layer to the pixels"
+    rule_set = "lrp_epsilon"
+
+    def __init__(self, model, *, reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, reduce=reduce, batch_size=batch_size)
+
+    def attribute(self, x, targets, pixels, scores):
+        per_unit, run_scores = self.grads(x, targets)  # relevance per unit of the score
+        n = np.arange(len(x))
+        score = run_scores[n, targets]
+        attr = (per_unit * score.reshape(-1, *([1] * (x.ndim - 1)))).astype(np.float32)
+        gap = attr.reshape(len(x), -1).sum(axis=1, dtype=np.float64) - score
+        return attr, run_scores if scores is None else scores, [
+            {"conservation_gap": float(g)} for g in gap]

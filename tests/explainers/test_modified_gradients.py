@@ -1,0 +1,206 @@
+"""Modified-gradient methods (rule sets of onnxviz's autodiff) against Captum on a small CNN
+exported here. References run in float64 on batches of 3 (torch's autograd through an eval
+BatchNorm2d can be wrong at batch 1); the ONNX side runs float32, hence rtol 1e-5 of the maximum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import onnxviz as ov
+from onnxviz.errors import OptionError
+
+torch = pytest.importorskip("torch")
+captum_attr = pytest.importorskip("captum.attr")
+TARGETS = [0, 3, 4]
+
+
+def _export(net, path, size=16):
+    torch.onnx.export(net, torch.zeros(1, 3, size, size), str(path), input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    return ov.load(path, preprocess="unit", threads=1)
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    """Conv-BN-ReLU-MaxPool-Conv-ReLU-GAP-Linear with distinct ReLU modules (Captum hooks
+    modules), its ONNX export (BN folded into the Conv) and three images as float64 tensors."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.BatchNorm2d(6), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5),
+    ).eval()
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 2.0)
+    m = _export(net, tmp_path_factory.mktemp("cnn") / "cnn.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    return net.double(), m, images, x
+
+
+def _raw_nchw(explanations):
+    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
+
+
+def _close(got, want, rel=1e-5):
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= rel * np.abs(want).max()
+
+
+@pytest.mark.parametrize("method,peer", [("guided_backprop", "GuidedBackprop"),
+                                         ("deconvolution", "Deconvolution")])
+def test_relu_rule_sets_equal_captum(cnn, method, peer):
+    net, m, images, x = cnn
+    want = getattr(captum_attr, peer)(net).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method=method, target=TARGETS, reduce="signed")
+    _close(_raw_nchw(got), want)
+    plain = captum_attr.Saliency(net).attribute(x, target=TARGETS, abs=False).detach().numpy()
+    assert np.abs(want - plain).max() > 0.1 * np.abs(plain).max()  # the model tells them apart
+    for e in got:
+        np.testing.assert_allclose(e.heatmap, e.raw.sum(axis=-1), rtol=1e-6, atol=1e-9)
+
+
+def test_guided_gradcam_equals_captum(cnn):
+    """Captum's GuidedGradCam on the last ReLU, upsampling bilinearly as onnxviz does (Captum's
+    default is nearest)."""
+    net, m, images, x = cnn
+    want = captum_attr.GuidedGradCam(net, net[5]).attribute(
+        x, target=TARGETS, interpolate_mode="bilinear").detach().numpy()
+    got = ov.explain(m, images, method="guided_gradcam", target=TARGETS, layer="5")
+    _close(_raw_nchw(got), want)
+    assert all(e.extras["layer"] == "5" for e in got)
+    default = ov.explain(m, images, method="guided_gradcam", target=TARGETS)
+    assert default[0].params["layer"]  # the layer picked is reported
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "deconvolution", "guided_gradcam"])
+def test_batch_size_does_not_change_results(cnn, method):
+    _, m, images, _ = cnn
+    one = ov.explain(m, images, method=method, target=TARGETS, batch_size=1)
+    all_ = ov.explain(m, images, method=method, target=TARGETS, batch_size=3)
+    for a, b in zip(one, all_):
+        np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-7)
+
+
+def test_rule_sets_change_only_their_ops(cnn, tmp_path):
+    """On a model without ReLUs the ReLU rule sets are the gradient; an unknown set is refused."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 5)).eval()
+    m = _export(net, tmp_path / "tanh.onnx", size=8)
+    images = list(np.random.default_rng(2).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
+    plain = ov.explain(m, images, method="saliency", target=[1, 2], reduce="signed")
+    for method in ("guided_backprop", "deconvolution"):
+        got = ov.explain(m, images, method=method, target=[1, 2], reduce="signed")
+        for a, b in zip(got, plain):
+            np.testing.assert_array_equal(a.raw, b.raw)
+    x = m.normalize(m.to_pixels(images))
+    with pytest.raises(OptionError, match="guided_backprop"):
+        m.gradients(x, np.eye(5, dtype=np.float32)[:2], [m.input.name], rules="guided_backprob")
+
+
+def test_methods_are_registered():
+    for name in ("guided_backprop", "deconvolution", "guided_gradcam", "deeplift", "lrp"):
+        assert name in ov.METHODS
+
+
+class _Mixed(torch.nn.Module):
+    """Conv-BN-ReLU-Conv(stride 2)-ReLU-GAP-Linear-Tanh-Linear-Sigmoid-Linear: ReLUs and smooth
+    activations for DeepLIFT's rescale rule (modules, not functions, so that Captum finds them)."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.bn, self.r1 = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU()
+        self.c2, self.r2 = nn.Conv2d(6, 8, 3, stride=2, padding=1), nn.ReLU()
+        self.gap, self.l1, self.t = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 8), nn.Tanh()
+        self.l2, self.s, self.l3 = nn.Linear(8, 8), nn.Sigmoid(), nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.gap(self.r2(self.c2(self.r1(self.bn(self.c1(x))))))
+        return self.l3(self.s(self.l2(self.t(self.l1(torch.flatten(x, 1))))))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    torch.manual_seed(0)
+    net = _Mixed().eval()
+    with torch.no_grad():
+        net.bn.running_mean.uniform_(-0.2, 0.2)
+        net.bn.running_var.uniform_(0.5, 2.0)
+    m = _export(net, tmp_path_factory.mktemp("mixed") / "mixed.onnx")
+    images = list(np.random.default_rng(3).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    return net.double(), m, images, x
+
+
+@pytest.mark.parametrize("baseline", ["zero", 0])
+def test_deeplift_equals_captum_and_sums_to_delta(mixed, baseline):
+    net, m, images, x = mixed
+    base = torch.zeros_like(x) if baseline == "zero" else torch.from_numpy(
+        m.normalize(np.zeros((3, 16, 16, 3), np.float32)).astype(np.float64))
+    want, delta = captum_attr.DeepLift(net).attribute(x, baselines=base, target=TARGETS,
+                                                      return_convergence_delta=True)
+    assert np.abs(delta.detach().numpy()).max() < 1e-10
+    want = want.detach().numpy()
+    got = ov.explain(m, images, method="deeplift", target=TARGETS, baseline=baseline,
+                     reduce="signed")
+    _close(_raw_nchw(got), want)
+    gxi = captum_attr.InputXGradient(net).attribute(x, target=TARGETS).detach().numpy()
+    assert np.abs(want - gxi).max() > 0.1 * np.abs(want).max()  # not gradient x input
+    for e in got:  # summation-to-delta, in float32
+        assert abs(e.extras["convergence_delta"]) <= 1e-5 * max(1.0, abs(e.score))
+
+
+def test_deeplift_batch_size_and_refusals(mixed, cnn):
+    _, m, images, _ = mixed
+    one = ov.explain(m, images, method="deeplift", target=TARGETS, batch_size=1)
+    all_ = ov.explain(m, images, method="deeplift", target=TARGETS, batch_size=3)
+    for a, b in zip(one, all_):
+        np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ov.OnnxvizError, match="MaxPool"):
+        ov.explain(cnn[1], cnn[2], method="deeplift")
+    with pytest.raises(OptionError, match="baseline"):
+        ov.explain(m, images, method="deeplift", baseline="blurry")
+    x = m.normalize(m.to_pixels(images))
+    with pytest.raises(OptionError, match="reference"):
+        m.gradients(x, np.eye(5, dtype=np.float32)[:3], [m.input.name], rules="deeplift")
+
+
+class _Lrp(torch.nn.Module):
+    """Conv-ReLU-MaxPool-Conv-ReLU-GAP-Linear-ReLU-Linear: only layers Captum's LRP has rules for
+    (no BatchNorm: the exporter folds it into the Conv, which LRP does not treat alike)."""
+
+    def __init__(self, bias=True):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.r1, self.p = nn.Conv2d(3, 6, 3, padding=1, bias=bias), nn.ReLU(), nn.MaxPool2d(2)
+        self.c2, self.r2 = nn.Conv2d(6, 8, 3, padding=1, bias=bias), nn.ReLU()
+        self.gap, self.l1, self.r3 = nn.AdaptiveAvgPool2d(1), nn.Linear(8, 8, bias=bias), nn.ReLU()
+        self.l2 = nn.Linear(8, 5, bias=bias)
+
+    def forward(self, x):
+        x = self.gap(self.r2(self.c2(self.p(self.r1(self.c1(x))))))
+        return self.l2(self.r3(self.l1(torch.flatten(x, 1))))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_lrp_epsilon_equals_captum_and_conserves(tmp_path, bias):
+    torch.manual_seed(0)
+    net = _Lrp(bias).eval()
+    m = _export(net, tmp_path / "lrp.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    want = captum_attr.LRP(net.double()).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed", batch_size=2)
+    _close(_raw_nchw(got), want)
+    one = ov.explain(m, images, method="lrp", target=TARGETS, batch_size=1)
+    for a, b in zip(got, one):
+        np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-9)
+    if not bias:  # relevance is conserved: it sums to the explained score
+        for e in got:
+            assert abs(e.extras["conservation_gap"]) <= 1e-4 * abs(e.score)
