@@ -1,15 +1,19 @@
-"""More class activation maps: Eigen-CAM, Eigen-Grad-CAM and Grad-CAM element-wise.
+"""More class activation maps: Eigen-CAM, Eigen-Grad-CAM, Grad-CAM element-wise, Ablation-CAM.
 
 They run the CAM pipeline of :class:`~onnxviz.explainers.cam.CAMExplainer` (activations and, when
 needed, gradients of one layer per batch; the map at the layer's resolution in ``raw``, upsampled
 in ``heatmap``) and are checked against pytorch-grad-cam's ``EigenCAM``, ``EigenGradCAM`` and
-``GradCAMElementWise`` on the same torch network exported to ONNX.
+``GradCAMElementWise`` and ``AblationCAM`` on the same torch network exported to ONNX.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
+from onnx import helper
 
+from .. import runtime
+from . import _gradient as G
 from .cam import CAMExplainer
 from .registry import register
 
@@ -78,3 +82,80 @@ class GradCAMElementWise(CAMExplainer):
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         return np.where(gradients * activations > 0, gradients, 0).astype(np.float32)
+
+
+KEEP = "onnxviz_ablation_keep"
+
+
+def ablation_graph(model, tensor: str, layout: str) -> onnx.ModelProto:
+    """The model with ``tensor`` multiplied by an extra input ``KEEP`` before its consumers, and
+    the score tensor among its outputs (cached on the model, so that its session is built once).
+
+    ``KEEP`` has the batch size and the channel count on the layer's channel axis (1 elsewhere):
+    a row of ones runs the model unchanged, a 0 at channel ``k`` ablates that channel.
+    """
+    cache = model.__dict__.setdefault("_onnxviz_ablation", {})
+    if tensor in cache:
+        return cache[tensor]
+    proto = onnx.ModelProto()
+    proto.CopyFrom(model.proto)
+    g = proto.graph
+    ablated = f"{tensor}__onnxviz_ablated"
+    for node in g.node:
+        for j, name in enumerate(node.input):
+            if name == tensor:
+                node.input[j] = ablated
+    elem = next((vi.type.tensor_type.elem_type for vi in [*g.value_info, *g.output, *g.input]
+                 if vi.name == tensor), onnx.TensorProto.FLOAT) or onnx.TensorProto.FLOAT
+    channel = layout.index("C")
+    dims = ["N" if k == 0 else ("C" if k == channel else 1) for k in range(len(layout))]
+    g.input.append(helper.make_tensor_value_info(KEEP, elem, dims))
+    g.node.append(helper.make_node("Mul", [tensor, KEEP], [ablated], name=f"{ablated}_mul"))
+    if model.score_output not in {o.name for o in g.output}:  # scores before a Softmax
+        g.output.append(onnx.ValueInfoProto(name=model.score_output))
+    cache[tensor] = proto
+    return proto
+
+
+@register
+class AblationCAM(CAMExplainer):
+    """Ablation-CAM (Desai & Ramaswamy 2020, WACV, eq. 2-3).
+
+    Channel ``k``'s weight is the relative drop of the target's score when the channel is set to
+    0: ``w_k = (y - y_k) / y``; the map is ``ReLU(sum_k w_k A_k)``. The channels are zeroed in the
+    ONNX graph (:func:`ablation_graph`), ``batch_size`` ablations per ONNX Runtime call; channels
+    that are zero everywhere have weight 0 and are not run. A zero score ``y`` gives zero
+    weights. pytorch-grad-cam's ``AblationCAM`` zeroes the channel too when the layer's
+    activations have minimum 0 (after a ReLU, where the two agree); on layers with negative values
+    it writes a large negative number instead, which onnxviz does not copy (the paper zeroes).
+    """
+
+    name = "ablationcam"
+    summary = "Ablation-CAM: channels weighted by the score's drop when each one is zeroed"
+    needs_gradients = False
+
+    def channel_weights(self, activations, gradients, *, inputs, targets):
+        m, bs = self.model, self.params["batch_size"]
+        lay = self.view.layout
+        proto = ablation_graph(m, self.layer.tensor, lay)
+        sess = m.session(proto)
+        dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[-1].type.tensor_type.elem_type)
+        step = m.fit_batch(bs, what="an ablation batch")
+        channels = activations.shape[1]
+        shape = [channels if c == "C" else 1 for c in lay[1:]]
+        weights = np.zeros(activations.shape[:2], np.float32)
+        for i, (acts, t) in enumerate(zip(activations, targets)):
+            live = np.flatnonzero(np.abs(acts).reshape(channels, -1).max(axis=1) > 0)
+            keep = np.ones((len(live) + 1, *shape), dtype)  # row 0: nothing ablated
+            keep.reshape(len(keep), channels)[np.arange(1, len(keep)), live] = 0
+            scores = np.empty(len(keep), np.float64)
+            for part in G.chunks(len(keep), step):
+                n = part.stop - part.start
+                x = np.repeat(inputs[i][None], n, axis=0)
+                (out,) = runtime.run_batched(sess, {m.input.name: x, KEEP: keep[part]},
+                                             [m.score_output], n, m.fixed_batch)
+                scores[part] = out.reshape(n, -1)[:, t]
+            y = scores[0]
+            if y != 0:
+                weights[i, live] = (y - scores[1:]) / y
+        return weights

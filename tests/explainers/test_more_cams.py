@@ -69,7 +69,7 @@ def _normalised(raw):
     return minmax(cv2.resize(minmax(raw).astype(np.float32), (SIZE, SIZE)))
 
 
-PEER_METHODS = ["eigencam", "eigengradcam", "gradcam_elementwise"]
+PEER_METHODS = ["eigencam", "eigengradcam", "gradcam_elementwise", "ablationcam"]
 
 
 @pytest.mark.parametrize("method", PEER_METHODS)
@@ -78,12 +78,15 @@ def test_layer_maps_equal_the_peers_cam_image(cnn, method):
     maps at the layer's resolution, in the same units, with the SVD's sign as the peer has it."""
     net, m, images, x = cnn
     a, g = _torch_layer(net, x, TARGETS)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     peer = _peer(method)(model=net, target_layers=[net[3]])
-    want = np.maximum(peer.get_cam_image(x, net[3], None, a, g, eigen_smooth=False), 0)
+    targets = [ClassifierOutputTarget(t) for t in TARGETS]
+    want = np.maximum(peer.get_cam_image(x, net[3], targets, a, g, eigen_smooth=False), 0)
     got = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS)
+    assert (want > 0).sum() >= 8  # maps, not zeros
     for e, w in zip(got, want):
         assert e.raw.shape == (8, 8) and e.heatmap.shape == (SIZE, SIZE)
-        assert (w > 0).sum() >= 4  # a map, not zeros
         np.testing.assert_allclose(e.raw, w, rtol=0, atol=1e-5 * np.abs(w).max())
 
 
@@ -111,7 +114,7 @@ def test_eigencam_ignores_the_target_and_eigengradcam_does_not(cnn):
 def test_batch_size_changes_nothing(cnn, method):
     _, m, images, _ = cnn
     one = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS, batch_size=1)
-    all_ = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS, batch_size=3)
+    all_ = ov.explain(m, images, method=method, layer=LAYER, target=TARGETS, batch_size=5)
     for a, b in zip(one, all_):
         np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-7)
 
@@ -133,3 +136,20 @@ def test_reduced_svd_has_the_full_svds_first_row():
         full = np.linalg.svd(x, full_matrices=True)[2][0]
         reduced = np.linalg.svd(x, full_matrices=False)[2][0]
         np.testing.assert_allclose(reduced, full, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_ablationcam_on_a_channel_last_layer_and_linear_head(target):
+    """Keras-like NHWC graph (Relu on a channel-last tensor, ReduceMean, MatMul + Add): zeroing
+    channel k lowers the logit by mean(A_k) * W[k, t] exactly, so w_k = mean(A_k) W[k, t] / y."""
+    from test_cam import _nhwc_graph
+
+    proto, w, b, wd = _nhwc_graph()
+    m = ov.load(proto, preprocess="unit")
+    img = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    acts = np.maximum(img.astype(np.float64) / 255 @ w.T + b, 0)  # (8, 8, 4)
+    e = ov.explain(m, img, method="ablationcam", target=target, batch_size=3)
+    weights = acts.mean(axis=(0, 1)) * wd[:, target] / e.score
+    want = np.maximum(acts @ weights, 0)
+    assert want.max() > 0
+    np.testing.assert_allclose(e.raw, want, rtol=1e-4, atol=1e-5 * want.max())
