@@ -14,6 +14,10 @@ with ``reference=True`` reads the forward tensors' values on a reference input a
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
+
 from ..errors import OptionError, close_matches
 from .registry import RuleFn, find_rule
 
@@ -65,18 +69,20 @@ def rule_set(name: str) -> dict[str, RuleFn]:
 
 def true_gradient(ctx, node, grads=None) -> list:
     """The registry's rule of ``node``, optionally fed other output gradients ``grads``
-    (for rules that rescale what flows in and then back-propagate it as the gradient would)."""
+    (for rules that rescale what flows in and then back-propagate it as the gradient would).
+    ``node`` may be a modified copy of the current node (other weights), with the same inputs
+    needing gradients."""
     r = find_rule(node.op_type, ctx.opset)
     if r is None:
         ctx.fail("the rule set needs its gradient rule, and there is none")
-    if grads is None:
-        return r.fn(ctx, node)
-    saved = ctx._out_grads
-    ctx._out_grads = list(grads)
+    saved = ctx._out_grads, ctx.node
+    if grads is not None:
+        ctx._out_grads = list(grads)
+    ctx.node = node
     try:
         return r.fn(ctx, node)
     finally:
-        ctx._out_grads = saved
+        ctx._out_grads, ctx.node = saved
 
 
 # --- ReLU backward passes of Springenberg et al. 2015 (https://arxiv.org/abs/1412.6806, fig. 1)
@@ -157,20 +163,38 @@ def _no_rescale(ctx, node):
              "Sigmoid, Tanh, Softplus) only; its multipliers through this op are not implemented")
 
 
-# --- Layer-wise relevance propagation, epsilon rule (Bach et al. 2015,
-# https://doi.org/10.1371/journal.pone.0130140; Montavon et al. 2019, "Layer-wise relevance
-# propagation: an overview", eq. 4-5): the relevance R reaching a layer's output z is divided by
-# z + eps sign(z), sent back through the layer's gradient and multiplied by the layer's input a.
-# Activations pass relevance on unchanged; ops of neither kind (reshapes) keep their gradients. ----
+# --- Layer-wise relevance propagation (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140;
+# Montavon et al. 2019, "Layer-wise relevance propagation: an overview", eq. 4-7): the relevance R
+# reaching a layer's output z is divided by z + eps sign(z), sent back through the layer's gradient
+# and multiplied by the layer's input a. The gamma and z+ sets do so with the weighted layers'
+# weights changed (z recomputed from the same a); activations pass relevance on unchanged; ops of
+# neither kind (reshapes) keep their gradients. ---------------------------------------------------
 
-LRP_EPSILON = 1e-9  # Captum's EpsilonRule default
+LRP_EPSILON = 1e-9  # Captum's EpsilonRule default (and every rule's stabiliser)
+LRP_GAMMA = 0.25  # Captum's GammaRule default
+_LRP_LAYERS = ("Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool",
+               "BatchNormalization")
+_WEIGHTED = ("Conv", "Gemm", "MatMul")
 
 
-@override("lrp_epsilon", "Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool",
-          "BatchNormalization")
-def _lrp_epsilon(ctx, node):
-    """``a * J^T (R / (z + eps sign(z)))`` for the layer's input ``a`` (sign(0) = 1); the
-    other inputs (weights) get no relevance."""
+def _relevance(ctx, node, weights=None):
+    """``a * J'^T (R / (z' + eps sign(z')))`` for the layer's input ``a`` (sign(0) = 1), where
+    ``z'`` and ``J'`` are the layer's output and Jacobian with its weight (input 1) replaced by
+    ``weights(W)`` (the same layer when ``weights`` is None); the weights get no relevance."""
+    if weights is not None:
+        w = node.input[1]
+        value = ctx.const_value(w)
+        if value is None:
+            ctx.fail("this LRP rule changes the layer's weights, which must be a constant "
+                     "(an initializer) in input 1")
+        w_new = ctx.const(weights(np.asarray(value, np.float64)), hint="lrp_weight")
+        ctx.shapes[w_new] = list(value.shape)
+        node = copy.deepcopy(node)
+        node.input[1] = w_new
+        node.output[0] = ctx.fresh("lrp_z")
+        node.name = node.output[0] + "_node"
+        ctx.shapes[node.output[0]] = ctx.shapes.get(ctx.node.output[0])
+        ctx.nodes.append(node)
     z = node.output[0]
     step = ctx.emit("Where", [ctx.emit("Less", [z, ctx.fconst(0.0)]), ctx.fconst(-LRP_EPSILON),
                               ctx.fconst(LRP_EPSILON)])
@@ -180,7 +204,24 @@ def _lrp_epsilon(ctx, node):
     return [first] + [None] * (len(node.input) - 1)
 
 
-@override("lrp_epsilon", "Relu", "Tanh", "Dropout", "Identity")
 def _lrp_pass(ctx, node):
     """Relevance goes through the activation unchanged."""
     return [ctx.gy(0)] + [None] * (len(node.input) - 1)
+
+
+def _gamma(w):
+    """Montavon et al. 2019, eq. 6: positive weights favoured, ``W + gamma W+``."""
+    return w + LRP_GAMMA * np.maximum(w, 0)
+
+
+def _zplus(w):
+    """Montavon et al. 2019, eq. 7 (alpha = 1, beta = 0): positive weights only."""
+    return np.maximum(w, 0)
+
+
+for _name, _weights in (("lrp_epsilon", None), ("lrp_gamma", _gamma), ("lrp_zplus", _zplus)):
+    override(_name, *(op for op in _LRP_LAYERS if _weights is None or op not in _WEIGHTED))(
+        _relevance)
+    if _weights is not None:
+        override(_name, *_WEIGHTED)(lambda ctx, node, _w=_weights: _relevance(ctx, node, _w))
+    override(_name, "Relu", "Tanh", "Dropout", "Identity")(_lrp_pass)

@@ -178,29 +178,36 @@ class DeepLift(ModifiedGradientExplainer):
                               for d, b in zip(delta, base_scores)]
 
 
+LRP_RULES = ("epsilon", "gamma", "zplus")
+
+
 @register
 class LRP(ModifiedGradientExplainer):
-    """Layer-wise relevance propagation, epsilon rule (Bach et al. 2015,
-    https://doi.org/10.1371/journal.pone.0130140; Montavon et al. 2019, eq. 4-5).
+    """Layer-wise relevance propagation (Bach et al. 2015,
+    https://doi.org/10.1371/journal.pone.0130140; Montavon et al. 2019, eq. 4-7).
 
     The score ``S`` is the relevance of the output; each Conv, Gemm, MatMul, pooling and
     BatchNormalization node with output ``z = f(a)`` passes back ``a * J^T (R / (z + eps sign z))``
-    (``eps = 1e-9``, Captum's default), activations (Relu, Tanh) pass relevance on unchanged and
-    reshapes keep their gradients. Without biases and with ``eps -> 0`` the input relevance sums
-    to ``S``; ``extras["conservation_gap"]`` is ``sum(R) - S`` (biases absorb relevance).
+    (``eps = 1e-9``), activations (Relu, Tanh) pass relevance on unchanged and reshapes keep their
+    gradients. ``rule`` sets the weighted layers' (Conv, Gemm, MatMul) rule: ``"epsilon"`` as
+    above, ``"gamma"`` with ``W + 0.25 W+`` in ``z`` and ``J``, ``"zplus"`` with ``W+`` (biases
+    kept, as Captum's GammaRule and Alpha1_Beta0_Rule keep them by default). Without biases, the
+    epsilon rule's input relevance sums to ``S``; ``extras["conservation_gap"]`` is ``sum(R) - S``.
 
     Args:
         model: an :class:`onnxviz.Model`.
+        rule: ``"epsilon"``, ``"gamma"`` or ``"zplus"`` for the weighted layers.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
         batch_size: images per run of the backward graph.
     """
 
     name = "lrp"
-    summary = "LRP (epsilon rule): the score's relevance redistributed layer by layer to the pixels"
-    rule_set = "lrp_epsilon"
+    summary = "LRP: the score's relevance redistributed layer by layer to the pixels"
 
-    def __init__(self, model, *, reduce: str = "abs", batch_size: int = 16):
-        super().__init__(model, reduce=reduce, batch_size=batch_size)
+    def __init__(self, model, *, rule: str = "epsilon", reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, rule=rule, reduce=reduce, batch_size=batch_size)
+        G.check_choice("rule", rule, LRP_RULES)
+        self.rule_set = f"lrp_{rule}"
 
     def attribute(self, x, targets, pixels, scores):
         per_unit, run_scores = self.grads(x, targets)  # relevance per unit of the score

@@ -204,3 +204,25 @@ def test_lrp_epsilon_equals_captum_and_conserves(tmp_path, bias):
     if not bias:  # relevance is conserved: it sums to the explained score
         for e in got:
             assert abs(e.extras["conservation_gap"]) <= 1e-4 * abs(e.score)
+
+
+@pytest.mark.parametrize("rule,peer", [("gamma", "GammaRule"), ("zplus", "Alpha1_Beta0_Rule")])
+def test_lrp_weight_rules_equal_captum(tmp_path, rule, peer):
+    """The same rule on every Conv2d and Linear in Captum (pooling keeps its epsilon rule)."""
+    from captum.attr._utils import lrp_rules
+
+    torch.manual_seed(0)
+    net = _Lrp().eval()
+    m = _export(net, tmp_path / "lrp.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    net = net.double()
+    for layer in (net.c1, net.c2, net.l1, net.l2):
+        layer.rule = getattr(lrp_rules, peer)()
+    want = captum_attr.LRP(net).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method="lrp", rule=rule, target=TARGETS, reduce="signed")
+    _close(_raw_nchw(got), want)
+    eps = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed")
+    assert np.abs(_raw_nchw(eps) - want).max() > 0.1 * np.abs(want).max()  # a different rule
+    with pytest.raises(OptionError, match="zplus"):
+        ov.explain(m, images, method="lrp", rule="alphabeta")
