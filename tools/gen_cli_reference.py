@@ -27,6 +27,7 @@ def explain_flags() -> dict[str, str]:
     p = sub.choices["explain"]
     dests = p.get_default("_method_option_dests")
     by_dest = {a.dest: a.option_strings[-1] if a.option_strings[-1].startswith("--")
+               and not isinstance(a, argparse.BooleanOptionalAction)  # --exact, not --no-exact
                else a.option_strings[0] for a in p._actions if a.option_strings}
     return {opt: by_dest[dest] for opt, dest in dests.items()}
 

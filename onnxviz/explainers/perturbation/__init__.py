@@ -1,10 +1,11 @@
-"""Perturbation explainers: occlusion, LIME and RISE, fed by :mod:`onnxviz.perturb`."""
+"""Perturbation explainers: occlusion, LIME, RISE and KernelSHAP, fed by :mod:`onnxviz.perturb`."""
 
-# isort: off  (import order is registration order: ov.METHODS lists occlusion, lime, rise)
+# isort: off  (import order is registration order: ov.METHODS lists occlusion, lime, rise, kernelshap)
 from .occlusion import Occlusion
 from .lime import Lime, LimeExplanation
 from .rise import Rise
+from .kernelshap import KernelShap
 
 # isort: on
 
-__all__ = ["Lime", "LimeExplanation", "Occlusion", "Rise"]
+__all__ = ["KernelShap", "Lime", "LimeExplanation", "Occlusion", "Rise"]
