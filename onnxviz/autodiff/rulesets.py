@@ -157,10 +157,35 @@ def _rescale_sigmoid(ctx, node):
     return _rescaled(ctx, node, secant)
 
 
-@override("deeplift", "MaxPool", "Softmax", "LogSoftmax", reference=True)
+@override("deeplift", "MaxPool", reference=True)
+def _rescale_maxpool(ctx, node):
+    """Max pooling compared with its reference (Captum's rule): with ``M = max(y, y')`` the
+    difference ``y - y'`` is split into ``M - y'``, routed to the input's argmax, and ``y - M``,
+    routed to the reference's argmax; the sum over each window is divided by ``x - x'`` (the
+    gradient where ``|x - x'| < 1e-10``)."""
+    x, y, g = node.input[0], node.output[0], ctx.gy(0)
+    ref_x, ref_y = ctx.reference_of(x), ctx.reference_of(y)
+    top = ctx.emit("Max", [y, ref_y])
+    own = true_gradient(ctx, node, [ctx.emit("Mul", [g, ctx.emit("Sub", [top, ref_y])])])[0]
+    twin = copy.deepcopy(node)  # the reference's pooling, whose indices route the second part
+    twin.input[0] = ref_x
+    del twin.output[1:]
+    twin.output[0] = ctx.fresh("reference_pool")
+    twin.name = twin.output[0] + "_node"
+    ctx.shapes[ref_x], ctx.shapes[twin.output[0]] = ctx.shapes.get(x), ctx.shapes.get(y)
+    ctx.nodes.append(twin)
+    other = true_gradient(ctx, twin, [ctx.emit("Mul", [g, ctx.emit("Sub", [y, top])])])[0]
+    dx = ctx.emit("Sub", [x, ref_x])
+    tiny = ctx.emit("Less", [ctx.emit("Abs", [dx]), ctx.fconst(RESCALE_EPS)])
+    ratio = ctx.emit("Div", [ctx.emit("Add", [own, other]), dx])
+    return [ctx.emit("Where", [tiny, true_gradient(ctx, node)[0], ratio])]
+
+
+@override("deeplift", "Softmax", "LogSoftmax", reference=True)
 def _no_rescale(ctx, node):
-    ctx.fail("DeepLIFT here has rules for the elementwise activations (Relu, LeakyRelu, Elu, "
-             "Sigmoid, Tanh, Softplus) only; its multipliers through this op are not implemented")
+    ctx.fail("DeepLIFT here has rules for MaxPool and the elementwise activations (Relu, "
+             "LeakyRelu, Elu, Sigmoid, Tanh, Softplus); its multipliers through this op are not "
+             "implemented")
 
 
 # --- Layer-wise relevance propagation (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140;

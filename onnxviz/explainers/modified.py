@@ -34,9 +34,23 @@ class ModifiedGradientExplainer(InputGradientExplainer):
         """The modified gradient of score[target] at the input, per row of ``x`` (``reference``:
         the rows' reference inputs, for rule sets that compare with one)."""
         name = self.model.input.name
+        self._warn_if_unchanged()
         grads, _, scores = G.gradients(self.model, x, targets, [name], (), self.params["batch_size"],
                                        rules=self.rule_set, reference=reference)
         return grads[name], scores
+
+    def _warn_if_unchanged(self) -> None:
+        """Warn when the model has none of the ops the rule set changes (guided backpropagation
+        of a ReLU6 network is its plain gradient, as with Captum's hooks on nn.ReLU only)."""
+        import warnings
+
+        from ..autodiff.rulesets import rule_set
+
+        changed = set(rule_set(self.rule_set))
+        if not changed & {n.op_type for n in self.model.proto.graph.node}:
+            warnings.warn(f"{self.name}: the model has no {'/'.join(sorted(changed))} node, whose "
+                          "rules this method changes: the result is the plain gradient's",
+                          UserWarning, stacklevel=4)
 
     def attribute(self, x, targets, pixels, scores):
         grads, run_scores = self.grads(x, targets)
@@ -130,9 +144,10 @@ class DeepLift(ModifiedGradientExplainer):
     Attributions ``(x - x') * m``, where the multipliers ``m`` are back-propagated like the
     gradient except through elementwise activations (Relu, LeakyRelu, Elu, Sigmoid, Tanh,
     Softplus), which pass back ``(f(z) - f(z')) / (z - z')`` for their input ``z`` and its value
-    ``z'`` on the reference ``x'``. Their sum equals ``S(x) - S(x')`` (summation-to-delta, eq. 1)
-    for such networks; ``extras["convergence_delta"]`` is the difference that remains. Models
-    with MaxPool or Softmax between input and score are refused (no rule for them here).
+    ``z'`` on the reference ``x'``, and MaxPool, which splits ``y - y'`` at ``max(y, y')``
+    between the input's and the reference's argmax (Captum's rule). The attributions sum to
+    ``S(x) - S(x')`` (summation-to-delta, eq. 1); ``extras["convergence_delta"]`` is the
+    difference that remains. Softmax between input and score is refused (no rule for it here).
 
     Args:
         model: an :class:`onnxviz.Model`.

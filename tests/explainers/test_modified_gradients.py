@@ -95,7 +95,8 @@ def test_rule_sets_change_only_their_ops(cnn, tmp_path):
     images = list(np.random.default_rng(2).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
     plain = ov.explain(m, images, method="saliency", target=[1, 2], reduce="signed")
     for method in ("guided_backprop", "deconvolution"):
-        got = ov.explain(m, images, method=method, target=[1, 2], reduce="signed")
+        with pytest.warns(UserWarning, match="no Relu node"):
+            got = ov.explain(m, images, method=method, target=[1, 2], reduce="signed")
         for a, b in zip(got, plain):
             np.testing.assert_array_equal(a.raw, b.raw)
     x = m.normalize(m.to_pixels(images))
@@ -156,19 +157,72 @@ def test_deeplift_equals_captum_and_sums_to_delta(mixed, baseline):
         assert abs(e.extras["convergence_delta"]) <= 1e-5 * max(1.0, abs(e.score))
 
 
-def test_deeplift_batch_size_and_refusals(mixed, cnn):
+def test_deeplift_batch_size_and_refusals(mixed, tmp_path):
     _, m, images, _ = mixed
     one = ov.explain(m, images, method="deeplift", target=TARGETS, batch_size=1)
     all_ = ov.explain(m, images, method="deeplift", target=TARGETS, batch_size=3)
     for a, b in zip(one, all_):
         np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6, atol=1e-7)
-    with pytest.raises(ov.OnnxvizError, match="MaxPool"):
-        ov.explain(cnn[1], cnn[2], method="deeplift")
     with pytest.raises(OptionError, match="baseline"):
         ov.explain(m, images, method="deeplift", baseline="blurry")
     x = m.normalize(m.to_pixels(images))
     with pytest.raises(OptionError, match="reference"):
         m.gradients(x, np.eye(5, dtype=np.float32)[:3], [m.input.name], rules="deeplift")
+    nn = torch.nn
+    soft = _export(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 4),
+                                 nn.Softmax(dim=1), nn.Linear(4, 5)).eval(), tmp_path / "s.onnx", 8)
+    with pytest.raises(ov.OnnxvizError, match="Softmax"):
+        ov.explain(soft, np.zeros((8, 8, 3), np.uint8), method="deeplift")
+
+
+def test_deeplift_max_pooling_equals_captum(tmp_path):
+    """Captum's max-pooling rule, on a network where no other activation touches the pooling."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5)).eval()
+    m = _export(net, tmp_path / "pool.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    want = captum_attr.DeepLift(net.double()).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method="deeplift", target=TARGETS, reduce="signed")
+    _close(_raw_nchw(got), want)
+
+
+def test_deeplift_relu_then_max_pooling_equals_the_rule(tmp_path):
+    """ReLU right before MaxPool: Captum 0.9 gives the pooling's hook a stale gradient there
+    (captum issue 1104, fixed upstream after 0.9), so the reference is the rule written out in
+    torch float64: ReLU quotients, and the pooling's difference split at max(y, y') and routed
+    to the input's and the reference's argmax."""
+    import torch.nn.functional as F
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 5)).eval()
+    m = _export(net, tmp_path / "relu_pool.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    net = net.double()
+    with torch.no_grad():
+        z, z0 = net[0](x), net[0](torch.zeros_like(x))
+        a, a0 = F.relu(z), F.relu(z0).expand_as(z)
+        p, at = F.max_pool2d(a, 2, return_indices=True)
+        p0, at0 = F.max_pool2d(a0, 2, return_indices=True)
+        g = net[4].weight[TARGETS].reshape(p.shape)
+        top = torch.max(p, p0)
+        back = (F.max_unpool2d(g * (top - p0), at, 2, output_size=a.shape[2:])
+                + F.max_unpool2d(g * (p - top), at0, 2, output_size=a.shape[2:]))
+        da, dz = a - a0, z - z0
+        ma = torch.where(da.abs() < 1e-10, F.max_unpool2d(g, at, 2, output_size=a.shape[2:]),
+                         back / da)
+        mz = torch.where(dz.abs() < 1e-10, ma * (z > 0), ma * da / dz)
+        want = (x * torch.nn.grad.conv2d_input(x.shape, net[0].weight, mz, padding=1)).numpy()
+    got = ov.explain(m, images, method="deeplift", target=TARGETS, reduce="signed")
+    _close(_raw_nchw(got), want)
+    for e in got:
+        assert abs(e.extras["convergence_delta"]) <= 1e-5 * max(1.0, abs(e.score))
 
 
 class _Lrp(torch.nn.Module):
