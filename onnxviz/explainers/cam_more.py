@@ -1,9 +1,10 @@
-"""More class activation maps: Eigen-CAM, Eigen-Grad-CAM, Grad-CAM element-wise, Ablation-CAM.
+"""More class activation maps: Eigen-CAM, Eigen-Grad-CAM, Grad-CAM element-wise, Ablation-CAM,
+FullGrad.
 
 They run the CAM pipeline of :class:`~onnxviz.explainers.cam.CAMExplainer` (activations and, when
 needed, gradients of one layer per batch; the map at the layer's resolution in ``raw``, upsampled
 in ``heatmap``) and are checked against pytorch-grad-cam's ``EigenCAM``, ``EigenGradCAM`` and
-``GradCAMElementWise`` and ``AblationCAM`` on the same torch network exported to ONNX.
+``GradCAMElementWise``, ``AblationCAM`` and ``FullGrad`` on the same torch network exported to ONNX.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from onnx import helper
 
 from .. import runtime
 from . import _gradient as G
+from .base import Explainer, Explanation, Timer
 from .cam import CAMExplainer
 from .registry import register
 
@@ -159,3 +161,102 @@ class AblationCAM(CAMExplainer):
             if y != 0:
                 weights[i, live] = (y - scores[1:]) / y
         return weights
+
+
+def bias_layers(model) -> list[tuple[str, np.ndarray]]:
+    """``(output tensor, bias per channel)`` of every Conv with a bias and every
+    BatchNormalization on the way to the score, 4-D outputs only. A BatchNormalization's bias is
+    the shift it applies, ``B - mean * scale / sqrt(var + epsilon)``."""
+    from ._layers import graph_index
+
+    idx = graph_index(model)
+    needed = idx.ancestors(model.score_output)
+    out = []
+    for node in model.proto.graph.node:
+        b = None
+        if node.op_type == "Conv" and len(node.input) > 2 and node.input[2]:
+            b = idx.constant(node.input[2])
+        elif node.op_type == "BatchNormalization":
+            scale, shift, mean, var = (idx.constant(node.input[k]) for k in range(1, 5))
+            eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+            if all(v is not None for v in (scale, shift, mean, var)):
+                b = shift - mean * scale / np.sqrt(var + eps)
+        tensor = node.output[0]
+        if b is not None and tensor in needed and len(model.shape_of(tensor)) == 4:
+            out.append((tensor, np.asarray(b, np.float32)))
+    return out
+
+
+def _unit(maps: np.ndarray) -> np.ndarray:
+    """(K, h, w) maps each shifted and scaled to [0, 1] (FullGrad's ``psi``; 1e-7 guards 0)."""
+    a = maps - maps.min(axis=(1, 2), keepdims=True)
+    return a / (1e-7 + a.max(axis=(1, 2), keepdims=True))
+
+
+@register
+class FullGrad(Explainer):
+    """FullGrad (Srinivas & Fleuret 2019, https://arxiv.org/abs/1905.00780, eq. 9).
+
+    ``sum_c psi(|x_c dS/dx_c|) + sum_layers sum_k psi(|b_k dS/dz_k|)``: the input-gradient term
+    per input channel, and the bias-gradient term of every channel ``k`` of every Conv and
+    BatchNormalization with a bias (``z`` its output; :func:`bias_layers`), where ``psi`` takes
+    each map to [0, 1] (:func:`_unit`) and upsamples it bilinearly to the input. As
+    pytorch-grad-cam's ``FullGrad``: maps are normalised before they are upsampled; that
+    implementation normalises the final sum once more, onnxviz keeps it (a sum of [0, 1] maps).
+    A model exported with BatchNormalization folded into its convolutions has one bias per
+    Conv where the torch original had two (Conv and BatchNorm2d), so the maps differ there.
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        batch_size: images per run of the gradient graph.
+    """
+
+    name = "fullgrad"
+    family = "cam"
+    summary = "FullGrad: input-gradient and every conv/BN bias-gradient map, normalised and summed"
+
+    def __init__(self, model, *, batch_size: int = 16):
+        G.check_positive("batch_size", batch_size)
+        super().__init__(model, batch_size=batch_size)
+        self.biases = bias_layers(model)
+
+    def explain(self, images, target=None) -> list[Explanation]:
+        m, bs = self.model, self.params["batch_size"]
+        timer = Timer()
+        pixels, x, targets, scores = G.prepare(m, images, target, bs, timer)
+        size = m.input.size
+        heat = np.zeros((len(x), *size), np.float32)
+        run_scores = []
+        for part in G.chunks(len(x), bs):  # reduce each batch to maps: gradients of every layer
+            with timer("gradients"):
+                wrt = [m.input.name, *(t for t, _ in self.biases)]
+                grads, _, s = G.gradients(m, x[part], targets[part], wrt, (), None)
+                run_scores.append(s)
+            with timer("map"):
+                heat[part] = self._maps(x[part], grads, size)
+        scores = np.concatenate(run_scores) if scores is None else scores
+        heat = G.image_shaped(m, heat[..., None])[..., 0]
+        times = timer.result(share=len(x))
+        return [
+            Explanation(
+                heatmap=heat[i], raw=heat[i], target=int(t), label=m.label_of(int(t)),
+                score=float(scores[i, t]), method=self.name, params=dict(self.params),
+                timings=times, image=G.image_shaped(m, pixels)[i],
+                extras={"bias_layers": len(self.biases)},
+            )
+            for i, t in enumerate(targets)
+        ]
+
+    def _maps(self, x, grads, size) -> np.ndarray:
+        m = self.model
+        xin = G.channels_last(x, m.input.layout)
+        gin = G.channels_last(grads[m.input.name], m.input.layout)
+        n, h, w, c = xin.shape
+        term = np.abs(xin * gin).transpose(0, 3, 1, 2).reshape(n * c, h, w)
+        out = G.upsample(_unit(term), size).reshape(n, c, *size).sum(axis=1)
+        for tensor, b in self.biases:
+            g = grads[tensor]
+            k = g.shape[1]
+            term = np.abs(g * b[None, :, None, None]).reshape(n * k, *g.shape[2:])
+            out += G.upsample(_unit(term), size).reshape(n, k, *size).sum(axis=1)
+        return out

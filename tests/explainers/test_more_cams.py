@@ -153,3 +153,66 @@ def test_ablationcam_on_a_channel_last_layer_and_linear_head(target):
     want = np.maximum(acts @ weights, 0)
     assert want.max() > 0
     np.testing.assert_allclose(e.raw, want, rtol=1e-4, atol=1e-5 * want.max())
+
+
+@pytest.fixture(scope="module")
+def bn_cnn(tmp_path_factory):
+    """Conv-ReLU-BatchNorm-Conv-ReLU-GAP-Linear: the BatchNorm follows a ReLU, so the export keeps
+    it as its own node (a BatchNorm after a Conv is folded into the Conv's bias)."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.BatchNorm2d(6),
+        torch.nn.Conv2d(6, 10, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(10, 4),
+    ).eval()
+    with torch.no_grad():
+        bn = net[2]
+        bn.running_mean.uniform_(0, 0.5)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    path = tmp_path_factory.mktemp("fullgrad") / "bn_cnn.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    m = ov.load(path, preprocess="unit", threads=1)
+    assert [n.op_type for n in m.proto.graph.node].count("BatchNormalization") == 1
+    return net, m
+
+
+@pytest.mark.parametrize("which", ["cnn", "bn_cnn"])
+def test_fullgrad_equals_pytorch_grad_cam(cnn, bn_cnn, which):
+    """pytorch-grad-cam's FullGrad (every Conv2d and BatchNorm2d bias) min-max normalises the sum
+    at the end; onnxviz's heatmap is that sum, so it is normalised the same way here."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    net, m = (cnn[0], cnn[1]) if which == "cnn" else bn_cnn
+    images = cnn[2]
+    x = torch.from_numpy(m.normalize(np.stack(images)))
+    with FullGrad(model=net, target_layers=[]) as cam:
+        want = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in (1, 3, 0)])
+    got = ov.explain(m, images, method="fullgrad", target=[1, 3, 0])
+    assert got[0].extras["bias_layers"] == (2 if which == "cnn" else 3)
+    for e, w in zip(got, want):
+        ours = e.heatmap - e.heatmap.min()
+        ours = ours / (1e-7 + ours.max())
+        assert e.heatmap.shape == (SIZE, SIZE) and w.max() > 0.5
+        np.testing.assert_allclose(ours, w, rtol=0, atol=1e-4)
+    one = ov.explain(m, images, method="fullgrad", target=[1, 3, 0], batch_size=1)
+    for a, b in zip(one, got):
+        np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-6, atol=1e-6)
+
+
+def test_fullgrad_bias_of_batchnorm(bn_cnn):
+    """psi scales each channel's map by itself, so the bias values only count through being
+    non-zero in the maps: check them directly against torch's BatchNorm2d."""
+    from onnxviz.explainers.cam_more import bias_layers
+
+    net, m = bn_cnn
+    biases = [b for _, b in bias_layers(m)]
+    bn = net[2]
+    want = (bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    np.testing.assert_allclose(biases[1], want.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(biases[0], net[0].bias.detach().numpy(), rtol=0, atol=0)
+    np.testing.assert_allclose(biases[2], net[3].bias.detach().numpy(), rtol=0, atol=0)
