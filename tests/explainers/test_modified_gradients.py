@@ -280,3 +280,19 @@ def test_lrp_weight_rules_equal_captum(tmp_path, rule, peer):
     assert np.abs(_raw_nchw(eps) - want).max() > 0.1 * np.abs(want).max()  # a different rule
     with pytest.raises(OptionError, match="zplus"):
         ov.explain(m, images, method="lrp", rule="alphabeta")
+
+
+@pytest.mark.parametrize("which", ["shapes_path", "shapes_keras_path"])
+def test_bundled_cnns_nchw_and_keras_nhwc(request, repo_module, which):
+    """The bundled shape classifiers (MaxPool, LeakyRelu; the Keras one channel-last): every
+    method gives a finite map at the input size, and DeepLIFT sums to the score's difference."""
+    m = ov.load(request.getfixturevalue(which), threads=1)
+    images, labels, _ = repo_module("models.shapes").make_dataset(20, seed=123)
+    rect = [images[i] for i in np.flatnonzero(labels == 0)[:2]]
+    for method in ("guided_backprop", "deconvolution", "guided_gradcam", "deeplift", "lrp"):
+        for e in ov.explain(m, rect, method=method, target=0):
+            assert e.heatmap.shape == (64, 64) and e.raw.shape == (64, 64, 3)
+            assert np.isfinite(e.heatmap).all() and np.abs(e.heatmap).max() > 0, method
+            if method == "deeplift":
+                delta = e.score - e.extras["baseline_score"]
+                assert abs(e.extras["convergence_delta"]) <= 1e-5 * max(1.0, abs(delta))
