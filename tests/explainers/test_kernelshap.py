@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from linear_onnx import contribution, image, linear_model
 
 import onnxviz as ov
-from linear_onnx import contribution, image, linear_model
 from onnxviz.errors import OptionError
 from onnxviz.explainers.perturbation.kernelshap import all_coalitions, kernel_coalitions
 

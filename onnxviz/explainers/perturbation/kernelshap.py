@@ -11,6 +11,7 @@ superpixels, the fill of hidden ones and the sample images are LIME's (:mod:`.li
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class KernelShap(Explainer):
 
     name = "kernelshap"
     family = "perturbation"
-    ranges = {"num_samples": Range(int, 3, 100_000)}
+    ranges: ClassVar[dict] = {"num_samples": Range(int, 3, 100_000)}
     summary = "Shapley values of superpixels: Shapley-kernel regression or exact (Lundberg & Lee 2017)"
 
     def __init__(self, model, *, num_samples=1000, exact=False, segmentation="quickshift",
@@ -133,8 +134,8 @@ class KernelShap(Explainer):
                               f"got {segmentation!r}")
         self.geo = geometry(model)
         self.segments = None if segments is None else relabel(segments, self.geo.size)
-        self.seg_options = dict(kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
-                                n_segments=n_segments, compactness=compactness, scale=scale)
+        self.seg_options = {"kernel_size": kernel_size, "max_dist": max_dist, "ratio": ratio,
+                            "n_segments": n_segments, "compactness": compactness, "scale": scale}
         self.fill, self.score = parse_fill(fill), check_score(score)
         self.num_samples, self.exact = int(num_samples), bool(exact)
         self.segmentation, self.seed = segmentation, int(seed)
