@@ -19,7 +19,8 @@ ENGINES = ("local", "ray")
 
 
 def add_engine_args(parser) -> None:
-    """``--engine``, and the Ray engine's ``--address``, ``--workers``, ``--retry-errors``."""
+    """``--engine``, and the Ray engine's ``--address``, ``--workers``, ``--retry-errors``,
+    ``--no-png``."""
     g = parser.add_argument_group(
         "engine", "where the work runs; with ray, --out receives Parquet tables and PNGs, and a "
                   "rerun skips what is already there (see onnxviz.distributed)")
@@ -34,6 +35,8 @@ def add_engine_args(parser) -> None:
                         "cluster's CPUs allow)")
     g.add_argument("--retry-errors", action="store_true",
                    help="ray: explain again the images of the errors table")
+    g.add_argument("--no-png", action="store_true",
+                   help="ray: the Parquet tables only (each map is in the 'heatmap' column)")
 
 
 def engine_of(args) -> str:
@@ -42,7 +45,8 @@ def engine_of(args) -> str:
         return "ray"
     for name, given in (("--address", args.address is not None),
                         ("--workers", args.workers is not None),
-                        ("--retry-errors", args.retry_errors)):
+                        ("--retry-errors", args.retry_errors),
+                        ("--no-png", args.no_png)):
         if given:
             raise OptionError(f"{name} is an option of --engine ray (the local engine runs here)")
     return "local"
@@ -66,8 +70,9 @@ def cli_run(args) -> int:
     from .job import explain_dataset
     from .worker import Render
 
-    render = Render(cmap=args.cmap, alpha=args.alpha, clip=args.clip, threshold=args.threshold,
-                    top_percent=args.top_percent)
+    render = None if args.no_png else Render(
+        cmap=args.cmap, alpha=args.alpha, clip=args.clip, threshold=args.threshold,
+        top_percent=args.top_percent)
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *a, **k: warn(str(message))
         summary = explain_dataset(

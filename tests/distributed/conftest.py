@@ -15,7 +15,7 @@ from tests.distributed.helpers import N_IMAGES, write_images
 def pytest_collection_modifyitems(config, items):
     """Keep the module that starts no cluster (the no-Ray message) first: it blocks ``import ray``
     and must not run while a cluster is up in this process."""
-    items.sort(key=lambda item: "test_no_ray" not in item.nodeid)
+    items.sort(key=lambda item: "test_ray_missing" not in item.nodeid)
 
 
 @pytest.fixture(scope="session")

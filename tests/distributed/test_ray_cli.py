@@ -37,16 +37,23 @@ def test_cli_joins_cluster(ray_cluster, model_path, image_folder, tmp_path):
                                          table["method"].to_pylist()) if m == "occlusion"]
     assert all(p["patch"] == 16 and p["stride"] == 16 for p in occ)
     assert len(list((out / "png").glob("*.overlay.png"))) == 60
+    assert all(dict(o) for o in table["outputs"].to_pylist())
 
     again = onnxviz(*argv)  # the text summary; everything already there
     assert again.returncode == 0, again.stderr
     assert "0 rows explained" in again.stdout and "60 already there" in again.stdout
+
+    other = onnxviz(*argv, "--no-png")  # the same folder, drawn otherwise: another run
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines()[-1].startswith("onnxviz: error: ")
+    assert "another run (render differ)" in other.stderr
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--workers", "0"], "--workers must be >= 1"),
     (["--workers", "2", "--engine", "local"], "--workers is an option of --engine ray"),
     (["--address", "auto", "--engine", "local"], "--address is an option of --engine ray"),
+    (["--no-png", "--engine", "local"], "--no-png is an option of --engine ray"),
     (["-m", "nope"], "unknown method"),
 ])
 def test_cli_bad_flags(model_path, image_folder, tmp_path, capsys, extra, message):

@@ -77,6 +77,8 @@ def test_ray_dataset_input(ray_cluster, model_path, image_folder, reference, tmp
     explain_dataset(model_path, binary, out=tmp_path / "bin", methods=names, options=opts,
                     workers=1, progress=False, render=None)
     check_equal(read_results(tmp_path / "bin"), ref)
+    assert not (tmp_path / "bin" / "png").exists()  # render=None: the tables only
+    assert not any(dict(o) for o in read_results(tmp_path / "bin")["outputs"].to_pylist())
     arrays = ray.data.from_items([{"path": p, "image": ov.read_image(p)} for p in paths])
     explain_dataset(model_path, arrays, out=tmp_path / "arr", methods=names, options=opts,
                     workers=1, progress=False, render=None)
