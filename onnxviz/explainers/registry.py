@@ -8,7 +8,7 @@ from .base import Explainer
 _REGISTRY: dict[str, type[Explainer]] = {}
 
 # Modules that register methods when imported, in the order methods are listed.
-_MODULES = ("perturbation", "saliency", "cam", "cam_more", "attention", "modified")
+_MODULES = ("perturbation", "saliency", "cam", "cam_more", "attention", "modified", "gradient_shap")
 _loaded = False
 
 
