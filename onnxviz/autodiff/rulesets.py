@@ -244,9 +244,20 @@ def _zplus(w):
     return np.maximum(w, 0)
 
 
-for _name, _weights in (("lrp_epsilon", None), ("lrp_gamma", _gamma), ("lrp_zplus", _zplus)):
-    override(_name, *(op for op in _LRP_LAYERS if _weights is None or op not in _WEIGHTED))(
-        _relevance)
-    if _weights is not None:
-        override(_name, *_WEIGHTED)(lambda ctx, node, _w=_weights: _relevance(ctx, node, _w))
-    override(_name, "Relu", "Tanh", "Dropout", "Identity")(_lrp_pass)
+def _weighted(weights):
+    return lambda ctx, node: _relevance(ctx, node, weights)
+
+
+LRP_RULES = {"epsilon": _relevance, "gamma": _weighted(_gamma), "zplus": _weighted(_zplus)}
+
+# One set per pair (rule of the Conv layers, rule of the dense layers: Gemm, MatMul), named
+# "lrp_<conv>_<dense>", and "lrp_<rule>" when both are the same (zennit's composites map layer
+# types to rules the same way); pooling and BatchNormalization always take the epsilon rule.
+for _conv, _conv_rule in LRP_RULES.items():
+    for _dense, _dense_rule in LRP_RULES.items():
+        _names = [f"lrp_{_conv}_{_dense}"] + ([f"lrp_{_conv}"] if _conv == _dense else [])
+        for _name in _names:
+            override(_name, *(op for op in _LRP_LAYERS if op not in _WEIGHTED))(_relevance)
+            override(_name, "Conv")(_conv_rule)
+            override(_name, "Gemm", "MatMul")(_dense_rule)
+            override(_name, "Relu", "Tanh", "Dropout", "Identity")(_lrp_pass)

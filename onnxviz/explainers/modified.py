@@ -204,14 +204,16 @@ class LRP(ModifiedGradientExplainer):
     The score ``S`` is the relevance of the output; each Conv, Gemm, MatMul, pooling and
     BatchNormalization node with output ``z = f(a)`` passes back ``a * J^T (R / (z + eps sign z))``
     (``eps = 1e-9``), activations (Relu, Tanh) pass relevance on unchanged and reshapes keep their
-    gradients. ``rule`` sets the weighted layers' (Conv, Gemm, MatMul) rule: ``"epsilon"`` as
-    above, ``"gamma"`` with ``W + 0.25 W+`` in ``z`` and ``J``, ``"zplus"`` with ``W+`` (biases
-    kept, as Captum's GammaRule and Alpha1_Beta0_Rule keep them by default). Without biases, the
-    epsilon rule's input relevance sums to ``S``; ``extras["conservation_gap"]`` is ``sum(R) - S``.
+    gradients. ``rule`` sets the Conv layers' rule and ``dense_rule`` that of the dense layers
+    (Gemm, MatMul): ``"epsilon"`` as above, ``"gamma"`` with ``W + 0.25 W+`` in ``z`` and ``J``,
+    ``"zplus"`` with ``W+`` (biases kept, as Captum's GammaRule and Alpha1_Beta0_Rule keep them by
+    default). Without biases, the epsilon rule's input relevance sums to ``S``;
+    ``extras["conservation_gap"]`` is ``sum(R) - S``.
 
     Args:
         model: an :class:`onnxviz.Model`.
-        rule: ``"epsilon"``, ``"gamma"`` or ``"zplus"`` for the weighted layers.
+        rule: ``"epsilon"``, ``"gamma"`` or ``"zplus"`` for the Conv layers.
+        dense_rule: the same choices for the Gemm and MatMul layers; ``None``: ``rule``.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
         batch_size: images per run of the backward graph.
     """
@@ -219,10 +221,14 @@ class LRP(ModifiedGradientExplainer):
     name = "lrp"
     summary = "LRP: the score's relevance redistributed layer by layer to the pixels"
 
-    def __init__(self, model, *, rule: str = "epsilon", reduce: str = "abs", batch_size: int = 16):
-        super().__init__(model, rule=rule, reduce=reduce, batch_size=batch_size)
+    def __init__(self, model, *, rule: str = "epsilon", dense_rule: str | None = None,
+                 reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, rule=rule, dense_rule=dense_rule, reduce=reduce,
+                         batch_size=batch_size)
         G.check_choice("rule", rule, LRP_RULES)
-        self.rule_set = f"lrp_{rule}"
+        if dense_rule is not None:
+            G.check_choice("dense_rule", dense_rule, LRP_RULES)
+        self.rule_set = f"lrp_{rule}_{dense_rule or rule}"
 
     def attribute(self, x, targets, pixels, scores):
         per_unit, run_scores = self.grads(x, targets)  # relevance per unit of the score

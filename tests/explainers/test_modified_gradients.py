@@ -296,3 +296,24 @@ def test_bundled_cnns_nchw_and_keras_nhwc(request, repo_module, which):
             if method == "deeplift":
                 delta = e.score - e.extras["baseline_score"]
                 assert abs(e.extras["convergence_delta"]) <= 1e-5 * max(1.0, abs(delta))
+
+
+def test_lrp_rules_per_layer_type_equal_captum(tmp_path):
+    """Gamma on the convolutions, epsilon on the dense layers (as zennit's EpsilonGammaBox does
+    inside the box), against Captum with the same rule per layer."""
+    from captum.attr._utils import lrp_rules
+
+    torch.manual_seed(0)
+    net = _Lrp().eval()
+    m = _export(net, tmp_path / "lrp.onnx")
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    net = net.double()
+    net.c1.rule, net.c2.rule = lrp_rules.GammaRule(), lrp_rules.GammaRule()
+    net.l1.rule, net.l2.rule = lrp_rules.EpsilonRule(), lrp_rules.EpsilonRule()
+    want = captum_attr.LRP(net).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method="lrp", rule="gamma", dense_rule="epsilon",
+                     target=TARGETS, reduce="signed")
+    _close(_raw_nchw(got), want)
+    same = ov.explain(m, images, method="lrp", rule="gamma", target=TARGETS, reduce="signed")
+    assert np.abs(_raw_nchw(same) - want).max() > 1e-3 * np.abs(want).max()  # dense: gamma
