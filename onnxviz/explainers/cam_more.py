@@ -253,10 +253,10 @@ class FullGrad(Explainer):
         gin = G.channels_last(grads[m.input.name], m.input.layout)
         n, h, w, c = xin.shape
         term = np.abs(xin * gin).transpose(0, 3, 1, 2).reshape(n * c, h, w)
-        out = G.upsample(_unit(term), size).reshape(n, c, *size).sum(axis=1)
-        for tensor, b in self.biases:
+        out = G.upsample(_unit(term).reshape(n, c, h, w).sum(axis=1), size)
+        for tensor, b in self.biases:  # upsampling is linear: sum the channels first
             g = grads[tensor]
             k = g.shape[1]
             term = np.abs(g * b[None, :, None, None]).reshape(n * k, *g.shape[2:])
-            out += G.upsample(_unit(term), size).reshape(n, k, *size).sum(axis=1)
+            out += G.upsample(_unit(term).reshape(n, k, *g.shape[2:]).sum(axis=1), size)
         return out
