@@ -142,7 +142,8 @@ class AblationCAM(CAMExplainer):
         proto = ablation_graph(m, self.layer.tensor, lay)
         sess = m.session(proto)
         dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[-1].type.tensor_type.elem_type)
-        step = m.fit_batch(bs, what="an ablation batch")
+        # a batch-1 graph runs one ablation at a time (its KEEP rows then match its input rows)
+        step = 1 if m.fixed_batch else m.fit_batch(bs, what="an ablation batch")
         channels = activations.shape[1]
         shape = [channels if c == "C" else 1 for c in lay[1:]]
         weights = np.zeros(activations.shape[:2], np.float32)
