@@ -34,7 +34,7 @@ def require_ray():
     try:
         import pyarrow  # noqa: F401
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise DistributedError(f"the Ray engine needs Ray Data and pyarrow: {INSTALL_HINT}") \
             from None
@@ -50,7 +50,17 @@ _LAZY = {
     "cli_run": ".cli",
 }
 
-__all__ = ["DistributedError", "INSTALL_HINT", "require_ray", *_LAZY]
+__all__ = [
+    "INSTALL_HINT",
+    "DistributedError",
+    "Render",
+    "RunSummary",
+    "cli_run",
+    "explain_dataset",
+    "read_errors",
+    "read_results",
+    "require_ray",
+]
 
 
 def __getattr__(name: str):

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import DistributedError, require_ray, store
 from .sources import Plan, plan_sources
-from .worker import ExplainBatch, Job, Render
+from .worker import PNGS, ExplainBatch, Job, Render
 
 
 @dataclass
@@ -81,7 +81,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                     output: str | None = None, gradients: str | None = None,
                     model_batch_size: int | None = None, threads: int | None = None,
                     address: str | None = None, workers: int | None = None, batch_size: int = 16,
-                    render: Render | None = Render(), retry_errors: bool = False,
+                    render: Render | None = PNGS, retry_errors: bool = False,
                     progress: bool = True) -> RunSummary:
     """Explain every image of ``source`` with every method on a Ray cluster; results to ``out``.
 

@@ -8,6 +8,7 @@ the PNGs and the batch's Parquet part files, and returns one small status row pe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import warnings
@@ -28,6 +29,10 @@ class Render:
     clip: float = 1.0
     threshold: float = 0.5
     top_percent: float | None = None
+
+
+#: The PNGs of ``onnxviz explain``: its rendering defaults.
+PNGS = Render()
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Job:
     threads: int | None
     out: str
     config_key: str
-    render: Render | None = Render()
+    render: Render | None = PNGS
     scheme: str = ""
     shared_stems: frozenset[str] | None = field(default=None)
 
@@ -106,7 +111,7 @@ class ExplainBatch:
                 continue
             try:
                 images[i] = self._decode(payload[i], key)
-            except Exception as e:  # any undecodable input is a row of the errors table
+            except Exception as e:  # noqa: BLE001 - any undecodable input is an errors row
                 errors += [store.error_row(key, m, "decode", e) for m in left]
                 continue
             for m in left:
@@ -151,15 +156,13 @@ class ExplainBatch:
             return []
         ex, target = self.explainers[method], self.job.target
         if len(idx) > 1:
-            try:
+            with contextlib.suppress(Exception):  # then one by one, to find the image at fault
                 return list(zip(idx, ex.explain([images[i] for i in idx], target=target)))
-            except Exception:
-                pass  # one by one below, to find the image at fault
         out = []
         for i in idx:
             try:
                 (e,) = ex.explain([images[i]], target=target)
-            except Exception as err:  # an image this method cannot explain: an errors row
+            except Exception as err:  # noqa: BLE001 - an image this method cannot explain
                 errors.append(store.error_row(keys[i], method, "explain", err))
                 continue
             out.append((i, e))

@@ -4,6 +4,7 @@ rerun skips them; ``retry_errors`` tries them again without duplicating a row.""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from tests.distributed.helpers import keys_of
 
@@ -19,7 +20,7 @@ def test_bad_images(ray_cluster, model_path, image_folder, tmp_path):
     good = image_folder[1][:20]
     for p in good:
         shutil.copy(p, folder)
-    png = open(good[0], "rb").read()
+    png = Path(good[0]).read_bytes()
     bad = {"text.png": b"this is not an image\n", "empty.png": b"",
            "truncated.png": png[: len(png) // 3], "garbage.jpg": b"\xff\xd8\xff" + bytes(500)}
     for name, data in bad.items():
