@@ -104,13 +104,16 @@ class GuidedGradCAM(ModifiedGradientExplainer):
     """Guided Grad-CAM (Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391, sec. 3.1).
 
     Guided backpropagation times the layer's Grad-CAM map (``ReLU(sum_k w_k A_k)`` with
-    ``w_k = mean_ij dS/dA_kij``, computed with the true gradient) upsampled bilinearly to the
-    input size, the same map for every channel. ``extras["layer"]`` names the layer used.
+    ``w_k = mean_ij dS/dA_kij``, computed with the true gradient) upsampled to the input size,
+    the same map for every channel. ``extras["layer"]`` names the layer used.
 
     Args:
         model: an :class:`onnxviz.Model`.
         layer: the Grad-CAM layer (see :class:`~.cam.CAMExplainer`); ``None`` picks the last map
             before the score.
+        upsample: ``"bilinear"`` (half-pixel centres, the paper's and onnxviz's Grad-CAM heatmap)
+            or ``"nearest"`` (each input pixel takes the map cell ``floor(i h / H)``, Captum's
+            default).
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
         batch_size: images per run of the backward graphs.
     """
@@ -119,9 +122,11 @@ class GuidedGradCAM(ModifiedGradientExplainer):
     summary = "Guided Grad-CAM: guided backpropagation times the upsampled Grad-CAM map"
     rule_set = "guided_backprop"
 
-    def __init__(self, model, *, layer: str | None = None, reduce: str = "max_abs",
-                 batch_size: int = 16):
-        super().__init__(model, layer=layer, reduce=reduce, batch_size=batch_size)
+    def __init__(self, model, *, layer: str | None = None, upsample: str = "bilinear",
+                 reduce: str = "max_abs", batch_size: int = 16):
+        super().__init__(model, layer=layer, upsample=upsample, reduce=reduce,
+                         batch_size=batch_size)
+        G.check_choice("upsample", upsample, ("bilinear", "nearest"))
         self.layer = resolve_map_layer(model, layer)
         self.view = layer_view(model, self.layer)
 
@@ -131,7 +136,11 @@ class GuidedGradCAM(ModifiedGradientExplainer):
         grads, acts, _ = G.gradients(m, x, targets, [t], [t], self.params["batch_size"])
         acts = self.view.to_nchw(acts[t])
         cam = combine(self.view.to_nchw(grads[t]).mean(axis=(2, 3)), acts)
-        up = G.upsample(cam, m.input.size)
+        if self.params["upsample"] == "nearest":
+            (h, w), (rows, cols) = cam.shape[1:], m.input.size
+            up = cam[:, (np.arange(rows) * h) // rows][:, :, (np.arange(cols) * w) // cols]
+        else:
+            up = G.upsample(cam, m.input.size)
         up = up[:, None] if m.input.layout == "NCHW" else up[..., None]
         extras = [{"layer": self.layer.name} for _ in x]
         return guided * up, run_scores if scores is None else scores, extras

@@ -128,7 +128,7 @@ INSIDE: dict[str, Range] = {
 }
 
 #: Options that name something (a layer, a rule): text or None, checked by the method.
-TEXT = frozenset({"layer", "reduce", "rule", "dense_rule", "score", "edges", "segmentation", "head_fusion"})
+TEXT = frozenset({"layer", "reduce", "rule", "dense_rule", "upsample", "score", "edges", "segmentation", "head_fusion"})
 
 
 def check_options(method: str, params: dict, extra: dict | None = None) -> None:

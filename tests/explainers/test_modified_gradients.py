@@ -73,6 +73,10 @@ def test_guided_gradcam_equals_captum(cnn):
     got = ov.explain(m, images, method="guided_gradcam", target=TARGETS, layer="5")
     _close(_raw_nchw(got), want)
     assert all(e.extras["layer"] == "5" for e in got)
+    want = captum_attr.GuidedGradCam(net, net[5]).attribute(x, target=TARGETS).detach().numpy()
+    got = ov.explain(m, images, method="guided_gradcam", target=TARGETS, layer="5",
+                     upsample="nearest")  # Captum's default
+    _close(_raw_nchw(got), want)
     default = ov.explain(m, images, method="guided_gradcam", target=TARGETS)
     assert default[0].params["layer"]  # the layer picked is reported
 
