@@ -2,14 +2,26 @@
 folder of a few hundred generated 48 x 48 images for the bundled shapes model.
 
 The cluster is started once by the first test that needs it and shut down (every Ray process it
-started with it) when the session ends.
+started with it) after the last test of this folder, not at the end of the whole session: its
+processes hold about a gigabyte.
 """
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.distributed.helpers import N_IMAGES, write_images
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Leaving this folder: stop the cluster (the session fixture's own teardown is then a no-op)."""
+    if nextitem is not None and "tests/distributed/" in nextitem.nodeid:
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def pytest_collection_modifyitems(config, items):
