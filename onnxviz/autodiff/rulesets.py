@@ -207,6 +207,9 @@ def _relevance(ctx, node, weights=None):
     """``a * J'^T (R / (z' + eps sign(z')))`` for the layer's input ``a`` (sign(0) = 1), where
     ``z'`` and ``J'`` are the layer's output and Jacobian with its weight (input 1) replaced by
     ``weights(W)`` (the same layer when ``weights`` is None); the weights get no relevance."""
+    if any(ctx.needs(i) for i in range(1, len(node.input))):
+        ctx.fail("LRP here shares relevance between the layer's input and constant weights; "
+                 "this node's other inputs are computed from the image too (attention?)")
     if weights is not None:
         w = node.input[1]
         value = ctx.const_value(w)

@@ -57,6 +57,21 @@ class ModifiedGradientExplainer(InputGradientExplainer):
         return grads, run_scores if scores is None else scores, [{} for _ in x]
 
 
+def path_nodes(model) -> tuple[list, set]:
+    """The nodes between the model input and the score, and every tensor computed from the input
+    (the others are constants of the backward pass)."""
+    nodes = list(model.proto.graph.node)  # ONNX keeps nodes in topological order
+    fed = {model.input.name}
+    for n in nodes:
+        if any(i in fed for i in n.input):
+            fed.update(o for o in n.output if o)
+    up = {model.score_output}
+    for n in reversed(nodes):
+        if any(o in up for o in n.output):
+            up.update(i for i in n.input if i)
+    return [n for n in nodes if any(o in up for o in n.output) and any(i in fed for i in n.input)], fed
+
+
 @register
 class GuidedBackprop(ModifiedGradientExplainer):
     """Guided backpropagation (Springenberg et al. 2015, https://arxiv.org/abs/1412.6806, fig. 1).
@@ -171,6 +186,15 @@ class DeepLift(ModifiedGradientExplainer):
     summary = "DeepLIFT (rescale rule): differences from a reference input, propagated back"
     rule_set = "deeplift"
 
+    @classmethod
+    def applies_to(cls, model) -> str | None:
+        nodes, _ = path_nodes(model)
+        soft = [n.name or n.output[0] for n in nodes if n.op_type in ("Softmax", "LogSoftmax")]
+        if soft:
+            return (f"deeplift has no rule for Softmax, which lies between the input and the score "
+                    f"(node {soft[0]!r}, as in attention)")
+        return None
+
     def __init__(self, model, *, baseline: str | float = "zero", reduce: str = "abs",
                  batch_size: int = 16):
         super().__init__(model, baseline=baseline, reduce=reduce, batch_size=batch_size)
@@ -229,6 +253,16 @@ class LRP(ModifiedGradientExplainer):
 
     name = "lrp"
     summary = "LRP: the score's relevance redistributed layer by layer to the pixels"
+
+    @classmethod
+    def applies_to(cls, model) -> str | None:
+        nodes, fed = path_nodes(model)
+        both = [n.name or n.output[0] for n in nodes if n.op_type in ("MatMul", "Gemm")
+                and len(n.input) > 1 and n.input[0] in fed and n.input[1] in fed]
+        if both:
+            return (f"lrp has no rule for a product of two activations (node {both[0]!r}, as in "
+                    "attention): its rules share relevance between an input and constant weights")
+        return None
 
     def __init__(self, model, *, rule: str = "epsilon", dense_rule: str | None = None,
                  reduce: str = "abs", batch_size: int = 16):

@@ -321,3 +321,24 @@ def test_lrp_rules_per_layer_type_equal_captum(tmp_path):
     _close(_raw_nchw(got), want)
     same = ov.explain(m, images, method="lrp", rule="gamma", target=TARGETS, reduce="signed")
     assert np.abs(_raw_nchw(same) - want).max() > 1e-3 * np.abs(want).max()  # dense: gamma
+
+
+def test_vit_methods_that_do_not_apply_say_why():
+    """On a vision transformer (Softmax and products of two activations in attention) DeepLIFT
+    and LRP are skipped by `all` with a reason, and refuse when named; the ReLU sets warn."""
+    from pathlib import Path
+
+    from onnxviz.explainers import get
+
+    path = Path(ov.__file__).parent / "data" / "models" / "shapes_vit.onnx"
+    if not path.exists():
+        pytest.skip("onnxviz/data/models/shapes_vit.onnx not built")
+    m = ov.load(path, threads=1)
+    assert "Softmax" in get("deeplift").applies_to(m)
+    assert "two activations" in get("lrp").applies_to(m)
+    img = np.zeros((m.input.size[0], m.input.size[1], 3), np.uint8)
+    for method, why in (("deeplift", "Softmax"), ("lrp", "attention")):
+        with pytest.raises(ov.OnnxvizError, match=why):
+            ov.explain(m, img, method=method)
+    with pytest.warns(UserWarning, match="no Relu node"):
+        ov.explain(m, img, method="guided_backprop")
