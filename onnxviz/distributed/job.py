@@ -133,7 +133,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                          already=sum(len(v & set(names)) for v in done.values()))
     plan = plan_sources(source, done, names, batch_size)
     if plan.missing:
-        summary.errors += _write_not_read(out_dir, key, plan.missing, names, "file not found")
+        summary.errors += _write_not_read(out_dir, key, plan.missing, names, done,
+                                          "file not found")
     job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
               out=str(out_dir), config_key=key, render=render, scheme=plan.scheme,
               shared_stems=plan.shared_stems)
@@ -154,7 +155,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     summary.seconds = time.perf_counter() - t0
     if plan.expected is not None:  # listed files Ray Data could not read
         lost = [k for k in plan.expected if k not in seen]
-        summary.errors += _write_not_read(out_dir, key, lost, names,
+        summary.errors += _write_not_read(out_dir, key, lost, names, done,
                                           "not read (missing, or unreadable by Ray Data)")
     (out_dir / store.SUMMARY).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
@@ -224,11 +225,14 @@ def _count(summary: RunSummary, batch: dict, seen: set | None) -> None:
         seen.update(batch["image"].tolist())
 
 
-def _write_not_read(out: Path, key: str, images: list[str], names: list[str], why: str) -> int:
-    """Errors rows (stage ``read``) for images that never reached an actor; returns the count."""
-    if not images:
+def _write_not_read(out: Path, key: str, images: list[str], names: list[str], done: dict,
+                    why: str) -> int:
+    """Errors rows (stage ``read``) for the methods not yet done of images that never reached an
+    actor; returns the count."""
+    rows = [store.error_row(i, m, "read", why) for i in images for m in names
+            if m not in done.get(i, ())]
+    if not rows:
         return 0
-    rows = [store.error_row(i, m, "read", why) for i in images for m in names]
     store.write_part(out / store.ERRORS, store.part_name(key + "\0read", images),
                      store.error_table(rows))
     return len(rows)

@@ -107,7 +107,7 @@ class ExplainBatch:
         errors: list[dict] = []
         for i, key in enumerate(keys):
             left = [m for m in self.job.methods if m not in self.skip.get(key, ())]
-            if not left:
+            if not left or key in keys[:i]:  # done, or a Dataset listing an image twice
                 continue
             try:
                 images[i] = self._decode(payload[i], key)
@@ -175,8 +175,10 @@ class ExplainBatch:
 
         folder = self.out / store.PNG
         folder.mkdir(parents=True, exist_ok=True)
-        return write_explanation_pngs(folder, store.stem_of(key, self.job.shared_stems), image, e,
-                                      self.job.render)
+        stem = store.stem_of(key, self.job.shared_stems)
+        if self.job.target is not None:  # as the local engine names them
+            stem = f"{stem}.t{e.target}"
+        return write_explanation_pngs(folder, stem, image, e, self.job.render)
 
 
 def _numba_threads(threads: int) -> None:
