@@ -8,11 +8,12 @@ import pytest
 import onnxviz as ov
 from onnxviz.explainers import get
 
-CARD_ORDER = ("occlusion", "lime", "rise", "saliency", "smoothgrad", "integrated_gradients",
-              "gradient_x_input", "cam", "gradcam", "gradcam++", "hirescam", "xgradcam",
-              "layercam", "scorecam", "attention_rollout", "attention_gradient",
-              "guided_backprop", "deconvolution", "guided_gradcam", "deeplift", "lrp",
-              "gradient_shap")
+CARD_ORDER = ("occlusion", "lime", "rise", "kernelshap", "saliency", "smoothgrad",
+              "integrated_gradients", "gradient_x_input", "cam", "gradcam", "gradcam++",
+              "hirescam", "xgradcam", "layercam", "scorecam", "eigencam", "eigengradcam",
+              "gradcam_elementwise", "ablationcam", "fullgrad", "attention_rollout",
+              "attention_gradient", "guided_backprop", "deconvolution", "guided_gradcam",
+              "deeplift", "lrp", "gradient_shap")
 
 
 def test_methods_are_the_design_cards_list():

@@ -50,7 +50,7 @@ def test_seed_and_batch_size(effnet, chelsea):
     assert a.extras["forwards"] == 17
 
 
-@pytest.mark.parametrize("kw,match", [({"p": 0.0}, "keep probability"), ({"cells": 0}, "cells"),
+@pytest.mark.parametrize("kw,match", [({"p": 0.0}, r"p must be a number in \(0, 1\)"), ({"cells": 0}, "cells"),
                                       ({"fill": "plaid"}, "fill"), ({"score": "odds"}, "score")])
 def test_bad_options(effnet, kw, match):
     with pytest.raises(OptionError, match=match):
