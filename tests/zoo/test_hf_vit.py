@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import warnings
 
+import re
+
 import numpy as np
 import pytest
 
@@ -81,11 +83,16 @@ def test_hf_vit_every_method_runs(hf_vit):
     img = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     light = {"occlusion": {"patch": 8, "stride": 8}, "lime": {"num_samples": 30,
              "segmentation": "slic", "n_segments": 8}, "rise": {"num_masks": 30},
-             "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4}}
+             "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4},
+             "kernelshap": {"num_samples": 30, "segmentation": "slic", "n_segments": 8},
+             "gradient_shap": {"samples": 2}}
     for method in ov.METHODS:
         try:
             e = ov.explain(m, img, method=method, target=2, **light.get(method, {}))
         except OnnxvizError as err:
-            assert method == "cam" and "global-average-pooling" in str(err), f"{method}: {err}"
+            assert (method == "cam" and "global-average-pooling" in str(err)) or (
+                method in ("deeplift", "lrp") and re.search(
+                    "not implemented|does not apply|no rule|comes from the image", str(err))
+            ), f"{method}: {err}"
             continue
         assert e.heatmap.shape == (SIZE, SIZE) and np.isfinite(e.heatmap).all(), method

@@ -75,6 +75,10 @@ REFUSALS = {
     # CNNs have no attention maps; Swin, MaxViT, CoAtNet, LeViT... attend in windows or stages
     "attention_rollout": "has no attention|attend over the whole token sequence",
     "attention_gradient": "has no attention|attend over the whole token sequence",
+    # DeepLIFT's and LRP's rules stop at ops they have no rule for (attention's Softmax and
+    # products of two activations, GELU in LayerNorm blocks): they say which op
+    "deeplift": "not implemented|does not apply|no rule",
+    "lrp": "not implemented|does not apply|no rule|comes from the image",
 }
 #: Light settings so that every method runs in seconds on a 2-core machine.
 LIGHT = {
@@ -83,6 +87,8 @@ LIGHT = {
     "rise": {"num_masks": 40},
     "smoothgrad": {"samples": 3},
     "integrated_gradients": {"steps": 4},
+    "kernelshap": {"num_samples": 40, "segmentation": "slic", "n_segments": 16},
+    "gradient_shap": {"samples": 2},
 }
 
 
