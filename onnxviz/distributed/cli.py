@@ -29,7 +29,8 @@ def add_engine_args(parser) -> None:
                         "'onnxviz[ray]')")
     g.add_argument("--address", metavar="ADDR",
                    help="ray: the cluster to join (auto, HOST:6379, ray://HOST:10001); default "
-                        "RAY_ADDRESS, else a new local cluster for this run")
+                        "RAY_ADDRESS, or the one 'ray start' runs on this machine, else a new "
+                        "local cluster for this run")
     g.add_argument("--workers", type=int, metavar="N",
                    help="ray: actors, one ONNX Runtime session each (default: as many as the "
                         "cluster's CPUs allow)")

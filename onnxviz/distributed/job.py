@@ -98,8 +98,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
         preprocess, labels, input, output, gradients: as :func:`onnxviz.load` takes them.
         model_batch_size: images per ONNX Runtime call (``onnxviz.load``'s ``batch_size``).
         threads: ONNX Runtime intra-op threads and CPUs of each actor (default 1 CPU each).
-        address: Ray cluster to join; None: ``RAY_ADDRESS``, the one this process joined, or a
-            new local cluster (shut down when done).
+        address: Ray cluster to join; None: the one this process joined, ``RAY_ADDRESS``, the
+            one ``ray start`` runs on this machine, or a new local cluster (shut down when done).
         workers: actors in the pool; None: as many as the cluster's CPUs allow.
         batch_size: images per actor call (and per Parquet part file).
         render: how to draw the PNGs (the CLI's defaults); None writes no PNG.

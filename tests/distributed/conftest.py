@@ -32,12 +32,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """``ray`` joined to a local cluster; yields the GCS address for other drivers (the CLI)."""
+    """``ray`` joined to a new local cluster (never one a ``ray start`` on this machine left
+    running); yields the GCS address for other drivers (the CLI)."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("pyarrow")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=300 * 2**20,
-             _node_ip_address="127.0.0.1", logging_level="warning", log_to_driver=False,
-             configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             object_store_memory=300 * 2**20, _node_ip_address="127.0.0.1",
+             logging_level="warning", log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     try:
         yield ray.get_runtime_context().gcs_address

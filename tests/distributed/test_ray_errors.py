@@ -82,3 +82,18 @@ def test_output_folder_not_shared(ray_cluster, model_path, image_folder, tmp_pat
         raise AssertionError("the job ran without its output folder")
     assert message.startswith(DistributedError.__name__)
     assert "is not visible on node" in message and "every node mounts" in message
+
+
+def test_uris(ray_cluster, model_path, image_folder, tmp_path):
+    """URIs are read by Ray Data's filesystems and keep their scheme in the tables; a listed URI
+    that is not there becomes a ``read`` row once the run is over."""
+    from onnxviz.distributed import explain_dataset, read_errors, read_results
+
+    uris = ["file://" + p for p in image_folder[1][:4]]
+    gone = "file://" + str(tmp_path / "gone.png")
+    s = explain_dataset(model_path, [*uris, gone], out=tmp_path / "out", methods="gradcam",
+                        workers=1, progress=False, render=None)
+    assert (s.explained, s.errors) == (4, 1)
+    assert sorted(read_results(tmp_path / "out")["image"].to_pylist()) == sorted(uris)
+    (row,) = read_errors(tmp_path / "out").to_pylist()
+    assert (row["image"], row["stage"]) == (gone, "read")
