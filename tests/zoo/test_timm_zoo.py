@@ -78,7 +78,7 @@ REFUSALS = {
     # DeepLIFT's and LRP's rules stop at ops they have no rule for (attention's Softmax and
     # products of two activations, GELU in LayerNorm blocks): they say which op
     "deeplift": "not implemented|does not apply|no rule",
-    "lrp": "not implemented|does not apply|no rule|comes from the image",
+    "lrp": "not implemented|does not apply|no rule|computed from the image|comes from the image",
 }
 #: Light settings so that every method runs in seconds on a 2-core machine.
 LIGHT = {
