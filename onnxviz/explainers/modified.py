@@ -39,6 +39,18 @@ class ModifiedGradientExplainer(InputGradientExplainer):
                                        rules=self.rule_set, reference=reference)
         return grads[name], scores
 
+    @classmethod
+    def applies_to(cls, model) -> str | None:
+        """Not applicable (skipped by ``all``) when the model has none of the ops the rule set
+        changes: the result would be the plain gradient's (named, it still runs, with a warning)."""
+        from ..autodiff.rulesets import rule_set
+
+        changed = set(rule_set(cls.rule_set))
+        if cls.rule_set and not changed & {n.op_type for n in model.proto.graph.node}:
+            return (f"{cls.name} changes the rules of {'/'.join(sorted(changed))}, which this "
+                    "model does not have: it would be the plain gradient")
+        return None
+
     def _warn_if_unchanged(self) -> None:
         """Warn when the model has none of the ops the rule set changes (guided backpropagation
         of a ReLU6 network is its plain gradient, as with Captum's hooks on nn.ReLU only)."""

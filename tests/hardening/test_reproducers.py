@@ -1,7 +1,7 @@
 """Every reproducer of the hardening issue, run as a real ``onnxviz`` process.
 
-Each case runs in its own process with a wall-clock timeout, its peak memory read from the
-kernel (``os.wait4``), and asserts: the exit status, one ``error:`` line and no traceback on
+Each case runs in its own process with a wall-clock timeout, its peak memory read by the child
+itself at exit (``VmHWM``), and asserts: the exit status, one ``error:`` line and no traceback on
 failure, the message naming the problem, and peak RSS under :data:`PEAK_LIMIT`.
 """
 
@@ -29,7 +29,9 @@ def run_cli(argv, cwd, env=None, timeout=TIMEOUT):
     """``onnxviz ARGV`` in a subprocess: (status, stdout, stderr, peak RSS bytes, seconds)."""
     full = {**os.environ, "ONNXVIZ_MEMORY_BUDGET": "2G", **(env or {})}
     t = time.perf_counter()
-    p = _Popen([sys.executable, "-m", "onnxviz.cli", *argv], cwd=cwd, env=full,
+    peak_file = Path(cwd) / ".peak"
+    full["ONNXVIZ_TEST_PEAK"] = str(peak_file)
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=cwd, env=full,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          errors="backslashreplace")
     try:
@@ -38,19 +40,26 @@ def run_cli(argv, cwd, env=None, timeout=TIMEOUT):
         p.kill()
         p.communicate()
         pytest.fail(f"onnxviz {' '.join(argv)} did not finish in {timeout} s")
-    return p.returncode, out, err, p.peak, time.perf_counter() - t
+    peak = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0
+    return p.returncode, out, err, peak, time.perf_counter() - t
 
 
-class _Popen(subprocess.Popen):
-    """Popen that records the child's own peak RSS when reaping it (``os.wait4``)."""
+#: ``onnxviz ARGV`` that writes its own peak RSS (VmHWM) at exit. The kernel's rusage of a child
+#: counts the parent's memory at fork, so a large pytest process would look like a large child.
+_CHILD = """
+import atexit, os, sys
 
-    peak = 0
+def _peak():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                with open(os.environ["ONNXVIZ_TEST_PEAK"], "w") as out:
+                    out.write(line.split()[1])
 
-    def _try_wait(self, wait_flags):
-        pid, sts, usage = os.wait4(self.pid, wait_flags)
-        if pid == self.pid:
-            self.peak = usage.ru_maxrss * 1024
-        return pid, sts
+atexit.register(_peak)
+from onnxviz.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 @pytest.fixture(scope="module")
