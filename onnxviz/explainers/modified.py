@@ -45,8 +45,10 @@ class ModifiedGradientExplainer(InputGradientExplainer):
         changes: the result would be the plain gradient's (named, it still runs, with a warning)."""
         from ..autodiff.rulesets import rule_set
 
+        if not cls.rule_set:  # chosen per instance (LRP's rules per layer type)
+            return None
         changed = set(rule_set(cls.rule_set))
-        if cls.rule_set and not changed & {n.op_type for n in model.proto.graph.node}:
+        if not changed & {n.op_type for n in model.proto.graph.node}:
             return (f"{cls.name} changes the rules of {'/'.join(sorted(changed))}, which this "
                     "model does not have: it would be the plain gradient")
         return None
@@ -200,6 +202,9 @@ class DeepLift(ModifiedGradientExplainer):
 
     @classmethod
     def applies_to(cls, model) -> str | None:
+        reason = super().applies_to(model)
+        if reason:
+            return reason
         nodes, _ = path_nodes(model)
         soft = [n.name or n.output[0] for n in nodes if n.op_type in ("Softmax", "LogSoftmax")]
         if soft:
@@ -268,6 +273,9 @@ class LRP(ModifiedGradientExplainer):
 
     @classmethod
     def applies_to(cls, model) -> str | None:
+        reason = super().applies_to(model)
+        if reason:
+            return reason
         nodes, fed = path_nodes(model)
         both = [n.name or n.output[0] for n in nodes if n.op_type in ("MatMul", "Gemm")
                 and len(n.input) > 1 and n.input[0] in fed and n.input[1] in fed]
