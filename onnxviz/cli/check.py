@@ -10,7 +10,6 @@ Exit status: 0 when every rule holds, 1 when one fails, 2 on bad input.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from . import files
 from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
@@ -42,15 +41,7 @@ def run(args) -> int:
 
     conf = config.load(args.config)
     doc = baseline.read(args.baseline)
-    sources = files.expand_images(args.images)
-    images = files.read_images(sources)
-    names = files.stems(sources)
-    masks = None
-    if args.masks:
-        from ..metrics.masks import read_masks
-
-        masks = read_masks(args.masks, names, [im.shape[:2] for im in images],
-                           [Path(s).name for s in sources])
+    sources, images, names, masks = files.images_and_masks(args.images, args.masks)
     match_images(doc, names, images)
     folder = files.out_dir(args.out)
     model = load_model(args)

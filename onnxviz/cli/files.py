@@ -79,6 +79,21 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def images_and_masks(image_args: list[str], masks_dir=None):
+    """``(sources, images, stems, masks)`` for the commands that compare images with regions
+    (``snapshot``, ``check``): masks is None without ``--masks``, else one per image."""
+    sources = expand_images(image_args)
+    images = read_images(sources)
+    names = stems(sources)
+    masks = None
+    if masks_dir:
+        from ..metrics.masks import read_masks
+
+        masks = read_masks(masks_dir, names, [im.shape[:2] for im in images],
+                           [Path(s).name for s in sources])
+    return sources, images, names, masks
+
+
 def summary(done: int, skipped: list, unit: str = "result") -> int:
     """One closing line on stderr when anything was skipped; the exit status: 0 when something
     was done, 2 when nothing was."""

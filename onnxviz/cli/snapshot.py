@@ -6,7 +6,6 @@ are kept in the baseline too, for ``check``'s region rule.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from . import files, options
 from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
@@ -40,15 +39,7 @@ def run(args) -> int:
     given = options.given_options(args)
     settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
     opts = metric_options(args.metric_option)
-    sources = files.expand_images(args.images)
-    images = files.read_images(sources)
-    names = files.stems(sources)
-    masks = None
-    if args.masks:
-        from ..metrics.masks import read_masks
-
-        masks = read_masks(args.masks, names, [im.shape[:2] for im in images],
-                           [Path(s).name for s in sources])
+    sources, images, names, masks = files.images_and_masks(args.images, args.masks)
     folder = files.out_dir(args.out)
     model = load_model(args)
     methods = options.for_model(methods, args.methods, model)

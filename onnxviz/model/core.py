@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import numpy as np
 import onnx
 
 from .. import runtime
-from ..errors import LayerError, OptionError, TargetError, guard
+from ..errors import LayerError, NonFiniteWarning, OptionError, TargetError, guard
 from . import layers as _layers
 from . import targets as _targets
 from .inputs import InputSpec, dims
@@ -241,10 +242,6 @@ class Model(NumericForm):
         single = not _is_list(images)
         scores = self.forward(self.preprocess(images), batch_size)
         if not np.isfinite(scores).all():
-            import warnings
-
-            from ..errors import NonFiniteWarning
-
             bad = int(np.count_nonzero(~np.isfinite(scores).all(axis=1)))
             warnings.warn(f"the model's scores are NaN or infinite for {bad} of {len(scores)} "
                           "image(s): those predictions are not valid", NonFiniteWarning,
