@@ -1,15 +1,21 @@
-"""Read any image a user brings into RGB ``uint8`` (H, W, 3), and resize it for a model.
+"""Read any image a user brings into RGB (H, W, 3) pixels, and resize it for a model.
+
+Pixels are on the 0..255 scale. 8-bit sources give ``uint8``. Deeper sources (16-bit files,
+``uint16`` arrays, float arrays) give ``uint8`` from :func:`read_image` (for display), and float32
+at full precision from ``read_image(..., exact=True)``, which is what a :class:`onnxviz.Model`
+reads: a 16-bit medical image or a float tensor from a pipeline is explained without being
+quantized to 256 levels. Nothing changes for 8-bit images.
 
 What is accepted (files via OpenCV ``IMREAD_UNCHANGED``, with scikit-image as a fallback):
 
 - PNG, JPEG (turned upright by its EXIF orientation), BMP, TIFF, WebP; 16-bit images are
-  scaled to 8 bits (65535 -> 255);
+  scaled by 1/257 (65535 -> 255), then rounded to 8 bits unless ``exact``;
 - grayscale (replicated to 3 channels), palette (expanded to RGB by the decoder);
 - RGBA / 4 channels: **composited on white** using the alpha channel (a transparent background
   then looks like paper, not black);
 - ``skimage:NAME`` for the photos bundled with scikit-image (``skimage:chelsea``, ``skimage:coffee``,
   ``skimage:astronaut``, ``skimage:rocket``, ...), so examples need no file;
-- arrays: ``uint8``; ``uint16`` (scaled); floats in [0, 1] (scaled by 255) or [0, 255];
+- arrays: ``uint8``; ``uint16`` (scaled by 1/257); floats in [0, 1] (scaled by 255) or [0, 255];
   booleans; 2-D gray, (H, W, 1), (H, W, 3) RGB and (H, W, 4) RGBA.
 
 Anything else (missing, empty, truncated, not an image, odd shapes, NaN) raises :class:`ImageError`.
@@ -29,34 +35,38 @@ SKIMAGE_PREFIX = "skimage:"
 
 
 @guard("reading the image")
-def read_image(source) -> np.ndarray:
-    """Read ``source`` (a path, ``skimage:NAME`` or an array) as an RGB ``uint8`` (H, W, 3) image.
+def read_image(source, *, exact: bool = False) -> np.ndarray:
+    """Read ``source`` (a path, ``skimage:NAME`` or an array) as an RGB (H, W, 3) image.
 
     Args:
         source: file path (str or ``os.PathLike``), ``"skimage:NAME"``, or a numpy array.
+        exact: keep the precision of sources deeper than 8 bits (16-bit files, ``uint16`` and
+            float arrays): float32 pixels on the 0..255 scale, not rounded. 8-bit sources are
+            ``uint8`` either way.
 
     Returns:
-        A new C-contiguous ``uint8`` array of shape (H, W, 3), RGB.
+        A new C-contiguous array of shape (H, W, 3), RGB: ``uint8``, or with ``exact`` float32 in
+        [0, 255] for a deeper source.
 
     Raises:
         ImageError: the file is missing/unreadable, or the array cannot be read as an image.
     """
     if isinstance(source, np.ndarray):
-        return to_rgb8(source, what="array")
+        return to_rgb(source, what="array", exact=exact)
     if isinstance(source, str) and source.startswith(SKIMAGE_PREFIX):
-        return _skimage_sample(source[len(SKIMAGE_PREFIX):])
+        return _skimage_sample(source[len(SKIMAGE_PREFIX):], exact)
     if isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
         raise ImageError(f"{source} is a URL; onnxviz reads local files only (download it "
                          "first, e.g. curl -O URL)")
     if isinstance(source, (str, os.PathLike)):
-        return to_rgb8(_read_file(Path(source)), what=str(source))
+        return to_rgb(_read_file(Path(source)), what=str(source), exact=exact)
     raise ImageError(
         f"cannot read an image from a {type(source).__name__}; "
         "give a file path, 'skimage:NAME' or a numpy array"
     )
 
 
-def _skimage_sample(name: str) -> np.ndarray:
+def _skimage_sample(name: str, exact: bool = False) -> np.ndarray:
     from skimage import data
 
     fn = getattr(data, name, None)
@@ -70,7 +80,7 @@ def _skimage_sample(name: str) -> np.ndarray:
         raise ImageError(f"scikit-image sample {name!r} is not available offline: {e}") from None
     if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
         raise ImageError(f"scikit-image sample {name!r} is not a 2-D image")
-    return to_rgb8(img, what=f"skimage:{name}")
+    return to_rgb(img, what=f"skimage:{name}", exact=exact)
 
 
 def _read_file(path: Path) -> np.ndarray:
@@ -123,9 +133,9 @@ def check_size(source, what: str) -> None:
     limits.check_pixels(h, w, what)
 
 
-def decode_image(data: bytes, what: str = "image bytes") -> np.ndarray:
+def decode_image(data: bytes, what: str = "image bytes", *, exact: bool = False) -> np.ndarray:
     """Decode an image file's bytes (PNG, JPEG, BMP, TIFF, WebP) as :func:`read_image` reads
-    the file: RGB ``uint8`` (H, W, 3), the same pixels.
+    the file: RGB (H, W, 3), the same pixels (``exact`` as there).
 
     Raises:
         ImageError: empty, truncated or not an image OpenCV can decode.
@@ -139,7 +149,7 @@ def decode_image(data: bytes, what: str = "image bytes") -> np.ndarray:
     if img is None:
         raise ImageError(f"cannot decode {what} as an image (not an image file, truncated, "
                          "or a format OpenCV does not know)")
-    return to_rgb8(img, what=what)
+    return to_rgb(img, what=what, exact=exact)
 
 
 def _opencv_decode(buf: np.ndarray) -> np.ndarray | None:
@@ -168,6 +178,13 @@ def to_rgb8(img: np.ndarray, what: str = "image") -> np.ndarray:
     RGBA is composited on white; float images with max <= 1 are scaled by 255, others taken as
     0..255; ``uint16`` is scaled by 1/257 (65535 -> 255).
     """
+    return to_rgb(img, what, exact=False)
+
+
+def to_rgb(img: np.ndarray, what: str = "image", exact: bool = True) -> np.ndarray:
+    """:func:`to_rgb8`, keeping the precision of deeper images when ``exact``: RGB ``uint8`` for
+    8-bit sources (``uint8``, ``bool``, integers in 0..255), float32 on the 0..255 scale for
+    ``uint16`` and float arrays (not rounded; RGBA composited in float)."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
@@ -186,7 +203,22 @@ def to_rgb8(img: np.ndarray, what: str = "image") -> np.ndarray:
     elif f.shape[2] == 4:
         alpha = f[..., 3:4] / 255.0
         f = f[..., :3] * alpha + 255.0 * (1.0 - alpha)
+    if exact and not _eight_bit(img):
+        return np.ascontiguousarray(np.clip(f, 0, 255), dtype=np.float32)
     return np.ascontiguousarray(np.clip(np.rint(f), 0, 255).astype(np.uint8))
+
+
+def _eight_bit(img: np.ndarray) -> bool:
+    """Whether an (already range-checked) array holds 8-bit levels exactly: nothing to keep."""
+    return img.dtype == np.bool_ or (np.issubdtype(img.dtype, np.integer) and img.dtype != np.uint16)
+
+
+def to_display(pixels: np.ndarray) -> np.ndarray:
+    """Pixels as RGB ``uint8`` for showing: ``uint8`` as is, float 0..255 rounded."""
+    px = np.asarray(pixels)
+    if px.dtype == np.uint8:
+        return px
+    return np.clip(np.rint(np.nan_to_num(px.astype(np.float32))), 0, 255).astype(np.uint8)
 
 
 def _to_float255(img: np.ndarray, what: str) -> np.ndarray:
@@ -213,7 +245,8 @@ def _to_float255(img: np.ndarray, what: str) -> np.ndarray:
 
 
 def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an RGB ``uint8`` image to ``size`` = (H, W) (area when shrinking, bilinear else)."""
+    """Resize an RGB image (``uint8``, or float32 kept in float) to ``size`` = (H, W) (area when
+    shrinking, bilinear else)."""
     import cv2
 
     h, w = int(size[0]), int(size[1])

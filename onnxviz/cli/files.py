@@ -49,10 +49,11 @@ def expand_images(args: list[str], say=None) -> list[str]:
 
 
 def read_images(sources: list[str]) -> list[np.ndarray]:
-    """Read every source with :func:`onnxviz.read_image` (the first bad one raises)."""
+    """Read every source with :func:`onnxviz.read_image` at full precision (``exact``: a 16-bit
+    image is explained as it is, shown rounded); the first bad one raises."""
     from ..imageio import read_image
 
-    return [read_image(s) for s in sources]
+    return [read_image(s, exact=True) for s in sources]
 
 
 def iter_images(sources: list[str], skipped: list, strict: bool = False):
@@ -64,7 +65,7 @@ def iter_images(sources: list[str], skipped: list, strict: bool = False):
 
     for i, src in enumerate(sources):
         try:
-            img = read_image(src)
+            img = read_image(src, exact=True)
         except OnnxvizError as e:
             if strict:
                 raise

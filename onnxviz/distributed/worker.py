@@ -143,11 +143,11 @@ class ExplainBatch:
 
     @staticmethod
     def _decode(item, key: str) -> np.ndarray:
-        from ..imageio import decode_image, to_rgb8
+        from ..imageio import decode_image, to_rgb
 
         if isinstance(item, (bytes, bytearray, memoryview)):
-            return decode_image(bytes(item), what=key)
-        return to_rgb8(np.asarray(item), what=key)
+            return decode_image(bytes(item), what=key, exact=True)
+        return to_rgb(np.asarray(item), what=key, exact=True)
 
     def _explain(self, method: str, idx: list[int], images, keys, errors):
         """``(index, Explanation)`` for the images ``idx``: in one call (a batch gives the same

@@ -27,8 +27,9 @@ class Explanation:
         params: the options the method ran with.
         timings: seconds spent per stage (``"total"`` always present).
         image: the pixels the heatmap is aligned with: the image resized to the model's input
-            (HxWx3 uint8). Overlays on the original photo resize the heatmap instead
-            (``onnxviz.viz.overlay``).
+            (HxWx3 uint8; float32 on the 0..255 scale for an image deeper than 8 bits, which
+            is explained at full precision). Overlays on the original photo resize the heatmap
+            instead (``onnxviz.viz.overlay``).
         extras: method-specific results (LIME's intercept and R², occlusion's worst patch, ...).
     """
 

@@ -105,8 +105,10 @@ class Model(NumericForm):
 
     # ---- images -> input ------------------------------------------------------------------
     def to_pixels(self, images) -> np.ndarray:
-        """Images (array, path, ``skimage:NAME`` or a list) -> (N, H, W, 3) uint8 RGB at input size.
+        """Images (array, path, ``skimage:NAME`` or a list) -> (N, H, W, 3) RGB at input size.
 
+        ``uint8`` when every image has 8 bits; when any is deeper (a 16-bit file, a ``uint16`` or
+        float array), float32 on the 0..255 scale at full precision (``read_image(exact=True)``).
         For a flattened input (``input.flat_size``), the result is (N, 1, h*w, 3): each image is
         resized to the square and flattened row by row.
         """
@@ -117,9 +119,8 @@ class Model(NumericForm):
             raise OptionError("no images given")
         flat = self.input.flat_size
         size = flat or self.input.size
-        out = np.empty((len(items), *size, 3), np.uint8)
-        for k, item in enumerate(items):
-            out[k] = resize(read_image(item), size)
+        # uint8 and float32 images stack to float32: one deep image makes the batch exact
+        out = np.stack([resize(read_image(item, exact=True), size) for item in items])
         if flat:
             out = out.reshape(len(items), 1, flat[0] * flat[1], 3)
         return out

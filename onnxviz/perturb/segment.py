@@ -23,7 +23,8 @@ def segment(pixels: np.ndarray, method: str = "quickshift", *, kernel_size: floa
     """Superpixel labels of an (H, W, 3) image, relabelled 0..S-1 (int64, (H, W)).
 
     Args:
-        pixels: RGB image, 0..255.
+        pixels: RGB image, 0..255: ``uint8``, or float (a deeper image), which is given to
+            scikit-image as floats in [0, 1], as it converts ``uint8`` itself.
         method: a key of :data:`METHODS`.
         kernel_size, max_dist, ratio: quickshift's parameters.
         n_segments: target count for ``slic`` and ``grid``.
@@ -34,6 +35,8 @@ def segment(pixels: np.ndarray, method: str = "quickshift", *, kernel_size: floa
     import skimage.segmentation as sks
 
     img = np.asarray(pixels)
+    if img.dtype != np.uint8:
+        img = img.astype(np.float64) / 255.0
     if method == "quickshift":
         seg = sks.quickshift(img, kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
                              **_seed_arg(sks.quickshift, seed))

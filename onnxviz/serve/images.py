@@ -3,7 +3,8 @@
 An image file's size is read from its header (PNG, JPEG, BMP, WebP) and checked against the
 pixel limit *before* anything is decoded, so a small file that would decode into gigabytes (a
 decompression bomb) costs nothing. Decoding is :func:`onnxviz.imageio.decode_image`: the pixels are
-the ones :func:`onnxviz.read_image` gives for the same file.
+the ones :func:`onnxviz.read_image` gives for the same file, at full precision (``exact``): a
+16-bit PNG or float pixels are explained without rounding to 8 bits.
 
 Accepted forms of one instance:
 
@@ -11,7 +12,7 @@ Accepted forms of one instance:
 - ``{"b64": "<base64>"}`` (TensorFlow Serving's convention), ``{"image_bytes": {"b64": ...}}``
   (KServe's image examples), ``{"image": <any of these>}``;
 - nested arrays ``[[[r, g, b], ...], ...]`` (H, W, 3), (H, W, 4) or (H, W): integers 0..255 or
-  floats in [0, 1] or [0, 255], as :func:`onnxviz.imageio.to_rgb8` takes them.
+  floats in [0, 1] or [0, 255], as :func:`onnxviz.imageio.to_rgb` takes them.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import struct
 import numpy as np
 
 from ..errors import ImageError
-from ..imageio import decode_image, to_rgb8
+from ..imageio import decode_image, to_rgb
 from .errors import TooLarge
 
 
 def image_of(instance, max_pixels: int, what: str = "instance") -> np.ndarray:
-    """One request instance as an RGB ``uint8`` (H, W, 3) image (see the module docstring)."""
+    """One request instance as RGB (H, W, 3) pixels: ``uint8``, or float32 0..255 for a deeper
+    image (see the module docstring)."""
     if isinstance(instance, dict):
         for key in ("b64", "image_bytes", "image"):
             if key in instance:
@@ -59,16 +61,16 @@ def b64decode(text: str, what: str) -> bytes:
 
 
 def decode_file(data: bytes, max_pixels: int, what: str) -> np.ndarray:
-    """An encoded image file -> RGB ``uint8``, its size checked from the header first."""
+    """An encoded image file -> RGB pixels, its size checked from the header first."""
     w, h = header_size(data, what)
     check_pixels(w, h, max_pixels, what)
-    img = decode_image(data, what)
+    img = decode_image(data, what, exact=True)
     check_pixels(img.shape[1], img.shape[0], max_pixels, what)  # a header that lied
     return img
 
 
 def pixels_of(rows: list, max_pixels: int, what: str) -> np.ndarray:
-    """Nested arrays -> RGB ``uint8``; ragged or non-numeric arrays are an error."""
+    """Nested arrays -> RGB pixels; ragged or non-numeric arrays are an error."""
     try:
         arr = np.asarray(rows)
     except (ValueError, TypeError) as e:
@@ -79,7 +81,7 @@ def pixels_of(rows: list, max_pixels: int, what: str) -> np.ndarray:
         raise ImageError(f"{what}: expected (H, W), (H, W, 3) or (H, W, 4) pixels, "
                          f"got shape {arr.shape}")
     check_pixels(arr.shape[1], arr.shape[0], max_pixels, what)
-    return to_rgb8(arr, what=what)
+    return to_rgb(arr, what=what, exact=True)
 
 
 def check_pixels(w: int, h: int, max_pixels: int, what: str) -> None:

@@ -35,8 +35,19 @@ def resize_heatmap(heatmap, size: tuple[int, int]) -> np.ndarray:
 
 
 def check_image(image) -> np.ndarray:
-    """``image`` as an RGB ``uint8`` (H, W, 3) array, or an :class:`OptionError`."""
+    """``image`` as an RGB ``uint8`` (H, W, 3) array, or an :class:`OptionError`. Float pixels on
+    the 0..255 scale (an image read at full precision, ``Explanation.image`` of a 16-bit image)
+    are rounded for display; floats that are not finite, outside [0, 255], or all at most 1 (a
+    [0, 1] image, which would show black) are refused."""
     img = np.asarray(image)
+    if img.dtype.kind == "f" and img.ndim == 3 and img.shape[2] == 3 and img.size:
+        from ..imageio import to_display
+
+        lo, hi = float(np.min(img)), float(np.max(img))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 255 or hi <= 1:
+            raise OptionError(f"float pixels must be finite, on the 0..255 scale, got "
+                              f"{lo:g}..{hi:g} (multiply a [0, 1] image by 255)")
+        img = to_display(img)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
         raise OptionError(f"expected an RGB uint8 (H, W, 3) image, got {img.dtype} {img.shape}")
     return img

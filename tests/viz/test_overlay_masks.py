@@ -42,8 +42,12 @@ def test_hot_spot_lands_in_the_same_place_on_the_original(photo):
 def test_overlay_rejects_bad_inputs(photo):
     with pytest.raises(OptionError):
         overlay(photo, np.zeros((4, 4)), alpha=1.5)
+    with pytest.raises(OptionError):  # [0, 1] floats would show black
+        overlay(photo.astype(np.float32) / 255, np.zeros((4, 4)))
     with pytest.raises(OptionError):
-        overlay(photo.astype(np.float32), np.zeros((4, 4)))
+        overlay(np.full(photo.shape, np.nan, np.float32), np.zeros((4, 4)))
+    with pytest.raises(OptionError):
+        overlay(photo.astype(np.float32) * 2, np.zeros((4, 4)))
     with pytest.raises(OptionError):
         overlay(photo, np.zeros((0, 4)))
 
@@ -85,3 +89,10 @@ def test_apply_mask_is_bitwise_and_at_original_size(photo):
 def test_mask_option_errors(kw):
     with pytest.raises(OptionError):
         heatmap_mask(np.ones((3, 3)), **kw)
+
+
+def test_overlay_shows_float_pixels_rounded(photo):
+    """Pixels read at full precision (float 0..255) are drawn as their 8-bit rounding."""
+    heat = np.random.default_rng(0).random((4, 4))
+    exact = photo.astype(np.float32) + np.float32(0.3) * (photo < 255)
+    np.testing.assert_array_equal(overlay(exact, heat), overlay(photo, heat))
