@@ -10,13 +10,13 @@ Tables register with :func:`override`; :func:`rule_set` looks one up by name. A 
 with ``reference=True`` reads the forward tensors' values on a reference input as well
 (``ctx.reference_of(name)``): the rewritten model then has one more input per ``wrt`` tensor
 (``GradientModel.references``) and runs the forward pass on it beside the real input.
+A set with parameters (LRP's epsilon, gamma, ...) is a hashable object with a ``table()``
+(:class:`.lrp.LRPRules`), passed as ``rules=`` in place of a name.
 """
 
 from __future__ import annotations
 
 import copy
-
-import numpy as np
 
 from ..errors import OptionError, close_matches
 from .registry import RuleFn, find_rule
@@ -47,8 +47,10 @@ def override(name: str, *op_types: str, reference: bool = False):
     return deco
 
 
-def needs_reference(name: str) -> bool:
+def needs_reference(name) -> bool:
     """Whether rule set ``name`` needs the forward pass on a reference input."""
+    if not isinstance(name, str):
+        return bool(name.reference)
     rule_set(name)
     return name in _REFERENCE
 
@@ -58,8 +60,12 @@ def rule_sets() -> list[str]:
     return sorted(_SETS)
 
 
-def rule_set(name: str) -> dict[str, RuleFn]:
-    """The table of rule set ``name``; an unknown name lists the close ones."""
+def rule_set(name) -> dict[str, RuleFn]:
+    """The table of rule set ``name``; an unknown name lists the close ones. ``name`` may also be
+    a rule set with parameters (such as :class:`.lrp.LRPRules`): a hashable object whose
+    ``table()`` is the table and ``reference`` says whether it needs a reference pass."""
+    if not isinstance(name, str):
+        return name.table()
     try:
         return _SETS[name]
     except KeyError:
@@ -189,79 +195,4 @@ def _no_rescale(ctx, node):
              "implemented")
 
 
-# --- Layer-wise relevance propagation (Bach et al. 2015, https://doi.org/10.1371/journal.pone.0130140;
-# Montavon et al. 2019, "Layer-wise relevance propagation: an overview", eq. 4-7): the relevance R
-# reaching a layer's output z is divided by z + eps sign(z), sent back through the layer's gradient
-# and multiplied by the layer's input a. The gamma and z+ sets do so with the weighted layers'
-# weights changed (z recomputed from the same a); activations pass relevance on unchanged; ops of
-# neither kind (reshapes) keep their gradients. ---------------------------------------------------
-
-LRP_EPSILON = 1e-9  # Captum's EpsilonRule default (and every rule's stabiliser)
-LRP_GAMMA = 0.25  # Captum's GammaRule default
-_LRP_LAYERS = ("Conv", "Gemm", "MatMul", "AveragePool", "GlobalAveragePool", "MaxPool",
-               "BatchNormalization")
-_WEIGHTED = ("Conv", "Gemm", "MatMul")
-
-
-def _relevance(ctx, node, weights=None):
-    """``a * J'^T (R / (z' + eps sign(z')))`` for the layer's input ``a`` (sign(0) = 1), where
-    ``z'`` and ``J'`` are the layer's output and Jacobian with its weight (input 1) replaced by
-    ``weights(W)`` (the same layer when ``weights`` is None); the weights get no relevance."""
-    if any(ctx.needs(i) for i in range(1, len(node.input))):
-        ctx.fail("LRP here shares relevance between the layer's input and constant weights; "
-                 "this node's other inputs are computed from the image too (attention?)")
-    if weights is not None:
-        w = node.input[1]
-        value = ctx.const_value(w)
-        if value is None:
-            ctx.fail("this LRP rule changes the layer's weights, which must be a constant "
-                     "(an initializer) in input 1")
-        w_new = ctx.const(weights(np.asarray(value, np.float64)), hint="lrp_weight")
-        ctx.shapes[w_new] = list(value.shape)
-        node = copy.deepcopy(node)
-        node.input[1] = w_new
-        node.output[0] = ctx.fresh("lrp_z")
-        node.name = node.output[0] + "_node"
-        ctx.shapes[node.output[0]] = ctx.shapes.get(ctx.node.output[0])
-        ctx.nodes.append(node)
-    z = node.output[0]
-    step = ctx.emit("Where", [ctx.emit("Less", [z, ctx.fconst(0.0)]), ctx.fconst(-LRP_EPSILON),
-                              ctx.fconst(LRP_EPSILON)])
-    scaled = ctx.emit("Div", [ctx.gy(0), ctx.emit("Add", [z, step])])
-    grads = true_gradient(ctx, node, [scaled] + [None] * (len(node.output) - 1))
-    first = None if grads[0] is None else ctx.emit("Mul", [grads[0], node.input[0]])
-    return [first] + [None] * (len(node.input) - 1)
-
-
-def _lrp_pass(ctx, node):
-    """Relevance goes through the activation unchanged."""
-    return [ctx.gy(0)] + [None] * (len(node.input) - 1)
-
-
-def _gamma(w):
-    """Montavon et al. 2019, eq. 6: positive weights favoured, ``W + gamma W+``."""
-    return w + LRP_GAMMA * np.maximum(w, 0)
-
-
-def _zplus(w):
-    """Montavon et al. 2019, eq. 7 (alpha = 1, beta = 0): positive weights only."""
-    return np.maximum(w, 0)
-
-
-def _weighted(weights):
-    return lambda ctx, node: _relevance(ctx, node, weights)
-
-
-LRP_RULES = {"epsilon": _relevance, "gamma": _weighted(_gamma), "zplus": _weighted(_zplus)}
-
-# One set per pair (rule of the Conv layers, rule of the dense layers: Gemm, MatMul), named
-# "lrp_<conv>_<dense>", and "lrp_<rule>" when both are the same (zennit's composites map layer
-# types to rules the same way); pooling and BatchNormalization always take the epsilon rule.
-for _conv, _conv_rule in LRP_RULES.items():
-    for _dense, _dense_rule in LRP_RULES.items():
-        _names = [f"lrp_{_conv}_{_dense}"] + ([f"lrp_{_conv}"] if _conv == _dense else [])
-        for _name in _names:
-            override(_name, *(op for op in _LRP_LAYERS if op not in _WEIGHTED))(_relevance)
-            override(_name, "Conv")(_conv_rule)
-            override(_name, "Gemm", "MatMul")(_dense_rule)
-            override(_name, "Relu", "Tanh", "Dropout", "Identity")(_lrp_pass)
+from . import lrp as _lrp  # noqa: F401  (registers the LRP sets; it imports this module)
