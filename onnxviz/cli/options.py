@@ -28,6 +28,10 @@ MULTI_VALUE = frozenset({"patch", "stride", "fill"})
 #: Options that take an array: on the command line, a ``.npy`` file (LIME's own superpixels).
 ARRAY_FILES = frozenset({"segments"})
 
+#: Options that take a word, a number or an array: a value ending in ``.npy`` is the array
+#: (a baseline tensor or image, :mod:`onnxviz.explainers.baselines`); an image path stays text.
+ARRAY_OR_VALUE = frozenset({"baseline", "fill"})
+
 #: Flags the subcommands use for themselves: a method option with one of these names is
 #: always prefixed with its method (``--lime-alpha``), in every command alike.
 RESERVED = frozenset({"alpha", "cmap", "clip", "threshold", "top_percent", "out", "json",
@@ -281,8 +285,9 @@ def _kinds(p: inspect.Parameter, opt: str = "") -> tuple[list[str], bool]:
 
 def convert(raw, p: inspect.Parameter, opt: str):
     """Convert a command-line value for the parameter ``p`` (see the module docstring)."""
-    if opt in ARRAY_FILES:
-        return load_array(raw, opt)
+    if opt in ARRAY_FILES or (opt in ARRAY_OR_VALUE and isinstance(raw, str)
+                              and raw.strip().lower().endswith(".npy")):
+        return load_array(raw.strip() if isinstance(raw, str) else raw, opt)
     if isinstance(raw, bool):
         if not isinstance(p.default, bool):
             raise OptionError(f"{flag(opt)} takes a value")

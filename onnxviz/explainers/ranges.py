@@ -24,7 +24,8 @@ from ..errors import OptionError
 class Range:
     """A number option: ``kind`` (int or float), inclusive bounds unless ``open_low``/``open_high``;
     ``pair`` also accepts an (h, w) pair of such numbers; ``text`` also accepts a word (a fill or
-    baseline name, checked by the method); ``none`` accepts None."""
+    baseline name, checked by the method); ``none`` accepts None; ``array`` accepts an ndarray
+    (a baseline tensor or image, checked by the method)."""
 
     kind: type
     low: float
@@ -35,6 +36,7 @@ class Range:
     text: bool = False
     none: bool = False
     per_channel: bool = False
+    array: bool = False
 
     def describe(self) -> str:
         lo = "(" if self.open_low else "["
@@ -46,6 +48,8 @@ class Range:
         if value is None and self.none:
             return
         if isinstance(value, str) and self.text:
+            return
+        if isinstance(value, np.ndarray) and value.ndim > 1 and self.array:
             return
         if isinstance(value, (tuple, list)) and (self.pair or self.per_channel):
             ok = (len(value) == 2) if self.pair and not self.per_channel else 1 <= len(value) <= 4

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..cli import options
 from ..errors import OptionError, TargetError
+from ..explainers.baselines import names_file
 from .limits import REFUSED, check_options
 
 #: What an explanation can carry besides its numbers: the coloured heatmap (PNG, model input
@@ -70,6 +71,9 @@ def job_of(params: dict, methods: list[str], caps: dict) -> Job:
             continue
         if opt in REFUSED:
             raise OptionError(f"option {opt!r} cannot be set over HTTP: {REFUSED[opt]}")
+        if opt in options.ARRAY_OR_VALUE and names_file(value):
+            raise OptionError(f"option {opt!r} cannot name a file over HTTP, got {value!r}: "
+                              "give a word or a number (files are for the command line)")
         given[opt] = _raw(opt, value)
     kwargs = options.method_kwargs(method, given, strict=True)
     check_options(method, kwargs, caps)
