@@ -44,6 +44,36 @@ def targets_for(model, x: np.ndarray, target, batch_size: int | None):
     return np.asarray(model.resolve_targets(target, dummy), dtype=np.int64), None
 
 
+#: What a gradient method differentiates: the score before the model's softmax, or its softmax.
+SCORES = ("logit", "probability")
+
+
+def explained(model, scores: np.ndarray, score: str = "logit") -> np.ndarray:
+    """(N, K) scores as the quantity explained: unchanged for ``"logit"`` and for a regression
+    model (one output, no Softmax), else their softmax (the model's own probabilities)."""
+    if score == "logit" or model.is_regression:
+        return scores
+    s = np.asarray(scores, np.float64)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def seeds(model, x, targets: np.ndarray, score: str = "logit") -> np.ndarray:
+    """The seeds of :func:`gradients` for one batch.
+
+    ``"logit"``: one-hot rows. ``"probability"``: by the chain rule through the softmax
+    ``p = softmax(z)``, ``d p_t / d z = p_t (e_t - p)``, so the seed row is that vector at ``x``'s
+    scores (one forward run); the gradient is then ``d p_t / d x``.
+    """
+    if score == "logit" or model.is_regression:
+        return one_hot(targets, model.num_classes)
+    p = explained(model, model.forward(x), score).astype(np.float64)
+    rows = np.arange(len(targets))
+    seed = -p[rows, targets][:, None] * p
+    seed[rows, targets] += p[rows, targets]
+    return seed.astype(np.float32)
+
+
 def one_hot(targets: np.ndarray, num_classes: int, dtype=np.float32) -> np.ndarray:
     """Seeds selecting one score per row: ``d(sum(seed * scores))`` = d(score[target])."""
     seed = np.zeros((len(targets), num_classes), dtype)
@@ -58,7 +88,8 @@ def chunks(n: int, size: int | None):
         yield slice(start, min(start + size, n))
 
 
-def gradients(model, x, targets, wrt, expose=(), batch_size=None, rules=None, reference=None):
+def gradients(model, x, targets, wrt, expose=(), batch_size=None, rules=None, reference=None,
+              score="logit"):
     """d score[target] / d ``wrt`` per image, plus exposed tensors and the scores, batched.
 
     Args:
@@ -70,25 +101,28 @@ def gradients(model, x, targets, wrt, expose=(), batch_size=None, rules=None, re
         batch_size: images per run (all at once when ``None``).
         rules: a rule set of :mod:`onnxviz.autodiff.rulesets` (a modified gradient), or ``None``.
         reference: (N, ...) reference inputs for a rule set that needs them (DeepLIFT's).
+        score: ``"logit"`` (the score output) or ``"probability"`` (its softmax, see
+            :func:`seeds`).
 
     Returns:
         ``(grads, exposed, scores)``: dicts of (N, ...) arrays keyed by tensor name, and the
-        (N, K) scores.
+        (N, K) scores, as :func:`explained` gives them for ``score``.
     """
     wrt, expose = list(wrt), list(expose)
-    seed = one_hot(targets, model.num_classes)
+
     def extra(s):  # models that know no rule sets still take the plain call
         kw = {"rules": rules} if rules is not None else {}
         if reference is not None:
             kw["reference"] = reference[s]
         return kw
 
-    parts = [model.gradients(x[s], seed[s], wrt=wrt, expose=expose, **extra(s))
+    parts = [model.gradients(x[s], seeds(model, x[s], targets[s], score), wrt=wrt, expose=expose,
+                             **extra(s))
              for s in chunks(len(x), batch_size)]
     grads = {k: np.concatenate([p[0][k] for p in parts]) for k in wrt}
     exposed = {k: np.concatenate([p[1][k] for p in parts]) for k in expose}
     scores = np.concatenate([p[2] for p in parts])
-    return grads, exposed, scores
+    return grads, exposed, explained(model, scores, score)
 
 
 def channels_last(x: np.ndarray, layout: str) -> np.ndarray:

@@ -39,7 +39,8 @@ class GradientShap(InputGradientExplainer):
     For each of ``samples`` draws: noise ``e ~ N(0, stdev^2)`` added to the input
     (``x~ = x + e``), a baseline ``b`` drawn from the baselines and ``a ~ U(0, 1)``; the draw's
     attribution is ``(x~ - b) * dS/dx(b + a (x~ - b))``, and the result is their mean, an estimate
-    of the SHAP values of the model linearised around the path.
+    of the SHAP values of the model linearised around the path. With ``multiply_by_inputs=False``
+    (Captum's flag) the draw's attribution is the gradient alone.
 
     Args:
         model: an :class:`onnxviz.Model`.
@@ -49,7 +50,9 @@ class GradientShap(InputGradientExplainer):
             ``"black"`` (pixel value 0, preprocessed like the image), a grey level 0-255, or
             ``"uniform"`` (``samples`` images of uniform random pixels, drawn from ``seed``).
         seed: random seed of the draws.
+        multiply_by_inputs: multiply each gradient by ``x~ - b``.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        score: ``"logit"`` or ``"probability"`` (see :class:`~.saliency.Saliency`).
         batch_size: draws per run of the gradient graph.
     """
 
@@ -57,10 +60,11 @@ class GradientShap(InputGradientExplainer):
     summary = "Gradient SHAP: gradients x (input - baseline) averaged over random baselines"
 
     def __init__(self, model, *, samples: int = 5, stdev: float = 0.0,
-                 baseline: str | float = "zero", seed: int = 0, reduce: str = "abs",
-                 batch_size: int = 16):
+                 baseline: str | float = "zero", seed: int = 0, multiply_by_inputs: bool = True,
+                 reduce: str = "abs", score: str = "logit", batch_size: int = 16):
         super().__init__(model, samples=samples, stdev=stdev, baseline=baseline, seed=seed,
-                         reduce=reduce, batch_size=batch_size)
+                         multiply_by_inputs=multiply_by_inputs, reduce=reduce, score=score,
+                         batch_size=batch_size)
         self._check()
         G.check_positive("samples", samples)
         if isinstance(baseline, str):
@@ -87,7 +91,7 @@ class GradientShap(InputGradientExplainer):
     def attribute(self, x, targets, pixels, scores):
         s, bs = self.params["samples"], self.params["batch_size"]
         if scores is None:
-            scores = self.model.forward(x, batch_size=bs)
+            scores = self.forward(x)
         base = self.baselines(x, pixels)
         noise, alpha, index = draws(self.params["seed"], s, x.shape[1:], len(base))
         total = np.zeros(x.shape, np.float64)
@@ -98,5 +102,5 @@ class GradientShap(InputGradientExplainer):
             moved = x[img] + self.params["stdev"] * noise[k] - base[index[k]]
             points = base[index[k]] + alpha[k].reshape(shape) * moved
             g, _ = self.grads(points.astype(x.dtype), targets[img])
-            np.add.at(total, img, moved * g)
+            np.add.at(total, img, moved * g if self.params["multiply_by_inputs"] else g)
         return (total / s).astype(np.float32), scores, [{} for _ in x]
