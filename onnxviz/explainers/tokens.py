@@ -228,7 +228,8 @@ def default_map_layer(model):
 
 
 def resolve_map_layer(model, layer):
-    """``layer`` (a name, a Layer, or None for the default) as a Layer that maps onto the image.
+    """``layer`` (a name, a Layer, or None for the default) as a Layer that maps onto the image;
+    the model's input name gives :func:`input_layer`.
 
     Raises:
         LayerError: an unknown name (with the close matches).
@@ -236,6 +237,8 @@ def resolve_map_layer(model, layer):
     """
     if layer is None:
         return default_map_layer(model)
+    if layer == model.input.name or getattr(layer, "tensor", None) == model.input.name:
+        return input_layer(model)
     found = model.layer(layer) if isinstance(layer, str) else layer
     if layer_view(model, found) is None:
         shape = "x".join(str(d) for d in (found.shape or model.shape_of(found.tensor)))
@@ -245,3 +248,19 @@ def resolve_map_layer(model, layer):
             f"sequence on the patch grid (e.g. a tensor inside attention), so it has no place in the "
             f"image to map; choose one of: {', '.join(known[-8:]) or 'none'}")
     return found
+
+
+def input_layer(model):
+    """The model's input as a layer: a CAM on the input tensor itself (Captum's ``LayerGradCam``
+    allows it), in the input's layout.
+
+    Raises:
+        OptionError: a flattened input (MATLAB's ``[1, 1, 1, h*w]``), which is no map.
+    """
+    from ..model.layers import Layer
+
+    name = model.input.name
+    if getattr(model.input, "flat_size", None):
+        raise OptionError(f"the input {name!r} is flattened ({model.input.flat_size}), so it is "
+                          "no map to draw on; choose a layer from model.layers()")
+    return Layer(name=name, tensor=name, op_type="Input", shape=tuple(model.shape_of(name)))
