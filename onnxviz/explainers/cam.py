@@ -7,10 +7,15 @@ one run of the gradient graph; the variant turns them into channel weights ``w``
 the model's input size (``Explanation.heatmap``). Maps are not normalised: they keep the units of
 ``w * A`` (Captum and MATLAB do the same; :mod:`onnxviz.viz` scales for display), so maps of different
 targets or images can be compared. A variant overrides :meth:`CAMExplainer.channel_weights` only.
+
+pytorch-grad-cam's options are options of the pipeline (:mod:`.cam_options`): several layers and
+``aug_smooth`` average maps scaled to [0, 1] as that library does; ``eigen_smooth`` takes the first
+principal component of ``w_k A_k`` instead of the sum; ``relu=False`` drops the final ReLU.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +25,9 @@ from . import _gradient as G
 from ._layers import graph_index
 from .tokens import layer_view, resolve_map_layer
 from .base import Explainer, Explanation, Timer
+from .cam_options import (AUGMENTATIONS, LayerNames, augment, check_flags, first_component,
+                          layer_names, peer_scaled, weighted)
+from .ranges import Range
 from .registry import register
 
 EPS = 1e-7
@@ -30,21 +38,47 @@ class CAMExplainer(Explainer):
 
     Args:
         model: an :class:`onnxviz.Model`.
-        layer: a layer name (see ``model.layers()``): a feature map, or a vision transformer's
+        layer: a layer name (see ``model.layers()``): a feature map, a vision transformer's
             token sequence ``[N, T, C]`` (seen as ``[N, C, h, w]`` on its patch grid, the class and
-            other prefix tokens dropped; :mod:`.tokens`). ``None`` picks the last map before the
-            score, for a ViT the input of its last attention (``blocks[-1].norm1``).
+            other prefix tokens dropped; :mod:`.tokens`), or the model's input. ``None`` picks the
+            last map before the score, for a ViT the input of its last attention
+            (``blocks[-1].norm1``). A list of names averages their maps, each min-max scaled
+            first (:mod:`.cam_options`); one gradient run serves all of them.
         batch_size: images per run of the gradient graph.
+        relu: clip the map at 0 (the papers' final ReLU); False keeps the negative evidence.
+        eigen_smooth: the map is the first principal component of the weighted channels
+            ``w_k A_k`` instead of their sum (pytorch-grad-cam's ``eigen_smooth``).
+        aug_smooth: average the maps of six copies of the input: flipped left-right or not, times
+            0.9, 1 or 1.1 (pytorch-grad-cam's ``aug_smooth``), each min-max scaled first.
     """
 
     family: ClassVar[str] = "cam"
     needs_gradients: ClassVar[bool] = True
+    #: The map is the first principal component of ``w_k A_k`` whatever ``eigen_smooth`` says.
+    principal_component: ClassVar[bool] = False
+    ranges: ClassVar[dict] = {"layer": LayerNames()}
 
-    def __init__(self, model, *, layer: str | None = None, batch_size: int = 16):
+    def __init__(self, model, *, layer: str | list[str] | None = None, batch_size: int = 16,
+                 relu: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False):
+        self.setup(model, layer=layer, batch_size=batch_size, relu=relu,
+                   eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
+
+    def setup(self, model, *, layer, batch_size, relu, eigen_smooth, aug_smooth, **own):
+        """The checks and layer resolution of every CAM's ``__init__``; ``own`` are a variant's
+        own options. ``params`` holds ``layer``, ``batch_size`` and the options given other
+        than their defaults."""
         G.check_positive("batch_size", batch_size)
-        super().__init__(model, layer=layer, batch_size=batch_size)
-        self.layer = resolve_map_layer(model, layer)
+        flags = {"relu": relu, "eigen_smooth": eigen_smooth, "aug_smooth": aug_smooth}
+        check_flags(**flags)
+        defaults = {k: p.default for k, p in type(self).options().items()}
+        changed = {k: v for k, v in {**flags, **own}.items() if k not in defaults or v != defaults[k]}
+        super().__init__(model, layer=layer, batch_size=batch_size, **changed)
+        self.opts = {**flags, **own}
+        self.layers = [resolve_map_layer(model, n) for n in layer_names(layer)]
+        self.layer = self.layers[0]
         self.view = layer_view(model, self.layer)
+        if aug_smooth and getattr(model.input, "flat_size", None):
+            raise OptionError("aug_smooth flips the image, which a flattened input cannot show")
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         """Weights of the activation channels.
@@ -61,41 +95,102 @@ class CAMExplainer(Explainer):
         """
         raise NotImplementedError
 
-    def layer_map(self, activations, gradients, *, inputs, targets):
-        """(N, h, w) maps at the layer's resolution: ``ReLU(sum_k w_k A_k)`` with the weights of
-        :meth:`channel_weights` (same arguments). A method whose map is not a weighted sum of the
-        channels (Eigen-CAM's principal component) overrides this instead."""
-        return combine(self.channel_weights(activations, gradients, inputs=inputs, targets=targets),
-                       activations)
+    def layer_map(self, activations, gradients, *, inputs, targets, channels=False):
+        """(N, h, w) maps at the layer's resolution before the ReLU: ``sum_k w_k A_k`` with the
+        weights of :meth:`channel_weights` (same arguments), or with ``eigen_smooth`` (or
+        :attr:`principal_component`) the first principal component of ``w_k A_k``. Returns
+        ``(maps, w_k A_k)``, the second (N, C, h, w) when ``channels``, else None."""
+        w = self.channel_weights(activations, gradients, inputs=inputs, targets=targets)
+        eigen = self.principal_component or self.opts["eigen_smooth"]
+        if not (eigen or channels) and w.ndim == 2:
+            return np.einsum("nc,nchw->nhw", w.astype(np.float32),
+                             activations.astype(np.float32)), None
+        wa = weighted(w, activations)
+        return (first_component(wa) if eigen else wa.sum(axis=1)), (wa if channels else None)
+
+    def layer_maps(self, x, targets, timer, channels=False):
+        """One run of the model (or its gradient graph) on ``x``: ``(maps, scores, w_k A_k)``,
+        ``maps`` one (N, h, w) per layer (ReLU applied unless ``relu=False``)."""
+        m, bs = self.model, self.params["batch_size"]
+        tensors = list(dict.fromkeys(ly.tensor for ly in self.layers))
+        shown = [t for t in tensors if t != m.input.name]  # the input is x itself
+        with timer("gradients" if self.needs_gradients else "forward"):
+            if self.needs_gradients:
+                grads, exposed, scores = G.gradients(m, x, targets, tensors, shown, bs)
+            else:
+                exposed, grads = m.run(x, [m.score_output, *shown], batch_size=bs), None
+                scores = exposed[m.score_output].reshape(len(x), -1)
+        exposed = {**exposed, m.input.name: x}
+        maps, chans = [], None
+        with timer("weights"):
+            for part in self._parts():
+                view, t = part.view, part.layer.tensor
+                g = None if grads is None else view.to_nchw(grads[t])
+                cam, chans = part.layer_map(view.to_nchw(exposed[t]), g, inputs=x,
+                                            targets=targets, channels=channels)
+                maps.append(np.maximum(cam, 0) if self.opts["relu"] else cam)
+        return maps, scores, chans
+
+    def _parts(self) -> list:
+        """One explainer per layer (shallow copies: the same model and options)."""
+        if len(self.layers) == 1:
+            return [self]
+        parts = []
+        for ly in self.layers:
+            part = copy.copy(self)
+            part.layer, part.view, part.layers = ly, layer_view(self.model, ly), [ly]
+            parts.append(part)
+        return parts
 
     def explain(self, images, target=None) -> list[Explanation]:
         m, bs = self.model, self.params["batch_size"]
         timer = Timer()
         pixels, x, targets, scores = G.prepare(m, images, target, bs, timer)
-        tensor = self.layer.tensor
-        with timer("gradients" if self.needs_gradients else "forward"):
-            if self.needs_gradients:
-                grads, exposed, run_scores = G.gradients(m, x, targets, [tensor], [tensor], bs)
-                grads = self.view.to_nchw(grads[tensor])
-            else:
-                run_scores = m.run(x, [m.score_output, tensor], batch_size=bs)
-                exposed, grads = run_scores, None
-                run_scores = run_scores[m.score_output].reshape(len(x), -1)
-            acts = self.view.to_nchw(exposed[tensor])
-        scores = run_scores if scores is None else scores
-        with timer("weights"):
-            raw = self.layer_map(acts, grads, inputs=x, targets=targets)
+        combined = self.opts["aug_smooth"] or len(self.layers) > 1
+        augs = AUGMENTATIONS if self.opts["aug_smooth"] else ((False, 1.0),)
+        heat = None
+        for flip, factor in augs:
+            plain = not flip and factor == 1
+            xa = x if plain else augment(x, m.input.layout, flip, factor)
+            maps, run_scores, _ = self.layer_maps(xa, targets, timer)
+            if plain:
+                raw, scores = maps[0], run_scores if scores is None else scores
+            if combined:
+                with timer("map"):
+                    one = peer_scaled(maps, m.input.size)
+                    one = one[:, :, ::-1] if flip else one
+                    heat = one if heat is None else heat + one
         with timer("map"):
-            heat = G.image_shaped(m, G.upsample(raw, m.input.size)[..., None])[..., 0]
+            if combined:
+                heat = raw = (heat / len(augs)).astype(np.float32)
+            else:
+                heat = G.upsample(raw, m.input.size)
+            heat = G.image_shaped(m, heat[..., None])[..., 0]
         times = timer.result(share=len(x))
+        layers = ",".join(ly.name for ly in self.layers)
         return [
             Explanation(
                 heatmap=heat[i], raw=raw[i], target=int(t), label=m.label_of(int(t)),
                 score=float(scores[i, t]), method=self.name, params=dict(self.params),
-                timings=times, image=G.image_shaped(m, pixels)[i], extras={"layer": self.layer.name},
+                timings=times, image=G.image_shaped(m, pixels)[i], extras={"layer": layers},
             )
             for i, t in enumerate(targets)
         ]
+
+    def channel_maps(self, images, target=None) -> list[np.ndarray]:
+        """The weighted channels ``w_k A_k`` of one layer, (C, h, w) per image: the terms that
+        :meth:`explain`'s map sums (before the ReLU), computed on request only (C maps per image).
+
+        Args:
+            images: as for :meth:`explain` (a list; the unaugmented images).
+            target: as for :meth:`explain`.
+        """
+        if len(self.layers) > 1:
+            raise OptionError("channel_maps needs one layer; build the explainer with one name")
+        m, bs = self.model, self.params["batch_size"]
+        timer = Timer()
+        _, x, targets, _ = G.prepare(m, images, target, bs, timer)
+        return list(self.layer_maps(x, targets, timer, channels=True)[2])
 
 
 def combine(weights: np.ndarray, activations: np.ndarray) -> np.ndarray:
@@ -164,16 +259,29 @@ class GradCAMPlusPlus(CAMExplainer):
     ``a_kij = g^2 / (2 g^2 + sum_ab A_kab g^3)`` (0 where the denominator is 0) and the weights
     of eq. 9 are ``w_k = sum_ij a_kij ReLU(g_kij)``. The common factor ``exp(S)`` is dropped: it
     scales every channel alike.
+
+    Args:
+        eps: added to the alphas' denominator. 0 (the paper) gives 0 where it is 0;
+            pytorch-grad-cam adds ``1e-6``, which also shrinks the alphas of small gradients
+            (``g^2 / 1e-6`` instead of ``1/2`` when ``g`` is near 0): ``eps=1e-6`` reproduces it.
+        Other options: as :class:`CAMExplainer`.
     """
 
     name = "gradcam++"
     summary = "Grad-CAM++: closed-form pixel-wise weighting of positive gradients"
+    ranges: ClassVar[dict] = {**CAMExplainer.ranges, "eps": Range(float, 0, 1)}
+
+    def __init__(self, model, *, layer: str | list[str] | None = None, batch_size: int = 16,
+                 eps: float = 0.0, relu: bool = True, eigen_smooth: bool = False,
+                 aug_smooth: bool = False):
+        self.setup(model, layer=layer, batch_size=batch_size, relu=relu, eps=eps,
+                   eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         g2 = gradients.astype(np.float64) ** 2
         g3 = g2 * gradients
-        denom = 2 * g2 + activations.sum(axis=(2, 3), keepdims=True) * g3
-        alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=denom != 0)
+        denom = 2 * g2 + activations.sum(axis=(2, 3), keepdims=True) * g3 + self.opts["eps"]
+        alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=(denom != 0) & (gradients != 0))
         return (alpha * np.maximum(gradients, 0)).sum(axis=(2, 3)).astype(np.float32)
 
 

@@ -17,28 +17,8 @@ from .. import runtime
 from . import _gradient as G
 from .base import Explainer, Explanation, Timer
 from .cam import CAMExplainer
+from .cam_options import first_component  # noqa: F401  (its home before cam_options.py)
 from .registry import register
-
-
-def first_component(maps: np.ndarray) -> np.ndarray:
-    """(N, C, h, w) -> (N, h, w): each position's projection on the first principal component.
-
-    The positions are the samples and the channels the features: ``X`` (h*w, C) is centred per
-    channel, ``v`` is the first right singular vector of ``X`` and the map is ``X v``. A singular
-    vector has no sign of its own; this one is LAPACK's (``numpy.linalg.svd``, float32, the same
-    call as pytorch-grad-cam's ``get_2d_projection``), so the maps equal the peer's, flipped
-    regions included. Non-finite values count as 0, as there.
-    """
-    out = np.zeros((maps.shape[0], *maps.shape[2:]), np.float32)
-    for i, a in enumerate(maps):
-        x = np.nan_to_num(a.reshape(a.shape[0], -1).T.astype(np.float32), nan=0.0, posinf=0.0,
-                          neginf=0.0)
-        x = x - x.mean(axis=0)
-        if not x.any():
-            continue  # a constant layer: no direction, no map
-        _, _, vt = np.linalg.svd(x, full_matrices=False)
-        out[i] = (x @ vt[0]).reshape(a.shape[1:])
-    return out
 
 
 @register
@@ -46,16 +26,17 @@ class EigenCAM(CAMExplainer):
     """Eigen-CAM (Muhammad & Yeasin 2020, https://arxiv.org/abs/2008.00299, eq. 5-6).
 
     The map is the layer's activations projected on their first principal component
-    (:func:`first_component`), then ReLU. It uses no gradient and no target: every class gets
-    the same map.
+    (:func:`~.cam_options.first_component`; every channel weight is 1), then ReLU. It uses no
+    gradient and no target: every class gets the same map.
     """
 
     name = "eigencam"
     summary = "Eigen-CAM: the first principal component of the layer's activations"
     needs_gradients = False
+    principal_component = True
 
-    def layer_map(self, activations, gradients, *, inputs, targets):
-        return np.maximum(first_component(activations), 0)
+    def channel_weights(self, activations, gradients, *, inputs, targets):
+        return np.ones(activations.shape[:2], np.float32)
 
 
 @register
@@ -66,8 +47,10 @@ class EigenGradCAM(CAMExplainer):
     name = "eigengradcam"
     summary = "Eigen-Grad-CAM: first principal component of activations times gradients"
 
-    def layer_map(self, activations, gradients, *, inputs, targets):
-        return np.maximum(first_component(gradients * activations), 0)
+    principal_component = True
+
+    def channel_weights(self, activations, gradients, *, inputs, targets):
+        return gradients
 
 
 @register
