@@ -13,7 +13,7 @@ CARD_ORDER = ("occlusion", "lime", "rise", "kernelshap", "saliency", "smoothgrad
               "hirescam", "xgradcam", "layercam", "scorecam", "eigencam", "eigengradcam",
               "gradcam_elementwise", "ablationcam", "fullgrad", "attention_rollout",
               "attention_gradient", "guided_backprop", "deconvolution", "guided_gradcam",
-              "deeplift", "lrp", "gradient_shap")
+              "deeplift", "deeplift_shap", "lrp", "gradient_shap")
 
 
 def test_methods_are_the_design_cards_list():

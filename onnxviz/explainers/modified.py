@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
+from ._checks import check_seed
 from .cam import combine
 from .registry import register
 from .saliency import InputGradientExplainer
@@ -192,6 +193,9 @@ class DeepLift(ModifiedGradientExplainer):
         baseline: the reference ``x'``: ``"zero"`` (the zero tensor in the model's input space,
             Captum's default), ``"black"`` (pixel value 0, preprocessed like the image) or a grey
             level 0-255.
+        multiply_by_inputs: ``False``: the multipliers ``m`` themselves, without the factor
+            ``x - x'`` (Captum's flag of the same name); the convergence delta is still that of
+            ``(x - x') * m``.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
         batch_size: images per run of the backward graph.
     """
@@ -212,14 +216,23 @@ class DeepLift(ModifiedGradientExplainer):
                     f"(node {soft[0]!r}, as in attention)")
         return None
 
-    def __init__(self, model, *, baseline: str | float = "zero", reduce: str = "abs",
-                 batch_size: int = 16):
-        super().__init__(model, baseline=baseline, reduce=reduce, batch_size=batch_size)
+    words: ClassVar[tuple] = ("zero", "black")  # the baselines named by a word
+
+    def __init__(self, model, *, baseline: str | float = "zero", multiply_by_inputs: bool = True,
+                 reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, baseline=baseline, multiply_by_inputs=multiply_by_inputs,
+                         reduce=reduce, batch_size=batch_size)
+        self._check_baseline()
+
+    def _check_baseline(self) -> None:
+        baseline, mbi = self.params["baseline"], self.params["multiply_by_inputs"]
+        if not isinstance(mbi, (bool, np.bool_)):
+            raise OptionError(f"multiply_by_inputs must be true or false, got {mbi!r}")
         if isinstance(baseline, str):
             try:
                 baseline = float(baseline)
             except ValueError:
-                G.check_choice("baseline", baseline, ("zero", "black"))
+                G.check_choice("baseline", baseline, self.words)
         if not isinstance(baseline, str) and not 0 <= baseline <= 255:
             raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
         self.baseline = baseline
@@ -238,9 +251,78 @@ class DeepLift(ModifiedGradientExplainer):
         attr = ((x - base) * mult).astype(np.float32)
         n = np.arange(len(x))
         base_scores = self.model.forward(base, batch_size=self.params["batch_size"])[n, targets]
-        delta = attr.reshape(len(x), -1).sum(axis=1, dtype=np.float64) - (scores[n, targets] - base_scores)
-        return attr, scores, [{"convergence_delta": float(d), "baseline_score": float(b)}
-                              for d, b in zip(delta, base_scores)]
+        extras = _deltas(attr, scores[n, targets], base_scores)
+        return attr if self.params["multiply_by_inputs"] else mult, scores, extras
+
+
+def _deltas(attr, scores, base_scores):
+    """Summation-to-delta's remainder per image: ``sum(attr) - (S(x) - S(x'))``."""
+    delta = attr.reshape(len(attr), -1).sum(axis=1, dtype=np.float64) - (scores - base_scores)
+    return [{"convergence_delta": float(d), "baseline_score": float(b)}
+            for d, b in zip(delta, base_scores)]
+
+
+@register
+class DeepLiftShap(DeepLift):
+    """DeepLIFT SHAP (Lundberg & Lee 2017, https://arxiv.org/abs/1705.07874, sec. 4.2; Captum's
+    DeepLiftShap): DeepLIFT's attributions (rescale rule, see :class:`DeepLift`) averaged over a
+    set of baselines, ``mean_k (x - b_k) * m(x, b_k)``. The set is Gradient SHAP's: one baseline
+    for ``"zero"``, ``"black"`` or a grey level, ``samples`` images of uniform random pixels for
+    ``"uniform"`` (the same images as :class:`~.gradient_shap.GradientShap` draws with the same
+    ``seed`` and ``samples``). ``extras``: ``convergence_delta`` (``sum(attr) - (S(x) -
+    mean_k S(b_k))``) and ``baseline_score`` (``mean_k S(b_k)``).
+
+    Args:
+        model: an :class:`onnxviz.Model`.
+        baseline: ``"uniform"``, ``"zero"``, ``"black"`` or a grey level 0-255.
+        samples: how many uniform random baselines.
+        seed: random seed of the uniform baselines.
+        multiply_by_inputs: ``False``: the mean multipliers ``mean_k m(x, b_k)``.
+        reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
+        batch_size: (image, baseline) pairs per run of the backward graph.
+    """
+
+    name = "deeplift_shap"
+    summary = "DeepLIFT SHAP: DeepLIFT averaged over a set of (random) baselines"
+
+    words: ClassVar[tuple] = ("uniform", "zero", "black")
+
+    def __init__(self, model, *, baseline: str | float = "uniform", samples: int = 5,
+                 seed: int = 0, multiply_by_inputs: bool = True, reduce: str = "abs",
+                 batch_size: int = 16):
+        ModifiedGradientExplainer.__init__(
+            self, model, baseline=baseline, samples=samples, seed=seed,
+            multiply_by_inputs=multiply_by_inputs, reduce=reduce, batch_size=batch_size)
+        self._check_baseline()
+        G.check_positive("samples", samples)
+        check_seed(seed)
+
+    def reference(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+        """The baselines, (M, ...) in model space."""
+        if self.baseline != "uniform":
+            return super().reference(x[:1], pixels[:1])
+        rng = np.random.default_rng([self.params["seed"], 1])  # Gradient SHAP's draw
+        noise = rng.integers(0, 256, (self.params["samples"], *pixels.shape[1:])).astype(np.float32)
+        return self.model.normalize(noise).astype(x.dtype)
+
+    def attribute(self, x, targets, pixels, scores):
+        base, bs = self.reference(x, pixels), self.params["batch_size"]
+        m = len(base)
+        total = np.zeros(x.shape, np.float64)
+        mult = np.zeros(x.shape, np.float64)
+        for part in G.chunks(len(x) * m, bs):
+            img, k = np.divmod(np.arange(len(x) * m)[part], m)
+            g, _ = self.grads(x[img], targets[img], base[k])
+            np.add.at(mult, img, g)
+            np.add.at(total, img, (x[img] - base[k]) * g)
+        if scores is None:
+            scores = self.model.forward(x, batch_size=bs)
+        n = np.arange(len(x))
+        base_scores = self.model.forward(base, batch_size=bs)[:, targets].mean(axis=0)
+        attr = (total / m).astype(np.float32)
+        extras = _deltas(attr, scores[n, targets], base_scores)
+        return attr if self.params["multiply_by_inputs"] else (mult / m).astype(np.float32), \
+            scores, extras
 
 
 from . import lrp as _lrp  # noqa: F401  (registers LRP, a ModifiedGradientExplainer)
