@@ -144,8 +144,9 @@ GRADIENT = ["gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "gradcam
 def test_eigen_smooth_equals_the_peers_cam_image(cnn, method):
     """The first principal component of the weighted channels at the layer's resolution, against
     torch's activations and gradients through the peer's ``get_cam_image``, before the ReLU and
-    up to the sign: the sign is LAPACK's, and where a channel is dead it flips with the 1e-8 that
-    ONNX Runtime's values differ from torch's (Grad-CAM++ here). With the sign: Grad-CAM's."""
+    up to the sign: the sign is LAPACK's, and where channels of w_k A_k are zero everywhere it
+    flips with the 1e-8 that ONNX Runtime's values differ from torch's (Grad-CAM++'s first image
+    here: 9 of 12 weights are 0). With the sign: Grad-CAM's."""
     net, m, images, x = cnn
     a, g = _torch_layer(net, net[3], x)
     peer = _peer(method)(model=net, target_layers=[net[3]])
