@@ -178,8 +178,9 @@ class CAMExplainer(Explainer):
         ]
 
     def channel_maps(self, images, target=None) -> list[np.ndarray]:
-        """The weighted channels ``w_k A_k`` of one layer, (C, h, w) per image: the terms that
-        :meth:`explain`'s map sums (before the ReLU), computed on request only (C maps per image).
+        """The weighted channels ``w_k A_k`` of one layer, (C, h, w) per image: what
+        :meth:`explain`'s map sums before the ReLU (or projects, with ``eigen_smooth`` and the
+        Eigen-CAMs), computed on request only (C maps per image).
 
         Args:
             images: as for :meth:`explain` (a list; the unaugmented images).
