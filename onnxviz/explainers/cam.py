@@ -262,26 +262,27 @@ class GradCAMPlusPlus(CAMExplainer):
     scales every channel alike.
 
     Args:
-        eps: added to the alphas' denominator. 0 (the paper) gives 0 where it is 0;
+        epsilon: added to the alphas' denominator. 0 (the paper) gives 0 where it is 0;
             pytorch-grad-cam adds ``1e-6``, which also shrinks the alphas of small gradients
-            (``g^2 / 1e-6`` instead of ``1/2`` when ``g`` is near 0): ``eps=1e-6`` reproduces it.
+            (``g^2 / 1e-6`` instead of ``1/2`` when ``g`` is near 0): ``epsilon=1e-6``
+            reproduces it. (The same word as LRP's stabiliser: one CLI flag, ``--epsilon``.)
         Other options: as :class:`CAMExplainer`.
     """
 
     name = "gradcam++"
     summary = "Grad-CAM++: closed-form pixel-wise weighting of positive gradients"
-    ranges: ClassVar[dict] = {**CAMExplainer.ranges, "eps": Range(float, 0, 1)}
+    ranges: ClassVar[dict] = {**CAMExplainer.ranges, "epsilon": Range(float, 0, 1)}
 
     def __init__(self, model, *, layer: str | list[str] | None = None, batch_size: int = 16,
-                 eps: float = 0.0, relu: bool = True, eigen_smooth: bool = False,
+                 epsilon: float = 0.0, relu: bool = True, eigen_smooth: bool = False,
                  aug_smooth: bool = False):
-        self.setup(model, layer=layer, batch_size=batch_size, relu=relu, eps=eps,
+        self.setup(model, layer=layer, batch_size=batch_size, relu=relu, epsilon=epsilon,
                    eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
 
     def channel_weights(self, activations, gradients, *, inputs, targets):
         g2 = gradients.astype(np.float64) ** 2
         g3 = g2 * gradients
-        denom = 2 * g2 + activations.sum(axis=(2, 3), keepdims=True) * g3 + self.opts["eps"]
+        denom = 2 * g2 + activations.sum(axis=(2, 3), keepdims=True) * g3 + self.opts["epsilon"]
         alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=(denom != 0) & (gradients != 0))
         return (alpha * np.maximum(gradients, 0)).sum(axis=(2, 3)).astype(np.float32)
 

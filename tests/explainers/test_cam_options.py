@@ -54,7 +54,7 @@ def _peer(name):
 
 
 #: Options that make onnxviz's variant the peer's (Grad-CAM++'s epsilon, Score-CAM's weights).
-AS_PEER = {"gradcam++": {"eps": 1e-6}, "scorecam": {"weights": "channel_softmax"}}
+AS_PEER = {"gradcam++": {"epsilon": 1e-6}, "scorecam": {"weights": "channel_softmax"}}
 
 
 def _targets():
@@ -188,12 +188,12 @@ def test_relu_false_and_channel_maps(cnn, method):
         _close(channels[0], g.mean(axis=(2, 3))[0][:, None, None] * a[0])
 
 
-def test_gradcampp_eps_reproduces_the_peer_and_zero_is_the_paper(cnn):
+def test_gradcampp_epsilon_reproduces_the_peer_and_zero_is_the_paper(cnn):
     net, m, images, x = cnn
     a, g = _torch_layer(net, net[3], x)
     peer = _peer("gradcam++")(model=net, target_layers=[net[3]])
     want = np.maximum(peer.get_cam_image(x, net[3], _targets(), a, g), 0)
-    got = ov.explain(m, images, method="gradcam++", layer="3", target=TARGETS, eps=1e-6)
+    got = ov.explain(m, images, method="gradcam++", layer="3", target=TARGETS, epsilon=1e-6)
     paper = ov.explain(m, images, method="gradcam++", layer="3", target=TARGETS)
     for e, p, w in zip(got, paper, want):
         _close(e.raw, w)
@@ -247,7 +247,7 @@ def test_input_as_layer_channel_last():
 
 @pytest.mark.parametrize("method,opts", [
     ("gradcam", {"layer": LAYERS, "aug_smooth": True}),
-    ("gradcam++", {"layer": "3", "eigen_smooth": True, "eps": 1e-6}),
+    ("gradcam++", {"layer": "3", "eigen_smooth": True, "epsilon": 1e-6}),
     ("scorecam", {"layer": LAYERS, "weights": "channel_softmax", "relu": False}),
 ])
 def test_batch_size_changes_nothing(cnn, method, opts):
@@ -264,8 +264,8 @@ def test_batch_size_changes_nothing(cnn, method, opts):
     ({"layer": 3}, "layer must be"),
     ({"relu": "no"}, "relu must be true or false"),
     ({"aug_smooth": 1}, "aug_smooth must be true or false"),
-    ({"method": "gradcam++", "eps": -1.0}, "eps must be a number in"),
-    ({"method": "gradcam++", "eps": "a"}, "eps must be"),
+    ({"method": "gradcam++", "epsilon": -1.0}, "epsilon must be a number in"),
+    ({"method": "gradcam++", "epsilon": "a"}, "epsilon must be"),
     ({"method": "scorecam", "weights": "softmax"}, "weights must be one of"),
 ])
 def test_bad_values_are_refused(cnn, opts, match):
@@ -293,9 +293,9 @@ def test_cli_and_server_take_the_options(cnn, cnn_file, tmp_path, capsys):
     from onnxviz.serve.limits import DEFAULT_CAPS
     from onnxviz.serve.params import job_of
 
-    kw = method_kwargs("gradcam++", {"layer": "1,3", "eps": "1e-6", "aug_smooth": True,
+    kw = method_kwargs("gradcam++", {"layer": "1,3", "epsilon": "1e-6", "aug_smooth": True,
                                      "relu": False})
-    assert kw == {"layer": ("1", "3"), "eps": 1e-6, "aug_smooth": True, "relu": False}
+    assert kw == {"layer": ("1", "3"), "epsilon": 1e-6, "aug_smooth": True, "relu": False}
     assert method_kwargs("scorecam", {"weights": "channel_softmax"}) == {"weights": "channel_softmax"}
     job = job_of({"method": "gradcam", "layer": ["1", "3"], "eigen_smooth": True}, ["gradcam"],
                  DEFAULT_CAPS)
