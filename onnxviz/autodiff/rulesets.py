@@ -196,3 +196,4 @@ def _no_rescale(ctx, node):
 
 
 from . import lrp as _lrp  # noqa: F401  (registers the LRP sets; it imports this module)
+from . import reveal_cancel as _reveal_cancel  # noqa: F401  (DeepLIFT's RevealCancel set)

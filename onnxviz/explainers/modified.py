@@ -176,6 +176,10 @@ class GuidedGradCAM(ModifiedGradientExplainer):
         return guided * up, run_scores if scores is None else scores, extras
 
 
+#: DeepLIFT's rules for the nonlinearities: option value -> rule set.
+DEEPLIFT_RULES = {"rescale": "deeplift", "reveal_cancel": "deeplift_reveal_cancel"}
+
+
 @register
 class DeepLift(ModifiedGradientExplainer):
     """DeepLIFT, rescale rule (Shrikumar et al. 2017, https://arxiv.org/abs/1704.02685, eq. 3).
@@ -193,6 +197,10 @@ class DeepLift(ModifiedGradientExplainer):
         baseline: the reference ``x'``: ``"zero"`` (the zero tensor in the model's input space,
             Captum's default), ``"black"`` (pixel value 0, preprocessed like the image) or a grey
             level 0-255.
+        rule: ``"rescale"``, or ``"reveal_cancel"``: RevealCancel (sec. 3.5.3) for each
+            nonlinearity fed straight by a Conv, Gemm or MatMul, whose difference is split into
+            the layer's positive and negative terms (:mod:`onnxviz.autodiff.reveal_cancel`);
+            the rescale rule elsewhere.
         multiply_by_inputs: ``False``: the multipliers ``m`` themselves, without the factor
             ``x - x'`` (Captum's flag of the same name); the convergence delta is still that of
             ``(x - x') * m``.
@@ -218,13 +226,15 @@ class DeepLift(ModifiedGradientExplainer):
 
     words: ClassVar[tuple] = ("zero", "black")  # the baselines named by a word
 
-    def __init__(self, model, *, baseline: str | float = "zero", multiply_by_inputs: bool = True,
-                 reduce: str = "abs", batch_size: int = 16):
-        super().__init__(model, baseline=baseline, multiply_by_inputs=multiply_by_inputs,
+    def __init__(self, model, *, baseline: str | float = "zero", rule: str = "rescale",
+                 multiply_by_inputs: bool = True, reduce: str = "abs", batch_size: int = 16):
+        super().__init__(model, baseline=baseline, rule=rule, multiply_by_inputs=multiply_by_inputs,
                          reduce=reduce, batch_size=batch_size)
         self._check_baseline()
 
     def _check_baseline(self) -> None:
+        G.check_choice("rule", self.params["rule"], DEEPLIFT_RULES)
+        self.rule_set = DEEPLIFT_RULES[self.params["rule"]]
         baseline, mbi = self.params["baseline"], self.params["multiply_by_inputs"]
         if not isinstance(mbi, (bool, np.bool_)):
             raise OptionError(f"multiply_by_inputs must be true or false, got {mbi!r}")
@@ -277,6 +287,7 @@ class DeepLiftShap(DeepLift):
         baseline: ``"uniform"``, ``"zero"``, ``"black"`` or a grey level 0-255.
         samples: how many uniform random baselines.
         seed: random seed of the uniform baselines.
+        rule: the nonlinearities' rule, as for :class:`DeepLift`.
         multiply_by_inputs: ``False``: the mean multipliers ``mean_k m(x, b_k)``.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
         batch_size: (image, baseline) pairs per run of the backward graph.
@@ -288,10 +299,10 @@ class DeepLiftShap(DeepLift):
     words: ClassVar[tuple] = ("uniform", "zero", "black")
 
     def __init__(self, model, *, baseline: str | float = "uniform", samples: int = 5,
-                 seed: int = 0, multiply_by_inputs: bool = True, reduce: str = "abs",
-                 batch_size: int = 16):
+                 seed: int = 0, rule: str = "rescale", multiply_by_inputs: bool = True,
+                 reduce: str = "abs", batch_size: int = 16):
         ModifiedGradientExplainer.__init__(
-            self, model, baseline=baseline, samples=samples, seed=seed,
+            self, model, baseline=baseline, samples=samples, seed=seed, rule=rule,
             multiply_by_inputs=multiply_by_inputs, reduce=reduce, batch_size=batch_size)
         self._check_baseline()
         G.check_positive("samples", samples)
