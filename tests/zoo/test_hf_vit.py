@@ -85,13 +85,13 @@ def test_hf_vit_every_method_runs(hf_vit):
              "segmentation": "slic", "n_segments": 8}, "rise": {"num_masks": 30},
              "smoothgrad": {"samples": 2}, "integrated_gradients": {"steps": 4},
              "kernelshap": {"num_samples": 30, "segmentation": "slic", "n_segments": 8},
-             "gradient_shap": {"samples": 2}}
+             "gradient_shap": {"samples": 2}, "deeplift_shap": {"samples": 2}}
     for method in ov.METHODS:
         try:
             e = ov.explain(m, img, method=method, target=2, **light.get(method, {}))
         except OnnxvizError as err:
             assert (method == "cam" and "global-average-pooling" in str(err)) or (
-                method in ("deeplift", "lrp") and re.search(
+                method in ("deeplift", "deeplift_shap", "lrp") and re.search(
                     "not implemented|does not apply|no rule|computed from the image|comes from the image", str(err))
             ), f"{method}: {err}"
             continue

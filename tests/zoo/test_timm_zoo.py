@@ -78,6 +78,7 @@ REFUSALS = {
     # DeepLIFT's and LRP's rules stop at ops they have no rule for (attention's Softmax and
     # products of two activations, GELU in LayerNorm blocks): they say which op
     "deeplift": "not implemented|does not apply|no rule",
+    "deeplift_shap": "not implemented|does not apply|no rule",
     "lrp": "not implemented|does not apply|no rule|computed from the image|comes from the image",
 }
 #: Light settings so that every method runs in seconds on a 2-core machine.
@@ -89,6 +90,7 @@ LIGHT = {
     "integrated_gradients": {"steps": 4},
     "kernelshap": {"num_samples": 40, "segmentation": "slic", "n_segments": 16},
     "gradient_shap": {"samples": 2},
+    "deeplift_shap": {"samples": 2},
 }
 
 
