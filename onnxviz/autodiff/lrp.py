@@ -17,8 +17,14 @@ in the weights (and inputs) that ``z`` and the Jacobian are computed with:
   ``z = W a - W+ l - W- h``, relevance ``a J_W^T s - l J_W+^T s - h J_W-^T s`` for the bounds
   ``l <= a <= h`` of the input; biases do not enter (they cancel in zennit's form).
 
-Activations pass relevance on unchanged; pooling and BatchNormalization take the epsilon rule;
-ops of neither kind (reshapes) keep their gradients. :class:`LRPRules` maps op types to rules
+Activations pass relevance on unchanged; pooling (``ReduceMean``/``ReduceSum`` too: a mean over
+the map is a pooling) and BatchNormalization take the epsilon rule;
+so do the elementwise linear ops (:func:`elementwise`): an ``Add`` of a constant (the bias of a
+MatMul, as Keras and 3-D ``nn.Linear`` export) leaves its share with the bias, so the layer's
+relevance is divided by its output with the bias, as Captum's rule on the whole ``nn.Linear``;
+a residual ``Add`` of two activations splits relevance in proportion to them (relevance is
+conserved, not copied to both branches); ``Mul``/``Div`` by a constant pass it on. Ops of no kind
+(reshapes) keep their gradients. :class:`LRPRules` maps op types to rules
 (a rule set with parameters, like zennit's composites); the named sets ``lrp_<conv>_<dense>``
 are its defaults.
 """
@@ -37,9 +43,11 @@ LRP_EPSILON = 1e-9  # Captum's EpsilonRule default, and every other rule's stabi
 LRP_GAMMA = 0.25  # Captum's GammaRule default
 LAYER_RULES = ("epsilon", "gamma", "zplus", "alphabeta")
 FIRST_RULES = LAYER_RULES + ("zb",)
-POOLING = ("AveragePool", "GlobalAveragePool", "MaxPool", "BatchNormalization")
+POOLING = ("AveragePool", "GlobalAveragePool", "MaxPool", "BatchNormalization", "ReduceMean",
+           "ReduceSum")
 WEIGHTED = ("Conv", "Gemm", "MatMul")
-PASS = ("Relu", "Tanh", "Dropout", "Identity")
+PASS = ("Relu", "Tanh", "Dropout", "Identity", "Clip")
+LINEAR = ("Add", "Sub", "Mul", "Div")
 
 
 def _pos(w):
@@ -164,6 +172,25 @@ def zbox(low: np.ndarray, high: np.ndarray):
     return fn
 
 
+def elementwise(eps=LRP_EPSILON):
+    """The epsilon rule of an elementwise op linear in each input that is not a constant
+    (``Add``, ``Sub``; ``Mul``, ``Div`` by a constant): ``R_i = x_i * d(s . y)/dx_i`` with
+    ``s = R / (y + eps sign y)``, summed over broadcast axes by the op's gradient rule. For a
+    sum, ``R_i = x_i R / y``; for a product with a constant, ``R_x = R``."""
+
+    def fn(ctx, node):
+        varying = [i for i in range(len(node.input)) if ctx.needs(i)]
+        if (node.op_type in ("Mul", "Div") and len(varying) > 1) or varying == [1] and \
+                node.op_type == "Div":
+            return true_gradient(ctx, node)  # products of two activations, c / x: not linear
+        s = _divide(ctx, ctx.gy(0), node.output[0], eps)
+        grads = true_gradient(ctx, node, [s])
+        return [ctx.emit("Mul", [g, node.input[i]]) if g is not None and ctx.needs(i) else None
+                for i, g in enumerate(grads)]
+
+    return fn
+
+
 def _pass(ctx, node):
     """Relevance goes through the activation unchanged."""
     return _out(node, ctx.gy(0))
@@ -222,6 +249,7 @@ def _table(spec: LRPRules) -> dict:
         first = spec.rule(spec.first)
         conv, dense = _first(conv, first, spec.first_input), _first(dense, first, spec.first_input)
     table = {op: epsilon(spec.epsilon) for op in POOLING}
+    table.update({op: elementwise(spec.epsilon) for op in LINEAR})
     table.update({"Conv": conv, "Gemm": dense, "MatMul": dense})
     table.update({op: _pass for op in PASS})
     return table

@@ -187,3 +187,38 @@ def test_refused_values_and_cli_flags(tmp_path):
             ov.explain(m, images[0], method="lrp", **bad)
     table = option_table(["lrp"])
     assert {"first_rule", "epsilon", "gamma", "beta"} <= set(table)
+
+
+class _Residual(torch.nn.Module):
+    """Bias-free Conv-ReLU, a residual block (Conv-ReLU6 added to its input, scaled by 0.5), GAP,
+    a Linear on a 3-D tensor (exported as MatMul) and no bias anywhere: LRP must conserve."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1, bias=False), nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.fc = nn.Linear(6, 5, bias=False)
+
+    def forward(self, x):
+        h = torch.relu(self.c1(x))
+        h = 0.5 * (h + F.relu6(self.c2(h)))
+        return self.fc(h.mean(dim=(2, 3))[:, None, :])[:, 0, :]
+
+
+def test_residual_adds_split_relevance_and_conserve(tmp_path):
+    """A residual Add splits relevance in proportion to its inputs, a scaling and ReLU6 pass it
+    on: without biases the input relevance sums to the score (epsilon -> 0). Passing the
+    relevance of a sum to both branches, as the gradient does, would count the skip twice."""
+    torch.manual_seed(0)
+    net = _Residual().eval()
+    path = tmp_path / "residual.onnx"
+    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
+                      opset_version=17, dynamo=False)
+    m = ov.load(path, preprocess="unit", threads=1)
+    ops = {n.op_type for n in m.proto.graph.node}
+    assert {"Add", "Mul", "Clip", "MatMul"} <= ops, ops
+    images = list(np.random.default_rng(2).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    es = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed")
+    for e in es:
+        assert abs(float(e.raw.sum()) - e.score) <= 1e-4 * abs(e.score), (e.raw.sum(), e.score)
