@@ -43,6 +43,7 @@ def reference() -> str:
     for m in methods():
         cls = get(m)
         opts = ", ".join(f"`{flags[o]} FILE.npy`" if o in ARRAY_FILES
+                         else _switch(flags[o], p.default) if isinstance(p.default, bool)
                          else f"`{flags[o]} {describe_default(p)}`"
                          for o, p in cls.options().items() if o != "progress")
         summary = (cls.summary or "").replace("|", "\\|")
@@ -59,6 +60,11 @@ def reference() -> str:
                         f"{', or an (h, w) pair' if spec.pair else ''}"
                         f"{', or one per channel' if spec.per_channel else ''} |")
     return "\n".join(rows) + "\n"
+
+
+def _switch(flag: str, default: bool) -> str:
+    """A boolean option: ``--[no-]relu`` (on)."""
+    return f"`--[no-]{flag[2:]}` ({'on' if default else 'off'})"
 
 
 def block() -> str:

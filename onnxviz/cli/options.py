@@ -301,6 +301,8 @@ def convert(raw, p: inspect.Parameter, opt: str):
             return False
         raise OptionError(f"{flag(opt)} expects true or false, got {raw!r}")
     text = str(raw)
+    if p.default is None and text.strip().lower() == "auto":
+        return None  # the reference and the help show a None default as "auto"
     if "," in text:
         if not tuple_ok:
             raise OptionError(f"{flag(opt)} takes one value, got the list {text!r}")

@@ -111,7 +111,6 @@ RANGES: dict[str, Range] = {
     # gradients
     "samples": Range(int, 1, 10_000),
     "noise": Range(float, 0, 100),
-    "stdev": Range(float, 0, 100),
     "stdev": Range(float, 0, 1e6),
     "steps": Range(int, 1, 10_000),
     "baseline": Range(float, -1e6, 1e6, text=True),

@@ -243,3 +243,14 @@ def test_attention_methods_from_the_cli(method, repo_root, tmp_path, capsys):
     model = ov.load(cnn)
     assert method not in opts.for_model(opts.parse_methods("all"), "all", model)
     assert opts.for_model([method], method, model) == [method]
+
+
+def test_auto_is_the_default_the_help_shows():
+    """Options whose default is None are shown as ``auto`` (help, docs/cli.md); ``auto`` given
+    on the command line is that default, not a layer or rule called "auto"."""
+    from onnxviz.cli.options import method_kwargs
+
+    assert method_kwargs("gradcam", {"layer": "auto"}) == {"layer": None}
+    assert method_kwargs("lrp", {"dense_rule": "auto", "first_rule": "AUTO"}) == {
+        "dense_rule": None, "first_rule": None}
+    assert method_kwargs("gradcam", {"layer": "features.3"}) == {"layer": "features.3"}
