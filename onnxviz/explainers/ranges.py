@@ -25,7 +25,8 @@ class Range:
     """A number option: ``kind`` (int or float), inclusive bounds unless ``open_low``/``open_high``;
     ``pair`` also accepts an (h, w) pair of such numbers; ``text`` also accepts a word (a fill or
     baseline name, checked by the method); ``none`` accepts None; ``array`` accepts an ndarray
-    (a baseline tensor or image, checked by the method)."""
+    (a baseline tensor or image, checked by the method); ``many`` accepts a list or tuple that is
+    not of numbers alone (a set of baselines, checked by the method)."""
 
     kind: type
     low: float
@@ -37,6 +38,7 @@ class Range:
     none: bool = False
     per_channel: bool = False
     array: bool = False
+    many: bool = False
 
     def describe(self) -> str:
         lo = "(" if self.open_low else "["
@@ -50,6 +52,9 @@ class Range:
         if isinstance(value, str) and self.text:
             return
         if isinstance(value, np.ndarray) and value.ndim > 1 and self.array:
+            return
+        if isinstance(value, (tuple, list)) and self.many and (not value or not all(
+                isinstance(v, (int, float, np.integer, np.floating)) for v in value)):
             return
         if isinstance(value, (tuple, list)) and (self.pair or self.per_channel):
             ok = (len(value) == 2) if self.pair and not self.per_channel else 1 <= len(value) <= 4
@@ -117,6 +122,10 @@ RANGES: dict[str, Range] = {
     # attention
     "discard_ratio": Range(float, 0, 1, open_high=True),
 }
+
+#: ``baseline`` of the methods that take a set of baselines (Gradient SHAP, DeepLIFT SHAP): a grey
+#: level, a word, an array, or a list of baselines (checked by :mod:`.baselines`).
+BASELINE_SET = Range(float, 0, 255, text=True, array=True, many=True)
 
 #: Options of filter visualization and deep dream (:mod:`onnxviz.inside`).
 INSIDE: dict[str, Range] = {
