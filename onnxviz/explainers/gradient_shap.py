@@ -7,10 +7,13 @@ explainer of the ``shap`` package); Erion et al. 2021 (https://arxiv.org/abs/190
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
-from ..errors import OptionError
 from . import _gradient as G
+from . import baselines as B
+from .ranges import BASELINE_SET
 from .registry import register
 from .saliency import InputGradientExplainer
 
@@ -47,8 +50,12 @@ class GradientShap(InputGradientExplainer):
         samples: draws per image.
         stdev: standard deviation of the noise, in the units of the model's input tensor.
         baseline: the baselines drawn from: ``"zero"`` (the zero tensor in model space),
-            ``"black"`` (pixel value 0, preprocessed like the image), a grey level 0-255, or
-            ``"uniform"`` (``samples`` images of uniform random pixels, drawn from ``seed``).
+            ``"black"`` (pixel value 0, preprocessed like the image), a grey level 0-255,
+            ``"uniform"`` (``samples`` images of uniform random pixels, drawn from ``seed``), one
+            baseline given as an array or an image file, or a set of K baselines: a (K, ...)
+            array of model-space tensors (Captum's ``baselines``), K pixel images, or a list of
+            images, files or tensors (see :mod:`onnxviz.explainers.baselines`). Each draw picks
+            one of the set at random, as Captum's ``GradientShap``.
         seed: random seed of the draws.
         multiply_by_inputs: multiply each gradient by ``x~ - b``.
         reduce: channel reduction for the heatmap (see :class:`~.saliency.Saliency`).
@@ -58,29 +65,27 @@ class GradientShap(InputGradientExplainer):
 
     name = "gradient_shap"
     summary = "Gradient SHAP: gradients x (input - baseline) averaged over random baselines"
+    ranges: ClassVar[dict] = {"baseline": BASELINE_SET}
 
     def __init__(self, model, *, samples: int = 5, stdev: float = 0.0,
-                 baseline: str | float = "zero", seed: int = 0, multiply_by_inputs: bool = True,
-                 reduce: str = "abs", score: str = "logit", batch_size: int = 16):
+                 baseline: str | float | np.ndarray | list = "zero", seed: int = 0,
+                 multiply_by_inputs: bool = True, reduce: str = "abs", score: str = "logit",
+                 batch_size: int = 16):
         super().__init__(model, samples=samples, stdev=stdev, baseline=baseline, seed=seed,
                          multiply_by_inputs=multiply_by_inputs, reduce=reduce, score=score,
                          batch_size=batch_size)
         self._check()
         G.check_positive("samples", samples)
-        if isinstance(baseline, str):
-            try:
-                baseline = float(baseline)
-            except ValueError:
-                G.check_choice("baseline", baseline, BASELINES)
-        if not isinstance(baseline, str) and not 0 <= baseline <= 255:
-            raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
+        self.reference = B.reference(model, baseline, "baseline", BASELINES, many=True)
+        if self.reference is None:
+            baseline = B.word_or_level(baseline, "baseline", BASELINES)
         self.baseline = baseline
 
     def baselines(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """The baselines drawn from, in model space: (M, ...)."""
         b, shape = self.baseline, (1, *pixels.shape[1:])
-        if b == "zero":
-            return np.zeros((1, *x.shape[1:]), np.float64)
+        if self.reference is not None:  # "zero", a tensor, an image or a set
+            return self.reference.model_space(self.model).astype(np.float64)
         if b == "uniform":
             rng = np.random.default_rng([self.params["seed"], 1])
             noise = rng.integers(0, 256, (self.params["samples"], *shape[1:])).astype(np.float32)

@@ -15,8 +15,10 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
+from . import baselines as B
 from ._checks import check_seed
 from .cam import combine
+from .ranges import BASELINE_SET, Range
 from .registry import register
 from .saliency import InputGradientExplainer
 from .tokens import layer_view, resolve_map_layer
@@ -195,8 +197,9 @@ class DeepLift(ModifiedGradientExplainer):
     Args:
         model: an :class:`onnxviz.Model`.
         baseline: the reference ``x'``: ``"zero"`` (the zero tensor in the model's input space,
-            Captum's default), ``"black"`` (pixel value 0, preprocessed like the image) or a grey
-            level 0-255.
+            Captum's default), ``"black"`` (pixel value 0, preprocessed like the image), a grey
+            level 0-255, an array (a model-space tensor as Captum's ``baselines``, or a pixel
+            image) or an image file (see :mod:`onnxviz.explainers.baselines`).
         rule: ``"rescale"``, or ``"reveal_cancel"``: RevealCancel (sec. 3.5.3) for each
             nonlinearity fed straight by a Conv, Gemm or MatMul, whose difference is split into
             the layer's positive and negative terms (:mod:`onnxviz.autodiff.reveal_cancel`);
@@ -225,9 +228,12 @@ class DeepLift(ModifiedGradientExplainer):
         return None
 
     words: ClassVar[tuple] = ("zero", "black")  # the baselines named by a word
+    many: ClassVar[bool] = False  # whether baseline takes a set of baselines
+    ranges: ClassVar[dict] = {"baseline": Range(float, 0, 255, text=True, array=True)}
 
-    def __init__(self, model, *, baseline: str | float = "zero", rule: str = "rescale",
-                 multiply_by_inputs: bool = True, reduce: str = "abs", batch_size: int = 16):
+    def __init__(self, model, *, baseline: str | float | np.ndarray = "zero",
+                 rule: str = "rescale", multiply_by_inputs: bool = True, reduce: str = "abs",
+                 batch_size: int = 16):
         super().__init__(model, baseline=baseline, rule=rule, multiply_by_inputs=multiply_by_inputs,
                          reduce=reduce, batch_size=batch_size)
         self._check_baseline()
@@ -238,19 +244,16 @@ class DeepLift(ModifiedGradientExplainer):
         baseline, mbi = self.params["baseline"], self.params["multiply_by_inputs"]
         if not isinstance(mbi, (bool, np.bool_)):
             raise OptionError(f"multiply_by_inputs must be true or false, got {mbi!r}")
-        if isinstance(baseline, str):
-            try:
-                baseline = float(baseline)
-            except ValueError:
-                G.check_choice("baseline", baseline, self.words)
-        if not isinstance(baseline, str) and not 0 <= baseline <= 255:
-            raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
+        self.given = B.reference(self.model, baseline, "baseline", self.words, many=self.many)
+        if self.given is None:
+            baseline = B.word_or_level(baseline, "baseline", self.words)
         self.baseline = baseline
 
     def reference(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """The reference inputs ``x'`` in model space, one per row of ``x``."""
-        if self.baseline == "zero":
-            return np.zeros_like(x)
+        if self.given is not None:  # "zero", a tensor or an image
+            base = self.given.model_space(self.model).astype(x.dtype)
+            return np.repeat(base, len(x), axis=0)
         level = 0.0 if self.baseline == "black" else float(self.baseline)
         return self.model.normalize(np.full(pixels.shape, level, np.float32)).astype(x.dtype)
 
@@ -276,15 +279,19 @@ def _deltas(attr, scores, base_scores):
 class DeepLiftShap(DeepLift):
     """DeepLIFT SHAP (Lundberg & Lee 2017, https://arxiv.org/abs/1705.07874, sec. 4.2; Captum's
     DeepLiftShap): DeepLIFT's attributions (rescale rule, see :class:`DeepLift`) averaged over a
-    set of baselines, ``mean_k (x - b_k) * m(x, b_k)``. The set is Gradient SHAP's: one baseline
-    for ``"zero"``, ``"black"`` or a grey level, ``samples`` images of uniform random pixels for
+    set of baselines, ``mean_k (x - b_k) * m(x, b_k)``, over every baseline of the set as Captum's
+    DeepLiftShap. The set is Gradient SHAP's: one baseline for ``"zero"``, ``"black"``, a grey
+    level, an array or an image file, ``samples`` images of uniform random pixels for
     ``"uniform"`` (the same images as :class:`~.gradient_shap.GradientShap` draws with the same
-    ``seed`` and ``samples``). ``extras``: ``convergence_delta`` (``sum(attr) - (S(x) -
+    ``seed`` and ``samples``), or the K baselines given as a (K, ...) array or a list (see
+    :mod:`onnxviz.explainers.baselines`). ``extras``: ``convergence_delta`` (``sum(attr) - (S(x) -
     mean_k S(b_k))``) and ``baseline_score`` (``mean_k S(b_k)``).
 
     Args:
         model: an :class:`onnxviz.Model`.
-        baseline: ``"uniform"``, ``"zero"``, ``"black"`` or a grey level 0-255.
+        baseline: ``"uniform"``, ``"zero"``, ``"black"``, a grey level 0-255, an array or an
+            image file, or a set: a (K, ...) array of model-space tensors (Captum's
+            ``baselines``), K pixel images, or a list of images, files or tensors.
         samples: how many uniform random baselines.
         seed: random seed of the uniform baselines.
         rule: the nonlinearities' rule, as for :class:`DeepLift`.
@@ -297,10 +304,12 @@ class DeepLiftShap(DeepLift):
     summary = "DeepLIFT SHAP: DeepLIFT averaged over a set of (random) baselines"
 
     words: ClassVar[tuple] = ("uniform", "zero", "black")
+    many: ClassVar[bool] = True
+    ranges: ClassVar[dict] = {"baseline": BASELINE_SET}
 
-    def __init__(self, model, *, baseline: str | float = "uniform", samples: int = 5,
-                 seed: int = 0, rule: str = "rescale", multiply_by_inputs: bool = True,
-                 reduce: str = "abs", batch_size: int = 16):
+    def __init__(self, model, *, baseline: str | float | np.ndarray | list = "uniform",
+                 samples: int = 5, seed: int = 0, rule: str = "rescale",
+                 multiply_by_inputs: bool = True, reduce: str = "abs", batch_size: int = 16):
         ModifiedGradientExplainer.__init__(
             self, model, baseline=baseline, samples=samples, seed=seed, rule=rule,
             multiply_by_inputs=multiply_by_inputs, reduce=reduce, batch_size=batch_size)
@@ -310,6 +319,8 @@ class DeepLiftShap(DeepLift):
 
     def reference(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """The baselines, (M, ...) in model space."""
+        if self.given is not None:
+            return self.given.model_space(self.model).astype(x.dtype)
         if self.baseline != "uniform":
             return super().reference(x[:1], pixels[:1])
         rng = np.random.default_rng([self.params["seed"], 1])  # Gradient SHAP's draw
