@@ -36,18 +36,24 @@ sys.path.insert(0, str(ROOT))
 MODELS = {"vit": "vit_tiny_patch16_224", "swin": "swin_tiny_patch4_window7_224"}
 
 
-def _timm():
-    """timm on a CPU torch without a working torchvision: register the two operator schemas
-    torchvision's import needs (benchmark code only, as in tests/zoo/timm_shim.py)."""
+def register_torchvision_ops() -> None:
+    """On a CPU torch without a working torchvision: register the two operator schemas
+    torchvision's import needs (timm and pytorch-grad-cam import it; benchmark code only, as in
+    tests/zoo/timm_shim.py)."""
     import torch
 
     try:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _timm.lib = lib
+        register_torchvision_ops.lib = lib
     except RuntimeError:
         pass
+
+
+def _timm():
+    """timm on a CPU torch without a working torchvision."""
+    register_torchvision_ops()
     import timm
 
     return timm

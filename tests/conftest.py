@@ -26,6 +26,16 @@ def _model(name: str) -> Path:
     return path
 
 
+def pytest_configure(config):
+    """Load every method in the registry's own order before any test module is collected: a test
+    module that imports one explainer module first (``onnxviz.explainers.gradient_shap``) would
+    otherwise register its methods first, and the method order (ov.METHODS, docs/cli.md) would
+    depend on which tests run."""
+    from onnxviz.explainers.registry import methods
+
+    methods()
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _free_sessions_after_each_module():
     """The suite runs hundreds of models in one process: after each test module, drop the cached

@@ -7,7 +7,9 @@ from .base import Explainer
 
 _REGISTRY: dict[str, type[Explainer]] = {}
 
-# Modules that register methods when imported, in the order methods are listed.
+# Modules that register methods when imported, in the order methods are listed (the order of
+# ov.METHODS: registration order; a method module imported on its own before the registry loads
+# registers its methods first).
 _MODULES = ("perturbation", "saliency", "cam", "cam_more", "attention", "modified", "gradient_shap")
 _loaded = False
 
