@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import export, model_inputs, random_images, relu_cnn
 
 import onnxviz as ov
 from onnxviz.explainers.cam_options import peer_scaled
@@ -28,20 +29,10 @@ def cnn(cnn_file):
 
     register_torchvision_ops()  # pytorch-grad-cam imports torchvision
     pytest.importorskip("pytorch_grad_cam")
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 12, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(12, 5),
-    ).eval()
-    path = cnn_file
-    torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="unit", threads=1)
-    images = list(np.random.default_rng(3).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)))
-    return net, m, images, x
+    net = relu_cnn()
+    m = export(net, cnn_file, SIZE, threads=1)
+    images = random_images(3, SIZE, seed=3)
+    return net, m, images, model_inputs(m, images)
 
 
 def _peer(name):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import export
+from torch_onnx import raw_nchw as _raw
 
 import onnxviz as ov
 
@@ -37,12 +39,8 @@ def _case(tmp, name, net, x, scale):
     """(float64 torch net, onnxviz model, gray pixel images, float64 inputs): pixels = x / scale,
     preprocessing multiplies by ``scale`` (1 channel: the luminance of equal R, G, B)."""
     net = net.eval()
-    path = tmp / f"{name}.onnx"
-    size = tuple(x.shape[2:])
-    torch.onnx.export(net, torch.zeros(1, 1, *size), str(path), input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess={"scale": scale, "mean": 0, "std": 1}, threads=1)
+    m = export(net, tmp / f"{name}.onnx", tuple(x.shape[2:]), channels=1, output="y",
+               preprocess={"scale": scale, "mean": 0, "std": 1}, threads=1)
     pixels = [np.asarray(img[0], np.float64) / scale for img in x.numpy()]
     got = m.preprocess(pixels)
     np.testing.assert_allclose(got, x.numpy(), rtol=1e-6, atol=1e-6)  # the inputs arrive exact
@@ -86,10 +84,6 @@ PEERS = {
     "deconvolution": (lambda net: captum_attr.Deconvolution(net), {}, {}),
     "deeplift": (lambda net: captum_attr.DeepLift(net), {}, {"baseline": "black"}),
 }
-
-
-def _raw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
 
 
 @pytest.mark.parametrize("case", sorted(TARGETS))

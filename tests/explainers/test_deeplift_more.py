@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import assert_close as _close
+from torch_onnx import export, float64_inputs, random_images
+from torch_onnx import raw_nchw as _raw
 
 import onnxviz as ov
 from onnxviz.errors import OptionError
@@ -34,22 +37,10 @@ def net(tmp_path_factory):
     torch.manual_seed(0)
     net = _Net().eval()
     path = tmp_path_factory.mktemp("dl") / "dl.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="imagenet", threads=1)
-    images = list(np.random.default_rng(3).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, path, preprocess="imagenet", threads=1)
+    images = random_images(3, 16, seed=3)
+    x = float64_inputs(m, images)
     return net.double(), m, images, x
-
-
-def _raw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= rel * np.abs(want).max()
 
 
 def test_multipliers_equal_captum(net):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import export, float64_inputs, random_images
 
 import onnxviz as ov
 from onnxviz.errors import OptionError
@@ -25,12 +26,9 @@ def cnn(tmp_path_factory):
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 8), nn.ReLU(),
                         nn.Linear(8, 5)).eval()
     path = tmp_path_factory.mktemp("rc") / "rc.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="imagenet", threads=1)
-    images = list(np.random.default_rng(5).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, path, preprocess="imagenet", threads=1)
+    images = random_images(3, 16, seed=5)
+    x = float64_inputs(m, images)
     return net.double().requires_grad_(False), m, images, x
 
 

@@ -12,6 +12,9 @@ import json
 import numpy as np
 import pytest
 from linear_onnx import linear_model
+from torch_onnx import close_error as _close
+from torch_onnx import export, export_onnx, float64_inputs, random_images, smooth_cnn
+from torch_onnx import raw_nchw as _raw
 
 import onnxviz as ov
 from onnxviz.explainers.gradient_shap import draws
@@ -22,45 +25,21 @@ TARGETS = [0, 3, 4]
 SIZE = 16
 
 
-def _export(net, path, names=("logits",)):
-    torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(path), input_names=["x"],
-                      output_names=list(names), dynamic_axes={"x": {0: "n"}, names[0]: {0: "n"}},
-                      opset_version=17, dynamo=False)
-
-
 @pytest.fixture(scope="module")
 def smooth(tmp_path_factory):
     """A smooth CNN (Softplus, Tanh) with ImageNet preprocessing (so that the zero tensor is not
     the black image), its float64 torch original, 3 images and their model inputs."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Softplus(),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.Tanh(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5),
-    ).eval()
+    net = smooth_cnn()
     folder = tmp_path_factory.mktemp("gopts")
-    _export(net, folder / "smooth.onnx")
-    _export(torch.nn.Sequential(net, torch.nn.Softmax(dim=1)), folder / "softmax.onnx", ("prob",))
-    m = ov.load(folder / "smooth.onnx", preprocess="imagenet", threads=1)
-    images = list(np.random.default_rng(1).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
-    return copy.deepcopy(net).double(), m, images, x, folder
+    m = export(net, folder / "smooth.onnx", SIZE, preprocess="imagenet", threads=1)
+    export_onnx(torch.nn.Sequential(net, torch.nn.Softmax(dim=1)), folder / "softmax.onnx", SIZE,
+                output="prob")
+    images = random_images(3, SIZE, seed=1)
+    return copy.deepcopy(net).double(), m, images, float64_inputs(m, images), folder
 
 
 def _probability(net):
     return lambda x: torch.softmax(net(x), dim=1)
-
-
-def _raw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    want = want.detach().numpy() if hasattr(want, "detach") else want
-    assert got.shape == want.shape
-    err = np.abs(got - want).max() / np.abs(want).max()
-    assert err <= rel, err
-    return err
 
 
 # ---- Integrated Gradients: rules, baselines, multiply_by_inputs, score ------------------------
@@ -204,8 +183,7 @@ def test_a_softmax_model_and_a_regression_model(smooth, tmp_path):
     torch.manual_seed(1)
     reg = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
                               torch.nn.Linear(4 * (SIZE - 2) ** 2, 1)).eval()
-    _export(reg, tmp_path / "reg.onnx")
-    r = ov.load(tmp_path / "reg.onnx", preprocess="imagenet", threads=1)
+    r = export(reg, tmp_path / "reg.onnx", SIZE, preprocess="imagenet", threads=1)
     assert r.is_regression
     a = ov.explain(r, images, method="saliency", score="probability")
     b = ov.explain(r, images, method="saliency", score="logit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import export, float64_inputs, random_images, smooth_cnn
 
 import onnxviz as ov
 from onnxviz.explainers.gradient_shap import draws
@@ -16,20 +17,10 @@ TARGETS = [0, 3, 4]
 
 @pytest.fixture(scope="module")
 def smooth(tmp_path_factory):
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Softplus(),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.Tanh(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5),
-    ).eval()
-    path = tmp_path_factory.mktemp("gshap") / "smooth.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="unit", threads=1)
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
-    return net.double(), m, images, x
+    net = smooth_cnn()
+    m = export(net, tmp_path_factory.mktemp("gshap") / "smooth.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    return net.double(), m, images, float64_inputs(m, images)
 
 
 def _inject(monkeypatch, noise, alpha, index, n):

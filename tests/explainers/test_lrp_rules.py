@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import assert_close as _close
+from torch_onnx import export, float64_inputs, random_images
+from torch_onnx import raw_nchw as _raw
 
 import onnxviz as ov
 from onnxviz.errors import OptionError
@@ -37,22 +40,10 @@ def _setup(tmp_path, bias=True, hidden=8):
     torch.manual_seed(0)
     net = _Net(bias, hidden).eval()
     path = tmp_path / f"lrp{int(bias)}.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="imagenet", threads=1)
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, path, preprocess="imagenet", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     return net.double().requires_grad_(False), m, images, x
-
-
-def _raw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= rel * np.abs(want).max()
 
 
 def _stab(z, eps=1e-9):
@@ -212,13 +203,10 @@ def test_residual_adds_split_relevance_and_conserve(tmp_path):
     torch.manual_seed(0)
     net = _Residual().eval()
     path = tmp_path / "residual.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 16, 16), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="unit", threads=1)
+    m = export(net, path, preprocess="unit", threads=1)
     ops = {n.op_type for n in m.proto.graph.node}
     assert {"Add", "Mul", "Clip", "MatMul"} <= ops, ops
-    images = list(np.random.default_rng(2).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    images = random_images(3, 16, seed=2)
     es = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed")
     for e in es:
         assert abs(float(e.raw.sum()) - e.score) <= 1e-4 * abs(e.score), (e.raw.sum(), e.score)

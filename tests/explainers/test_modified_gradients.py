@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import assert_close as _close
+from torch_onnx import export, float64_inputs, random_images
+from torch_onnx import raw_nchw as _raw_nchw
 
 import onnxviz as ov
 from onnxviz.errors import OptionError
@@ -13,13 +16,6 @@ from onnxviz.errors import OptionError
 torch = pytest.importorskip("torch")
 captum_attr = pytest.importorskip("captum.attr")
 TARGETS = [0, 3, 4]
-
-
-def _export(net, path, size=16):
-    torch.onnx.export(net, torch.zeros(1, 3, size, size), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    return ov.load(path, preprocess="unit", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +32,10 @@ def cnn(tmp_path_factory):
     with torch.no_grad():
         net[1].running_mean.uniform_(-0.2, 0.2)
         net[1].running_var.uniform_(0.5, 2.0)
-    m = _export(net, tmp_path_factory.mktemp("cnn") / "cnn.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path_factory.mktemp("cnn") / "cnn.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     return net.double(), m, images, x
-
-
-def _raw_nchw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= rel * np.abs(want).max()
 
 
 @pytest.mark.parametrize("method,peer", [("guided_backprop", "GuidedBackprop"),
@@ -95,8 +82,8 @@ def test_rule_sets_change_only_their_ops(cnn, tmp_path):
     torch.manual_seed(1)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
                               torch.nn.Linear(4 * 6 * 6, 5)).eval()
-    m = _export(net, tmp_path / "tanh.onnx", size=8)
-    images = list(np.random.default_rng(2).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
+    m = export(net, tmp_path / "tanh.onnx", size=8, threads=1)
+    images = random_images(2, 8, seed=2)
     plain = ov.explain(m, images, method="saliency", target=[1, 2], reduce="signed")
     for method in ("guided_backprop", "deconvolution"):
         with pytest.warns(UserWarning, match="no Relu node"):
@@ -137,9 +124,9 @@ def mixed(tmp_path_factory):
     with torch.no_grad():
         net.bn.running_mean.uniform_(-0.2, 0.2)
         net.bn.running_var.uniform_(0.5, 2.0)
-    m = _export(net, tmp_path_factory.mktemp("mixed") / "mixed.onnx")
-    images = list(np.random.default_rng(3).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path_factory.mktemp("mixed") / "mixed.onnx", threads=1)
+    images = random_images(3, 16, seed=3)
+    x = float64_inputs(m, images)
     return net.double(), m, images, x
 
 
@@ -173,8 +160,9 @@ def test_deeplift_batch_size_and_refusals(mixed, tmp_path):
     with pytest.raises(OptionError, match="reference"):
         m.gradients(x, np.eye(5, dtype=np.float32)[:3], [m.input.name], rules="deeplift")
     nn = torch.nn
-    soft = _export(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 4),
-                                 nn.Softmax(dim=1), nn.Linear(4, 5)).eval(), tmp_path / "s.onnx", 8)
+    soft = export(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(2 * 6 * 6, 4),
+                                nn.Softmax(dim=1), nn.Linear(4, 5)).eval(), tmp_path / "s.onnx", 8,
+                  threads=1)
     with pytest.raises(ov.OnnxvizError, match="Softmax"):
         ov.explain(soft, np.zeros((8, 8, 3), np.uint8), method="deeplift")
 
@@ -186,9 +174,9 @@ def test_deeplift_max_pooling_equals_captum(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
                         nn.MaxPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5)).eval()
-    m = _export(net, tmp_path / "pool.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path / "pool.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     want = captum_attr.DeepLift(net.double()).attribute(x, target=TARGETS).detach().numpy()
     got = ov.explain(m, images, method="deeplift", target=TARGETS, reduce="signed")
     _close(_raw_nchw(got), want)
@@ -205,9 +193,9 @@ def test_deeplift_relu_then_max_pooling_equals_the_rule(tmp_path):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(4 * 8 * 8, 5)).eval()
-    m = _export(net, tmp_path / "relu_pool.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path / "relu_pool.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     net = net.double()
     with torch.no_grad():
         z, z0 = net[0](x), net[0](torch.zeros_like(x))
@@ -250,9 +238,9 @@ class _Lrp(torch.nn.Module):
 def test_lrp_epsilon_equals_captum_and_conserves(tmp_path, bias):
     torch.manual_seed(0)
     net = _Lrp(bias).eval()
-    m = _export(net, tmp_path / "lrp.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path / "lrp.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     want = captum_attr.LRP(net.double()).attribute(x, target=TARGETS).detach().numpy()
     got = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed", batch_size=2)
     _close(_raw_nchw(got), want)
@@ -271,9 +259,9 @@ def test_lrp_weight_rules_equal_captum(tmp_path, rule, peer):
 
     torch.manual_seed(0)
     net = _Lrp().eval()
-    m = _export(net, tmp_path / "lrp.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path / "lrp.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     net = net.double()
     for layer in (net.c1, net.c2, net.l1, net.l2):
         layer.rule = getattr(lrp_rules, peer)()
@@ -309,9 +297,9 @@ def test_lrp_rules_per_layer_type_equal_captum(tmp_path):
 
     torch.manual_seed(0)
     net = _Lrp().eval()
-    m = _export(net, tmp_path / "lrp.onnx")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, tmp_path / "lrp.onnx", threads=1)
+    images = random_images(3, 16, seed=1)
+    x = float64_inputs(m, images)
     net = net.double()
     net.c1.rule, net.c2.rule = lrp_rules.GammaRule(), lrp_rules.GammaRule()
     net.l1.rule, net.l2.rule = lrp_rules.EpsilonRule(), lrp_rules.EpsilonRule()

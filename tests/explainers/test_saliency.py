@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch_onnx import assert_close as _close
+from torch_onnx import export, model_inputs, random_images, smooth_cnn
+from torch_onnx import raw_nchw as _raw_nchw
 
 import onnxviz as ov
 
@@ -17,29 +20,10 @@ TARGETS = [281, 207]  # tabby cat on the cat photo; golden retriever on coffee (
 
 @pytest.fixture(scope="module")
 def smooth(tmp_path_factory):
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Softplus(),
-        torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.Tanh(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 5),
-    ).eval()
-    path = tmp_path_factory.mktemp("smooth") / "smooth.onnx"
-    torch.onnx.export(net, torch.zeros(1, 3, 32, 32), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
-    m = ov.load(path, preprocess="unit")
-    images = list(np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)))
-    return net, m, images, x
-
-
-def _raw_nchw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= rel * np.abs(want).max()
+    net = smooth_cnn()
+    m = export(net, tmp_path_factory.mktemp("smooth") / "smooth.onnx", size=32)
+    images = random_images(3, 32, seed=1)
+    return net, m, images, model_inputs(m, images)
 
 
 def test_smooth_saliency_and_gradient_x_input_equal_captum(smooth):

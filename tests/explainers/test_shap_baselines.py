@@ -10,6 +10,9 @@ import copy
 
 import numpy as np
 import pytest
+from torch_onnx import close_error as _close
+from torch_onnx import export, float64_inputs, random_images
+from torch_onnx import raw_nchw as _raw
 
 import onnxviz as ov
 from onnxviz.explainers.gradient_shap import draws
@@ -34,27 +37,10 @@ def cnn(tmp_path_factory):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5),
     ).eval()
     folder = tmp_path_factory.mktemp("shapbase")
-    torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), str(folder / "cnn.onnx"),
-                      input_names=["x"], output_names=["logits"],
-                      dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17,
-                      dynamo=False)
-    m = ov.load(folder / "cnn.onnx", preprocess="imagenet", threads=1)
-    images = list(np.random.default_rng(1).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8))
-    x = torch.from_numpy(m.normalize(np.stack(images)).astype(np.float64))
+    m = export(net, folder / "cnn.onnx", SIZE, preprocess="imagenet", threads=1)
+    images = random_images(3, SIZE, seed=1)
     tensors = np.random.default_rng(2).normal(0, 1, (K, 3, SIZE, SIZE)).astype(np.float32)
-    return copy.deepcopy(net).double(), m, images, x, tensors, folder
-
-
-def _raw(explanations):
-    return np.stack([e.raw for e in explanations]).transpose(0, 3, 1, 2)
-
-
-def _close(got, want, rel=1e-5):
-    want = want.detach().numpy() if hasattr(want, "detach") else want
-    assert got.shape == want.shape
-    err = np.abs(got - want).max() / np.abs(want).max()
-    assert err <= rel, err
-    return err
+    return copy.deepcopy(net).double(), m, images, float64_inputs(m, images), tensors, folder
 
 
 def _t(a):
