@@ -95,7 +95,8 @@ def main(argv=None) -> None:
     rows = []
 
     def row(name, ours, peer, per=1):
-        rows.append((name, ours / per, peer / per))
+        rows.append((name, ours / per, None if peer is None else peer / per))
+        print(f"measured: {name}", file=sys.stderr, flush=True)
 
     # ---- EfficientNet-Lite0 -------------------------------------------------------------------
     m = ov.load(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx", threads=args.threads)
@@ -118,14 +119,15 @@ def main(argv=None) -> None:
         smooth = bool(ours_kw.get("aug_smooth"))
         ours = timeit(lambda kw=ours_kw: ov.explain(m, one, target=target, layer=layer, **kw), repeat)
         theirs = timeit(lambda cam=cam: cam(x1, targets=tgt, aug_smooth=smooth), repeat)
+        cam.activations_and_grads.release()  # its hooks would keep every later forward's tensors
         row(name, ours, theirs)
-    if not args.quick:  # the peer runs 1,280 ablated copies: minutes. One timed call each:
-        # a second call of the peer's AblationCAM grew past 24 GB here and was OOM-killed
+    if not args.quick:  # the peer runs 1,280 ablated copies of the head: minutes; one call each
         ours = once(lambda: ov.explain(m, one, method="ablationcam", target=target, layer=layer))
-        row("Ablation-CAM (one call)", ours, once(lambda: AblationCAM(net, cam_layer)(x1, targets=tgt)))
-    fg = FullGrad(net, [])
-    ours = timeit(lambda: ov.explain(m, one, method="fullgrad", target=target), repeat)
-    row("FullGrad", ours, timeit(lambda: fg(x1, targets=tgt), repeat))
+        with AblationCAM(net, cam_layer) as cam:
+            row("Ablation-CAM (one call)", ours, once(lambda: cam(x1, targets=tgt)))
+    with FullGrad(net, []) as fg:
+        ours = timeit(lambda: ov.explain(m, one, method="fullgrad", target=target), repeat)
+        row("FullGrad", ours, timeit(lambda: fg(x1, targets=tgt), repeat))
 
     gs = GradientShap(net)
     base = torch.zeros(1, 3, 224, 224)
@@ -172,7 +174,10 @@ def main(argv=None) -> None:
           f"pytorch-grad-cam{' (quick)' if args.quick else ''}")
     print(f"{'method':<34} {'onnxviz s/img':>14} {'peer s/img':>11} {'speed-up':>9}")
     for name, ours, peer in rows:
-        print(f"{name:<34} {ours:>14.4f} {peer:>11.4f} {peer / ours:>8.2f}x")
+        if peer is None:
+            print(f"{name:<34} {ours:>14.4f} {'-':>11} {'-':>9}")
+        else:
+            print(f"{name:<34} {ours:>14.4f} {peer:>11.4f} {peer / ours:>8.2f}x")
     for model, f1, f16 in floors:
         print(f"{'floor: ' + model + ', batch 1':<34} {f1:>14.4f}")
         print(f"{'floor: ' + model + f', batch {batch}':<34} {f16:>14.4f}")
