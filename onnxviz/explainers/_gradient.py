@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import OptionError
-from ._checks import check_choice, check_positive  # noqa: F401  (re-exported: G.check_*)
+from ._checks import check_choice, check_flags, check_positive  # noqa: F401  (re-exported: G.check_*)
 
 
 def _needs_scores(target) -> bool:
@@ -53,9 +53,9 @@ def explained(model, scores: np.ndarray, score: str = "logit") -> np.ndarray:
     model (one output, no Softmax), else their softmax (the model's own probabilities)."""
     if score == "logit" or model.is_regression:
         return scores
-    s = np.asarray(scores, np.float64)
-    e = np.exp(s - s.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    from ..model.core import _softmax
+
+    return _softmax(scores)
 
 
 def seeds(model, x, targets: np.ndarray, score: str = "logit") -> np.ndarray:

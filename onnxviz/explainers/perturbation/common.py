@@ -98,16 +98,11 @@ def explain_each(model, images, target, geo: Geometry, one, prepare=tuple) -> li
 
 
 def score_transform(model, score: str):
-    """scores (n, K) -> the explained quantity: softmax probabilities or logits."""
-    if score == "logit" or model.is_regression:
-        return lambda s: np.asarray(s, np.float32)
+    """scores (n, K) -> the explained quantity: softmax probabilities or logits, float32 (as the
+    gradient methods explain them, :func:`.._gradient.explained`)."""
+    from .._gradient import explained
 
-    def softmax(s):
-        s = np.asarray(s, np.float64)
-        e = np.exp(s - s.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    return softmax
+    return lambda s: np.asarray(explained(model, s, score), np.float32)
 
 
 def targets_per_image(target, n: int) -> list:
