@@ -38,6 +38,13 @@ def check_choice(name: str, value, choices) -> None:
         raise OptionError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def check_flags(**flags) -> None:
+    """Raise :class:`OptionError` unless every value is True or False."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise OptionError(f"{name} must be true or false, got {value!r}"[:300])
+
+
 def check_seed(seed) -> None:
     """Raise :class:`OptionError` unless ``seed`` suits ``numpy.random.default_rng`` (an int >= 0)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

@@ -154,6 +154,20 @@ def _read(model, source, option: str, words=()) -> np.ndarray:
         raise OptionError(f"{option}: {what}{hint} is not a readable image: {e}") from None
 
 
+def pixel_level(model, word_or_level: str | float, shape) -> np.ndarray:
+    """``"black"`` (pixel value 0) or a grey level as model inputs, for pixel images of ``shape``
+    (N, H, W, 3): the baseline a method builds itself, preprocessed like the image."""
+    level = 0.0 if word_or_level == "black" else float(word_or_level)
+    return model.normalize(np.full(shape, level, np.float32))
+
+
+def uniform(model, seed: int, samples: int, size) -> np.ndarray:
+    """``"uniform"``: ``samples`` images of uniform random pixels of ``size`` (H, W, 3) drawn from
+    ``seed``, as model inputs (the same images for Gradient SHAP and DeepLIFT SHAP)."""
+    rng = np.random.default_rng([seed, 1])
+    return model.normalize(rng.integers(0, 256, (samples, *size)).astype(np.float32))
+
+
 def word_or_level(value, option: str, words):
     """A baseline the method builds itself (``reference`` gave None): one of its ``words``, or a
     grey level 0-255 (a number, or its text, returned as a float).

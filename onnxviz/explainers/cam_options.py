@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
+from ._checks import check_flags  # noqa: F401  (re-exported: the CAM options' check)
 
 #: pytorch-grad-cam's default test-time augmentation (ttach): horizontal flip (off, on) times a
 #: factor on the input tensor, in ttach's order.
@@ -45,13 +46,6 @@ def layer_names(layer) -> list:
     if layer is None or isinstance(layer, str):
         return [layer]
     return list(dict.fromkeys(layer))
-
-
-def check_flags(**flags) -> None:
-    """Raise :class:`OptionError` unless every value is True or False."""
-    for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise OptionError(f"{name} must be true or false, got {value!r}"[:300])
 
 
 def augment(x: np.ndarray, layout: str, flip: bool, factor: float) -> np.ndarray:

@@ -83,15 +83,14 @@ class GradientShap(InputGradientExplainer):
 
     def baselines(self, x: np.ndarray, pixels: np.ndarray) -> np.ndarray:
         """The baselines drawn from, in model space: (M, ...)."""
-        b, shape = self.baseline, (1, *pixels.shape[1:])
         if self.reference is not None:  # "zero", a tensor, an image or a set
             return self.reference.model_space(self.model).astype(np.float64)
-        if b == "uniform":
-            rng = np.random.default_rng([self.params["seed"], 1])
-            noise = rng.integers(0, 256, (self.params["samples"], *shape[1:])).astype(np.float32)
-            return self.model.normalize(noise).astype(np.float64)
-        level = 0.0 if b == "black" else float(b)
-        return self.model.normalize(np.full(shape, level, np.float32)).astype(np.float64)
+        if self.baseline == "uniform":
+            base = B.uniform(self.model, self.params["seed"], self.params["samples"],
+                             pixels.shape[1:])
+        else:
+            base = B.pixel_level(self.model, self.baseline, (1, *pixels.shape[1:]))
+        return base.astype(np.float64)
 
     def attribute(self, x, targets, pixels, scores):
         s, bs = self.params["samples"], self.params["batch_size"]

@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import OptionError
 from . import _gradient as G
 from . import baselines as B
 from ._checks import check_seed
@@ -241,9 +240,7 @@ class DeepLift(ModifiedGradientExplainer):
     def _check_baseline(self) -> None:
         G.check_choice("rule", self.params["rule"], DEEPLIFT_RULES)
         self.rule_set = DEEPLIFT_RULES[self.params["rule"]]
-        baseline, mbi = self.params["baseline"], self.params["multiply_by_inputs"]
-        if not isinstance(mbi, (bool, np.bool_)):
-            raise OptionError(f"multiply_by_inputs must be true or false, got {mbi!r}")
+        baseline = self.params["baseline"]  # multiply_by_inputs: checked by _check()
         self.given = B.reference(self.model, baseline, "baseline", self.words, many=self.many)
         if self.given is None:
             baseline = B.word_or_level(baseline, "baseline", self.words)
@@ -254,8 +251,7 @@ class DeepLift(ModifiedGradientExplainer):
         if self.given is not None:  # "zero", a tensor or an image
             base = self.given.model_space(self.model).astype(x.dtype)
             return np.repeat(base, len(x), axis=0)
-        level = 0.0 if self.baseline == "black" else float(self.baseline)
-        return self.model.normalize(np.full(pixels.shape, level, np.float32)).astype(x.dtype)
+        return B.pixel_level(self.model, self.baseline, pixels.shape).astype(x.dtype)
 
     def attribute(self, x, targets, pixels, scores):
         base = self.reference(x, pixels)
@@ -323,9 +319,8 @@ class DeepLiftShap(DeepLift):
             return self.given.model_space(self.model).astype(x.dtype)
         if self.baseline != "uniform":
             return super().reference(x[:1], pixels[:1])
-        rng = np.random.default_rng([self.params["seed"], 1])  # Gradient SHAP's draw
-        noise = rng.integers(0, 256, (self.params["samples"], *pixels.shape[1:])).astype(np.float32)
-        return self.model.normalize(noise).astype(x.dtype)
+        return B.uniform(self.model, self.params["seed"], self.params["samples"],
+                         pixels.shape[1:]).astype(x.dtype)
 
     def attribute(self, x, targets, pixels, scores):
         base, bs = self.reference(x, pixels), self.params["batch_size"]

@@ -38,9 +38,7 @@ class InputGradientExplainer(Explainer):
         G.check_choice("reduce", self.params["reduce"], REDUCE)
         G.check_choice("score", self.score, G.SCORES)
         G.check_positive("batch_size", self.params["batch_size"])
-        mbi = self.params.get("multiply_by_inputs", True)
-        if not isinstance(mbi, (bool, np.bool_)):
-            raise OptionError(f"multiply_by_inputs must be true or false, got {mbi!r}")
+        G.check_flags(multiply_by_inputs=self.params.get("multiply_by_inputs", True))
 
     @property
     def score(self) -> str:
@@ -257,15 +255,8 @@ class IntegratedGradients(InputGradientExplainer):
         G.check_positive("steps", steps)
         path_points(rule, steps)
         self.reference = B.reference(model, baseline, "baseline", ("black", "blur"))
-        named = isinstance(baseline, str) and baseline in ("black", "blur")
-        if self.reference is None and isinstance(baseline, str) and not named:
-            try:
-                baseline = float(baseline)
-            except ValueError:
-                raise OptionError(f"baseline must be 'black', 'blur', 'zero', a grey level 0-255, "
-                                  f"an array or an image file, got {baseline!r}") from None
-        if self.reference is None and not isinstance(baseline, str) and not 0 <= baseline <= 255:
-            raise OptionError(f"a numeric baseline is a grey level in 0..255, got {baseline!r}")
+        if self.reference is None:
+            baseline = B.word_or_level(baseline, "baseline", ("black", "blur"))
         self.baseline = baseline
 
     def baseline_pixels(self, pixels: np.ndarray) -> np.ndarray:
