@@ -234,14 +234,19 @@ class _Lrp(torch.nn.Module):
         return self.l2(self.r3(self.l1(torch.flatten(x, 1))))
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_lrp_epsilon_equals_captum_and_conserves(tmp_path, bias):
+def _lrp_case(tmp_path, bias=True):
+    """``_Lrp`` (seed 0) as float64 torch net, its ONNX export, three images, float64 inputs."""
     torch.manual_seed(0)
     net = _Lrp(bias).eval()
     m = export(net, tmp_path / "lrp.onnx", threads=1)
     images = random_images(3, 16, seed=1)
-    x = float64_inputs(m, images)
-    want = captum_attr.LRP(net.double()).attribute(x, target=TARGETS).detach().numpy()
+    return net.double(), m, images, float64_inputs(m, images)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_lrp_epsilon_equals_captum_and_conserves(tmp_path, bias):
+    net, m, images, x = _lrp_case(tmp_path, bias)
+    want = captum_attr.LRP(net).attribute(x, target=TARGETS).detach().numpy()
     got = ov.explain(m, images, method="lrp", target=TARGETS, reduce="signed", batch_size=2)
     _close(_raw_nchw(got), want)
     one = ov.explain(m, images, method="lrp", target=TARGETS, batch_size=1)
@@ -257,12 +262,7 @@ def test_lrp_weight_rules_equal_captum(tmp_path, rule, peer):
     """The same rule on every Conv2d and Linear in Captum (pooling keeps its epsilon rule)."""
     from captum.attr._utils import lrp_rules
 
-    torch.manual_seed(0)
-    net = _Lrp().eval()
-    m = export(net, tmp_path / "lrp.onnx", threads=1)
-    images = random_images(3, 16, seed=1)
-    x = float64_inputs(m, images)
-    net = net.double()
+    net, m, images, x = _lrp_case(tmp_path)
     for layer in (net.c1, net.c2, net.l1, net.l2):
         layer.rule = getattr(lrp_rules, peer)()
     want = captum_attr.LRP(net).attribute(x, target=TARGETS).detach().numpy()
@@ -295,12 +295,7 @@ def test_lrp_rules_per_layer_type_equal_captum(tmp_path):
     inside the box), against Captum with the same rule per layer."""
     from captum.attr._utils import lrp_rules
 
-    torch.manual_seed(0)
-    net = _Lrp().eval()
-    m = export(net, tmp_path / "lrp.onnx", threads=1)
-    images = random_images(3, 16, seed=1)
-    x = float64_inputs(m, images)
-    net = net.double()
+    net, m, images, x = _lrp_case(tmp_path)
     net.c1.rule, net.c2.rule = lrp_rules.GammaRule(), lrp_rules.GammaRule()
     net.l1.rule, net.l2.rule = lrp_rules.EpsilonRule(), lrp_rules.EpsilonRule()
     want = captum_attr.LRP(net).attribute(x, target=TARGETS).detach().numpy()
