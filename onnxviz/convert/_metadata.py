@@ -101,13 +101,26 @@ def _triple(value) -> list:
 
 
 def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
-    """Returns class names from a list, or from a text file with one name per line (or a JSON list)."""
+    """Returns class names from a list, ``"imagenet"`` (the 1000 ImageNet classes, as every other
+    command reads the word), or a text file with one name per line (or a JSON list)."""
     if labels is None:
         return None
+    if isinstance(labels, str) and labels.strip().lower() == "imagenet":
+        from ..model.labels import imagenet_labels
+
+        return list(imagenet_labels())
     if isinstance(labels, (str, Path)):
-        text = Path(labels).read_text(encoding="utf-8")
+        try:
+            text = Path(labels).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConverterError(f"labels: cannot read {str(labels)!r} ({why}); give a text file "
+                                 "with one class name per line, a JSON list, or 'imagenet'") from None
         if text.lstrip().startswith("["):
-            return [str(v) for v in json.loads(text)]
+            try:
+                return [str(v) for v in json.loads(text)]
+            except ValueError as e:
+                raise ConverterError(f"labels: {str(labels)!r} is not a JSON list ({e})") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
     return [str(v) for v in labels]
 
