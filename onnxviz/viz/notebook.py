@@ -46,8 +46,9 @@ def picture(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
 
 
 def captioned(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
-    """:func:`picture` with the caption written above it (ASCII, as PNG files carry it)."""
-    return caption(picture(e, cmap=cmap, alpha=alpha), caption_text(e))
+    """:func:`picture` with the whole caption written above it, over as many lines as it needs
+    (ASCII, as PNG files carry it)."""
+    return caption(picture(e, cmap=cmap, alpha=alpha), caption_text(e), wrap=True)
 
 
 def to_png(e) -> bytes:
@@ -87,7 +88,7 @@ def save(e, path, *, cmap: str = "jet", alpha: float = 0.4) -> Path:
     """
     pic = _on_photo(e, cmap=cmap, alpha=alpha)
     if pic is None:
-        pic = picture(e, cmap=cmap, alpha=alpha)
+        return write_png(path, captioned(e, cmap=cmap, alpha=alpha))
     return write_png(path, caption(pic, caption_text(e), wrap=True))
 
 
