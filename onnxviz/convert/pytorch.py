@@ -48,6 +48,8 @@ def convert(
     dynamo: bool = False,
     opset: int = 17,
     fold: bool = True,
+    task: str | None = None,
+    layout: str | None = None,
 ) -> onnx.ModelProto:
     """Exports an image classifier to ``path`` with a dynamic batch axis and onnxviz metadata.
 
@@ -64,6 +66,9 @@ def convert(
         opset: ONNX opset to export to.
         fold: evaluate constant-only subgraphs (padding and shape bookkeeping the exporters
             leave behind) into initializers; results are unchanged.
+        task: ``classify``, ``detect`` or ``segment``, written to the metadata so that
+            ``onnxviz.load`` needs no ``task=`` (None: let it tell from the outputs).
+        layout: a detector's output layout (``yolov8``, ``yolov5``), written likewise.
 
     Returns:
         The saved model.
@@ -75,7 +80,7 @@ def convert(
         proto = _export_dynamo(module, example, opset) if dynamo else _export_torchscript(module, example, opset)
     if fold:
         proto = fold_constants(proto)
-    write_metadata(proto, preprocess=preprocess, labels=labels)
+    write_metadata(proto, preprocess=preprocess, labels=labels, task=task, layout=layout)
     onnx.checker.check_model(proto)
     save(proto, path)
     return proto

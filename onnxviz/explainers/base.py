@@ -143,6 +143,12 @@ class Explainer:
         if not (hasattr(model, "forward") and hasattr(model, "input")):
             raise OptionError(f"{self.name} needs a model loaded with onnxviz.load(path), got "
                               f"{type(model).__name__}")
+        task = getattr(model, "task", "classify")
+        if task != "classify":
+            what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
+            raise OptionError(f"{self.name} explains the class scores of a classifier; this model "
+                              f"is {what} of {model.num_classes} classes, and explanations per box "
+                              f"or region are not available yet: predict lists what it finds")
         check_options(self.name, params, self.option_specs())
         if "seed" in params:
             check_seed(params["seed"])
