@@ -96,7 +96,7 @@ def cli_run(args) -> int:
             gradients=args.gradients, model_batch_size=args.batch_size, threads=args.threads,
             address=args.address, workers=args.workers, render=render,
             retry_errors=args.retry_errors, progress=not args.quiet, memory=memory,
-            verbose=args.verbose)
+            verbose=args.verbose, task=args.task, layout=args.layout)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout)
         sys.stdout.write("\n")

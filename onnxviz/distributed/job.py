@@ -86,7 +86,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                     address: str | None = None, workers: int | None = None, batch_size: int = 16,
                     render: Render | None = PNGS, retry_errors: bool = False,
                     progress: bool = True, memory: int | None = None,
-                    verbose: bool = False) -> RunSummary:
+                    verbose: bool = False, task: str | None = None,
+                    layout: str | None = None) -> RunSummary:
     """Explain every image of ``source`` with every method on a Ray cluster; results to ``out``.
 
     Args:
@@ -99,7 +100,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
         methods: a method, a comma list, ``all`` (those that apply to the model) or a list.
         options: per method, its keyword options (``{"occlusion": {"patch": 8}}``).
         target: class to explain (index or label); None: each image's top-1 class.
-        preprocess, labels, input, output, gradients: as :func:`onnxviz.load` takes them.
+        preprocess, labels, input, output, gradients, task, layout: as :func:`onnxviz.load`
+            takes them.
         model_batch_size: images per ONNX Runtime call (``onnxviz.load``'s ``batch_size``).
         threads: ONNX Runtime intra-op threads and CPUs of each actor (default 1 CPU each).
         address: Ray cluster to join; None: the one this process joined, ``RAY_ADDRESS``, the
@@ -124,11 +126,12 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     """
     ray = require_ray()
     data, model_, names, opts = _prepare(model, methods, options, target, preprocess, labels,
-                                         input, output, gradients, model_batch_size)
+                                         input, output, gradients, model_batch_size,
+                                         {"task": task, "layout": layout})
     out_dir = _out_folder(out)
     load = {"preprocess": preprocess, "labels": model_.labels if labels is not None else None,
             "input": input, "output": output, "gradients": gradients,
-            "batch_size": model_batch_size}
+            "batch_size": model_batch_size, "task": task, "layout": layout}
     manifest = {"onnxviz": _version(), "model_sha256": hashlib.sha256(data).hexdigest(),
                 "methods": names, "options": _canonical(opts), "target": target,
                 "load": _canonical({**load, "labels": labels}),
@@ -171,7 +174,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
 
 
 def _prepare(model, methods, options, target, preprocess, labels, input, output, gradients,
-             model_batch_size):
+             model_batch_size, kind=None):
     """Model bytes, the driver's model, method names and per-method options, all checked."""
     from .. import load
     from ..cli import options as cli_options
@@ -186,7 +189,7 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
         raise DistributedError("the model is over 2 GB serialized; the Ray engine sends the "
                                "model through the object store as one protobuf") from None
     m = load(data, preprocess=preprocess, labels=labels, input=input, output=output,
-             gradients=gradients, batch_size=model_batch_size)
+             gradients=gradients, batch_size=model_batch_size, **(kind or {}))
     names = cli_options.for_model(cli_options.parse_methods(methods), methods, m)
     options = dict(options or {})
     opts = {}

@@ -47,6 +47,7 @@ def resolve(proto, shape: tuple, output: str, task: str | None = None,
     from ..detection.layouts import LAYOUTS, check_layout, guess_layout
 
     meta = {p.key: p.value for p in proto.metadata_props}
+    layout_given = layout is not None
     source = "argument"
     if task in (None, "auto"):
         task, source = meta.get(TASK_KEY), "metadata"
@@ -85,8 +86,9 @@ def resolve(proto, shape: tuple, output: str, task: str | None = None,
                           f"anchor in exported heads); check layout=", stacklevel=4)
         classes = shape[1] - 4 if layout == "yolov8" else shape[2] - 5
         return Task("detect", layout, classes, source)
-    if layout is not None and source == "argument":
-        raise ModelError(f"layout={layout!r} is for detectors, but task is {task!r}")
+    if layout_given:
+        raise ModelError(f"layout={layout!r} is for detectors, but the model's task is {task!r} "
+                         f"(output {output!r} of shape {list(shape)})")
     if task == "segment":
         if len(shape) != 4 or shape[2] * shape[3] <= 1:
             raise ModelError(f"task 'segment' needs an output [N, C, H, W], but {output!r} has "

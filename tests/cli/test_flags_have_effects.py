@@ -45,6 +45,8 @@ VARIANTS = {
     "--threads": ["1"],
     "--batch-size": ["2"],
     "--gradients": ["surrogate"],
+    "--task": ["detect"],
+    "--layout": ["yolov8"],
     "--memory": ["3G"],
     "--engine": ["ray"],  # the other engine: compared on the local engine only
     "--address": ["127.0.0.1:1"],

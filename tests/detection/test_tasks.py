@@ -172,3 +172,47 @@ def test_classifiers_are_unchanged(effnet_path):
     assert (m.task, m.layout, m.num_classes) == ("classify", None, 1000)
     with pytest.raises(OptionError, match="options of detectors"):
         m.predict("skimage:chelsea", score_threshold=0.5)
+
+
+def _cli(argv, capsys):
+    from onnxviz.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_predict_lists_detections(tmp_path, capsys):
+    import cv2
+
+    path = tmp_path / "det.onnx"
+    onnx.save(detector(), str(path))
+    photo = tmp_path / "scene.png"
+    cv2.imwrite(str(photo), scene()[..., ::-1])
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((S, S, 3), 10, np.uint8))
+    code, out, err = _cli(["predict", path, photo, empty], capsys)
+    assert code == 0, err
+    assert "red (0)  box [24.0, 8.0, 36.0, 16.0]" in out and "blue (2)" in out
+    assert "no detection scoring 0.25 or more" in out
+    code, out, err = _cli(["predict", path, photo, empty, "--json"], capsys)
+    records = json.loads(out)
+    assert code == 0 and len(records) == 2  # one record per detection; none for the empty one
+    assert {r["label"] for r in records} == {"red", "blue"}
+    assert all(set(r) == {"image", "box", "label", "class", "score"} for r in records)
+    code, out, _ = _cli(["predict", path, photo, "--max-detections", "1", "--json"], capsys)
+    assert len(json.loads(out)) == 1
+
+
+def test_cli_task_and_layout_flags(tmp_path, capsys):
+    path = tmp_path / "seg.onnx"
+    onnx.save(segmenter(), str(path))
+    code, out, err = _cli(["predict", path, "skimage:astronaut"], capsys)
+    assert code == 0 and "% of the image" in out, err
+    code, _, err = _cli(["predict", path, "skimage:astronaut", "--layout", "yolov8"], capsys)
+    assert code == 2 and "layout='yolov8' is for detectors" in err
+    code, _, err = _cli(["predict", path, "skimage:astronaut", "--task", "detect"], capsys)
+    assert code == 2 and "--task" in err and err.count("\n") == 1
