@@ -146,9 +146,11 @@ class Explainer:
         task = getattr(model, "task", "classify")
         if task != "classify":
             what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
-            raise OptionError(f"{self.name} explains the class scores of a classifier; this model "
-                              f"is {what} of {model.num_classes} classes, and explanations per box "
-                              f"or region are not available yet: predict lists what it finds")
+            hint = ("onnxviz.explain(model, image, method, target=None | detection index | "
+                    "{'box': [x0, y0, x1, y1], 'label': name}) explains its boxes"
+                    if task == "detect" else "explanations per region are not available yet")
+            raise OptionError(f"{self.name} explains class scores; this model is {what} of "
+                              f"{model.num_classes} classes: {hint}")
         check_options(self.name, params, self.option_specs())
         if "seed" in params:
             check_seed(params["seed"])

@@ -159,12 +159,16 @@ def test_a_segmenter_predicts_a_class_map():
     assert {r["label"] for r in s.records()} == set(s.areas)
 
 
-def test_methods_refuse_a_detector_by_name():
+def test_explainers_built_on_a_detector_point_to_box_targets():
+    from onnxviz.explainers import get
+
     m = ov.load(detector())
     for method in ("gradcam", "occlusion", "saliency"):
-        with pytest.raises(OptionError, match=f"{method} explains the class scores of a "
-                                              "classifier; this model is a yolov8 detector"):
-            ov.explain(m, scene(), method=method)
+        with pytest.raises(OptionError, match=f"{method} explains class scores; this model is a "
+                                              "yolov8 detector of 3 classes: onnxviz.explain"):
+            get(method)(m)
+    with pytest.raises(OptionError, match="per region are not available yet"):
+        ov.explain(ov.load(segmenter()), scene(), method="saliency")
 
 
 def test_classifiers_are_unchanged(effnet_path):

@@ -1,0 +1,180 @@
+"""Explaining a detector per box: every classifier method, through a classifier view of the head.
+
+A detection is one anchor of the raw head (the tensor before NMS) and one class; the score it is
+explained by is that anchor's class score, ``raw[4 + c, a]`` in the ``yolov8`` layout (the element
+ODAM differentiates, Zhao & Chan 2023). :class:`BoxView` shows a detector to the methods as a
+classifier whose class ``k`` is the k-th target box: its ``forward`` returns those K scores and
+its ``gradients`` seed those K elements of the raw head, so occlusion, RISE, LIME, KernelSHAP,
+the gradient methods, the rule sets and the CAMs explain a box without knowing boxes exist.
+
+Targets (``target=`` of :func:`onnxviz.explain` on a detector): None explains every detection the
+model makes (after NMS); an int is a detection's index; a dict ``{"box": [x0, y0, x1, y1],
+"label": name or class}`` (or a ``(box, label)`` pair) is matched to the candidate of that class
+whose box overlaps it most (best IoU), as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` and
+D-RISE match a box; the box is in the photo's pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TargetError
+
+
+class BoxView:
+    """A detector seen as a classifier of its K target boxes (see the module doc).
+
+    Args:
+        model: the detector (:class:`onnxviz.Model` with ``task == "detect"``).
+        anchors: (K,) anchor index of each target.
+        classes: (K,) class of each target.
+        names: the K names the view gives its classes.
+    """
+
+    task = "classify"
+    prob_output = None
+    layout = None
+
+    def __init__(self, model, anchors, classes, names):
+        from ..detection.layouts import score_index
+
+        self._model = model
+        self.anchors = np.asarray(anchors, np.int64)
+        self.classes = np.asarray(classes, np.int64)
+        self.labels = list(names)
+        self.num_classes = len(self.labels)
+        shape = tuple(model.shape_of(model.score_output)[1:])
+        flat = [np.ravel_multi_index(score_index(model.layout, int(a), int(c), model.num_classes),
+                                     shape) for a, c in zip(self.anchors, self.classes)]
+        self._flat = np.asarray(flat, np.int64)
+        self._size = int(np.prod(shape))
+
+    def __getattr__(self, name):  # everything else is the detector's (input, layers, runs)
+        return getattr(self._model, name)
+
+    @property
+    def is_regression(self) -> bool:
+        """The box scores are already the detector's confidences: never softmaxed again."""
+        return True
+
+    def label_of(self, index: int) -> str:
+        index = int(index)
+        if not 0 <= index < self.num_classes:
+            raise TargetError(f"box {index} is out of range 0..{self.num_classes - 1}")
+        return self.labels[index]
+
+    def resolve_targets(self, target, scores) -> np.ndarray:
+        n = len(scores)
+        items = list(target) if isinstance(target, (list, tuple, np.ndarray)) else [target] * n
+        out = [0 if t is None else int(t) for t in items]
+        for t in out:
+            self.label_of(t)
+        return np.asarray(out, np.int64)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        """The K box scores of each input row, (N, K) float32."""
+        m = self._model
+        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
+        return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
+
+    def probabilities(self, scores):
+        return np.asarray(scores, np.float32)
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
+        """Gradients of ``sum(seed * box scores)``: the seed placed on the raw head's elements."""
+        seed = np.asarray(seed, np.float32)
+        raw_seed = np.zeros((len(seed), self._size), np.float32)
+        np.add.at(raw_seed, (slice(None), self._flat), seed)
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
+        return grads, exposed, scores[:, self._flat]
+
+
+def targets_of(model, photo: np.ndarray, target, nms: dict):
+    """``(anchors, classes, boxes in the photo, names)`` of the detections to explain in one
+    photo (see the module doc for ``target``)."""
+    from ..detection.boxes import match_box, scale_boxes
+    from ..detection.layouts import decode
+
+    size = model.input.size
+    x = model.normalize(_resized(photo, size))
+    raw = model.run(x, [model.score_output])[model.score_output][0]
+    cands = decode(raw, model.layout)
+    h, w = photo.shape[:2]
+    if target is None or isinstance(target, (int, np.integer)):
+        from ..detection.boxes import detections
+
+        found = detections(cands, size, (h, w), model.label_of, **nms)
+        if not len(found):
+            raise TargetError("the detector finds nothing scoring "
+                              f"{nms.get('score_threshold', 0.25):g} or more in this image: no box "
+                              "to explain (lower score_threshold, or give a box)")
+        picks = range(len(found)) if target is None else [int(target)]
+        if target is not None and not 0 <= int(target) < len(found):
+            raise TargetError(f"detection {int(target)} does not exist: the detector finds "
+                              f"{len(found)} in this image (0..{len(found) - 1})")
+        rows = [(int(found.anchor[k]), int(found.class_id[k]), found.xyxy[k]) for k in picks]
+    else:
+        box, label = _box_and_label(target)
+        cls = _class_of(model, label)
+        xyxy = np.asarray(box, np.float64)
+        if xyxy.shape != (4,) or not np.all(np.isfinite(xyxy)):
+            raise TargetError(f"a box is four numbers x0, y0, x1, y1, got {box!r}")
+        if xyxy[0] < 0 or xyxy[1] < 0 or xyxy[2] > w or xyxy[3] > h:
+            raise TargetError(f"box {xyxy.tolist()} is outside the {w}x{h} image")
+        anchor, _ = match_box(cands, scale_boxes(xyxy[None], (h, w), size)[0], cls)
+        rows = [(anchor, cls, xyxy.astype(np.float32))]
+    names = [f"{model.label_of(c)} [{', '.join(f'{v:.0f}' for v in b)}]" for _, c, b in rows]
+    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names)
+
+
+def _resized(photo, size):
+    from ..imageio import resize
+
+    return resize(photo, size)[None]
+
+
+def _box_and_label(target):
+    if isinstance(target, dict):
+        if "box" not in target:
+            raise TargetError("a box target is {'box': [x0, y0, x1, y1], 'label': name}")
+        return target["box"], target.get("label", target.get("class"))
+    if isinstance(target, (list, tuple)) and len(target) == 2:
+        return target[0], target[1]
+    raise TargetError(f"a detector's target is None (every detection), a detection index, or "
+                      f"{{'box': [x0, y0, x1, y1], 'label': name}}; got {target!r}")
+
+
+def _class_of(model, label) -> int:
+    if label is None:
+        raise TargetError("a box target needs its class: {'box': [...], 'label': name}")
+    if isinstance(label, (int, np.integer)):
+        model.label_of(int(label))
+        return int(label)
+    names = [model.label_of(k).lower() for k in range(model.num_classes)]
+    if str(label).lower() not in names:
+        raise TargetError(f"unknown class {label!r}; the detector's classes: "
+                          f"{', '.join(model.label_of(k) for k in range(model.num_classes))}")
+    return names.index(str(label).lower())
+
+
+def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
+    """Explain each image's target boxes with method class ``cls``: one Explanation per box,
+    in image order; each says its ``box`` (photo pixels), ``anchor`` and class in ``extras``."""
+    from ..imageio import read_image
+
+    out = []
+    for img in images:
+        photo = read_image(img, exact=True)
+        anchors, classes, boxes, names = targets_of(model, photo, target, nms)
+        view = BoxView(model, anchors, classes, names)
+        explainer = cls(view, **options)
+        found = explainer.explain([img] * len(anchors), target=list(range(len(anchors))))
+        for k, e in enumerate(found):
+            e.extras = {**e.extras, "box": [round(float(v), 2) for v in boxes[k]],
+                        "anchor": int(anchors[k]), "box_label": names[k]}
+            e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
+            out.append(e)
+    return out
