@@ -33,7 +33,8 @@ class Candidates:
     Attributes:
         xyxy: (A, 4) float32 boxes ``x0, y0, x1, y1`` in the model input's pixels.
         scores: (A, C) float32 class confidences (objectness included for ``yolov5``).
-        objectness: (A,) float32 objectness, ones for layouts without it.
+        objectness: (A,) float32 objectness; for a layout without it (``yolov8``), each
+            candidate's best class score, which plays its part (D-RISE's ``O_j``).
         probs: (A, C) float32 class probabilities without objectness (D-RISE's ``P``).
     """
 
@@ -89,7 +90,7 @@ def decode(raw: np.ndarray, layout: str) -> Candidates:
     check_layout(layout, (1, *raw.shape))
     if layout == "yolov8":
         box, probs = raw[:4].T, raw[4:].T
-        obj = np.ones(len(box), np.float32)
+        obj = probs.max(axis=1)  # no objectness: a candidate's best class score plays its part
         scores = probs
     else:
         box, obj, probs = raw[:, :4], raw[:, 4], raw[:, 5:]

@@ -127,7 +127,9 @@ def targets_of(model, photo: np.ndarray, target, nms: dict):
         anchor, _ = match_box(cands, scale_boxes(xyxy[None], (h, w), size)[0], cls)
         rows = [(anchor, cls, xyxy.astype(np.float32))]
     names = [f"{model.label_of(c)} [{', '.join(f'{v:.0f}' for v in b)}]" for _, c, b in rows]
-    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names)
+    inside = cands.xyxy[[r[0] for r in rows]] if target is None or not isinstance(
+        target, (dict, list, tuple)) else scale_boxes(np.stack([r[2] for r in rows]), (h, w), size)
+    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names, inside)
 
 
 def _resized(photo, size):
@@ -168,10 +170,17 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     out = []
     for img in images:
         photo = read_image(img, exact=True)
-        anchors, classes, boxes, names = targets_of(model, photo, target, nms)
+        anchors, classes, boxes, names, inside = targets_of(model, photo, target, nms)
         view = BoxView(model, anchors, classes, names)
-        explainer = cls(view, **options)
-        found = explainer.explain([img] * len(anchors), target=list(range(len(anchors))))
+        if "detect" in cls.tasks:  # D-RISE: every box from one pass over the raw head
+            px = model.to_pixels([img])[0]
+            found = cls(model, **options).explain_boxes(px, inside, np.asarray(classes), names)
+            confidence = view.forward(model.normalize(px[None]))[0]
+            for e, c in zip(found, confidence):
+                e.extras["drise_weight"], e.score = e.score, float(c)
+        else:
+            found = cls(view, **options).explain([img] * len(anchors),
+                                                 target=list(range(len(anchors))))
         for k, e in enumerate(found):
             e.extras = {**e.extras, "box": [round(float(v), 2) for v in boxes[k]],
                         "anchor": int(anchors[k]), "box_label": names[k]}

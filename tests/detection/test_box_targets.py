@@ -19,6 +19,7 @@ from onnxviz.explainers.boxes import BoxView
 LIGHT = {
     "occlusion": {"patch": 4, "stride": 4},
     "rise": {"num_masks": 300, "cells": 8},
+    "drise": {"num_masks": 300, "cells": 8},
     "saliency": {},
     "integrated_gradients": {"steps": 8},
     "gradient_x_input": {},
