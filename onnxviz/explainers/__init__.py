@@ -52,6 +52,9 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         raise OptionError("no images given")
     if single and isinstance(target, (list, tuple)):
         raise OptionError("one image was given but a list of targets")
+    if getattr(cls, "boxes_only", False) and getattr(model, "task", "classify") != "detect":
+        raise OptionError(f"{method} explains the boxes of object detectors; this model is a "
+                          f"{getattr(model, 'task', 'classify')} model")
     if nms or getattr(model, "task", "classify") == "detect":
         from .boxes import explain_boxes
 

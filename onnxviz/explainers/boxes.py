@@ -162,6 +162,52 @@ def _class_of(model, label) -> int:
     return names.index(str(label).lower())
 
 
+def feature_levels(model) -> list[tuple[int, int, str]]:
+    """The head's feature levels: ``(first anchor, end anchor, layer)`` per level, high
+    resolution first, as YOLO heads concatenate their levels (80x80 + 40x40 + 20x20 = 8400
+    anchors at 640 px). A level's layer is the last 4-D tensor of its grid that a Conv reads:
+    the head's own feature at that level, where a CAM of the box is drawn (ODAM, Zhao & Chan
+    2023). Empty when the 4-D layers' grids do not add up to the anchors."""
+    from itertools import combinations
+
+    cache = model.__dict__.setdefault("_onnxviz_levels", {})
+    if "levels" in cache:
+        return cache["levels"]
+    shape = model.shape_of(model.score_output)
+    anchors = shape[2] if model.layout == "yolov8" else shape[1]
+    conv_inputs = {n.input[0] for n in model.proto.graph.node if n.op_type == "Conv" and n.input}
+    last: dict[tuple[int, int], str] = {}
+    for layer in model.layers():
+        s = layer.shape
+        if len(s) != 4 or not all(isinstance(d, int) for d in s[1:]):
+            continue
+        grid = (s[2], s[3]) if model.input.layout == "NCHW" else (s[1], s[2])
+        if layer.tensor in conv_inputs:
+            last[grid] = layer.name
+    grids = sorted(last, key=lambda g: -g[0] * g[1])
+    levels: list = []
+    for k in range(1, min(4, len(grids)) + 1):
+        for combo in combinations(grids, k):
+            if sum(g[0] * g[1] for g in combo) == anchors:
+                start = 0
+                for g in combo:
+                    levels.append((start, start + g[0] * g[1], last[g]))
+                    start += g[0] * g[1]
+                break
+        if levels:
+            break
+    cache["levels"] = levels
+    return levels
+
+
+def level_layer(model, anchor: int) -> str | None:
+    """The feature-level layer of ``anchor`` (:func:`feature_levels`), or None."""
+    for start, end, layer in feature_levels(model):
+        if start <= anchor < end:
+            return layer
+    return None
+
+
 def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     """Explain each image's target boxes with method class ``cls``: one Explanation per box,
     in image order; each says its ``box`` (photo pixels), ``anchor`` and class in ``extras``."""
@@ -178,6 +224,18 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
             confidence = view.forward(model.normalize(px[None]))[0]
             for e, c in zip(found, confidence):
                 e.extras["drise_weight"], e.score = e.score, float(c)
+        elif cls.family == "cam" and options.get("layer") is None and "layer" in cls.options():
+            found = [None] * len(anchors)  # each box at its own feature level, by default
+            groups: dict = {}
+            for k, a in enumerate(anchors):
+                groups.setdefault(level_layer(model, int(a)), []).append(k)
+            for layer, ks in groups.items():
+                sub = BoxView(model, [anchors[k] for k in ks], [classes[k] for k in ks],
+                              [names[k] for k in ks])
+                done = cls(sub, **{**options, "layer": layer}).explain(
+                    [img] * len(ks), target=list(range(len(ks))))
+                for k, e in zip(ks, done):
+                    found[k] = e
         else:
             found = cls(view, **options).explain([img] * len(anchors),
                                                  target=list(range(len(anchors))))

@@ -214,7 +214,7 @@ def test_demo_says_what_it_skips_and_shows_progress(files, tmp_path):
     n = len(ov.METHODS)
     tiny = ov.load(files["tiny"])
     ran = [m for m in ov.METHODS if registry.get(m).applies_to(tiny) is None]
-    assert len(ran) == n - 3  # the two attention methods and D-RISE (detectors only)
+    assert len(ran) == n - 4  # the two attention methods, D-RISE and ODAM (detectors only)
     assert f"running {len(ran)} of {n} methods" in r.stderr
     assert "skipped attention_rollout: this model has no attention" in r.stderr
     assert "skipped drise: drise explains the boxes of object detectors" in r.stderr

@@ -21,6 +21,9 @@ LIGHT = {
     "rise": {"num_masks": 300, "cells": 8},
     "drise": {"num_masks": 300, "cells": 8},
     "saliency": {},
+    "odam": {},  # each box at its feature level: the cells here
+    "gradcam": {},
+    "hirescam": {},
     "integrated_gradients": {"steps": 8},
     "gradient_x_input": {},
     "smoothgrad": {"samples": 4},
@@ -57,6 +60,26 @@ def test_each_box_map_falls_on_its_own_object(model, method):
         assert pos[y0:y1, x0:x1].sum() < 0.2 * pos.sum(), (method, e.label)
         assert e.score == pytest.approx(0.997, abs=2e-3)
         assert len(e.extras["box"]) == 4 and "anchor" in e.extras
+
+
+def test_odam_is_hirescam_of_the_box_at_its_level(model):
+    from onnxviz.explainers.boxes import feature_levels
+
+    assert feature_levels(model) == [(0, 64, "cell")]
+    odam = ov.explain(model, scene(), method="odam")
+    hires = ov.explain(model, scene(), method="hirescam", layer="cell")
+    for a, b in zip(odam, hires):
+        assert a.extras["layer"] == "cell" and a.label == b.label
+        np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ov.OptionError, match="odam explains the boxes of object detectors"):
+        ov.explain(ov.load(detector_free()), scene()[:32, :32], method="odam")
+
+
+def detector_free():
+    """A classifier: the bundled shapes CNN."""
+    from pathlib import Path
+
+    return Path(ov.__file__).parent / "data" / "models" / "shapes_cnn.onnx"
 
 
 def test_view_scores_and_gradients_are_the_heads(model):
