@@ -55,6 +55,10 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
     if getattr(cls, "boxes_only", False) and getattr(model, "task", "classify") != "detect":
         raise OptionError(f"{method} explains the boxes of object detectors; this model is a "
                           f"{getattr(model, 'task', 'classify')} model")
+    if getattr(model, "task", "classify") == "segment":
+        from .boxes import explain_regions
+
+        return explain_regions(cls, model, batch, target, options)
     if nms or getattr(model, "task", "classify") == "detect":
         from .boxes import explain_boxes
 

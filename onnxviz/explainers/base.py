@@ -156,7 +156,8 @@ class Explainer:
             what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
             hint = ("onnxviz.explain(model, image, method, target=None | detection index | "
                     "{'box': [x0, y0, x1, y1], 'label': name}) explains its boxes"
-                    if task == "detect" else "explanations per region are not available yet")
+                    if task == "detect" else "onnxviz.explain(model, image, method, target=None "
+                    "| class | {'label': name, 'mask': (H, W) booleans}) explains its regions")
             raise OptionError(f"{self.name} explains class scores; this model is {what} of "
                               f"{model.num_classes} classes: {hint}")
         if "seed" in params:

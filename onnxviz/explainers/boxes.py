@@ -21,13 +21,14 @@ import numpy as np
 from ..errors import TargetError
 
 
-class BoxView:
-    """A detector seen as a classifier of its K target boxes (see the module doc).
+class LinearView:
+    """A detector or segmenter seen as a classifier of K target scores, each a fixed linear
+    function of the raw output: ``score_k = sum(weights[k] * raw)`` (a one-hot row picks a box's
+    anchor score; a mask row sums a class's logits over a region).
 
     Args:
-        model: the detector (:class:`onnxviz.Model` with ``task == "detect"``).
-        anchors: (K,) anchor index of each target.
-        classes: (K,) class of each target.
+        model: the detector or segmenter (:class:`onnxviz.Model`).
+        weights: (K, size of one image's raw output) float32.
         names: the K names the view gives its classes.
     """
 
@@ -35,32 +36,25 @@ class BoxView:
     prob_output = None
     layout = None
 
-    def __init__(self, model, anchors, classes, names):
-        from ..detection.layouts import score_index
-
+    def __init__(self, model, weights: np.ndarray, names):
         self._model = model
-        self.anchors = np.asarray(anchors, np.int64)
-        self.classes = np.asarray(classes, np.int64)
+        self.weights = np.ascontiguousarray(weights, np.float32)
         self.labels = list(names)
         self.num_classes = len(self.labels)
-        shape = tuple(model.shape_of(model.score_output)[1:])
-        flat = [np.ravel_multi_index(score_index(model.layout, int(a), int(c), model.num_classes),
-                                     shape) for a, c in zip(self.anchors, self.classes)]
-        self._flat = np.asarray(flat, np.int64)
-        self._size = int(np.prod(shape))
 
-    def __getattr__(self, name):  # everything else is the detector's (input, layers, runs)
+    def __getattr__(self, name):  # everything else is the model's (input, layers, runs)
         return getattr(self._model, name)
 
     @property
     def is_regression(self) -> bool:
-        """The box scores are already the detector's confidences: never softmaxed again."""
+        """The target scores are the model's own numbers (a confidence, a sum of logits): never
+        softmaxed again."""
         return True
 
     def label_of(self, index: int) -> str:
         index = int(index)
         if not 0 <= index < self.num_classes:
-            raise TargetError(f"box {index} is out of range 0..{self.num_classes - 1}")
+            raise TargetError(f"target {index} is out of range 0..{self.num_classes - 1}")
         return self.labels[index]
 
     def resolve_targets(self, target, scores) -> np.ndarray:
@@ -72,16 +66,56 @@ class BoxView:
         return np.asarray(out, np.int64)
 
     def forward(self, x, batch_size=None) -> np.ndarray:
-        """The K box scores of each input row, (N, K) float32."""
+        """The K target scores of each input row, (N, K) float32."""
         m = self._model
         raw = m.run(x, [m.score_output], batch_size)[m.score_output]
-        return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
+        return (raw.reshape(len(raw), -1).astype(np.float64) @ self.weights.T.astype(np.float64)
+                ).astype(np.float32)
 
     def probabilities(self, scores):
         return np.asarray(scores, np.float32)
 
     def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
-        """Gradients of ``sum(seed * box scores)``: the seed placed on the raw head's elements."""
+        """Gradients of ``sum(seed * target scores)``: the seed spread on the raw output."""
+        raw_seed = np.asarray(seed, np.float32) @ self.weights
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
+        return grads, exposed, (scores.astype(np.float64) @ self.weights.T.astype(np.float64)
+                                ).astype(np.float32)
+
+
+class BoxView(LinearView):
+    """A detector seen as a classifier of its K target boxes (see the module doc): each row of
+    its weights is one-hot, so the scores and the seeds are read and written by index (no
+    dense (K, 4+C x A) matrix: a YOLOv8 head has 705,600 elements).
+
+    Args:
+        model: the detector (:class:`onnxviz.Model` with ``task == "detect"``).
+        anchors: (K,) anchor index of each target.
+        classes: (K,) class of each target.
+        names: the K names the view gives its classes.
+    """
+
+    def __init__(self, model, anchors, classes, names):
+        from ..detection.layouts import score_index
+
+        self.anchors = np.asarray(anchors, np.int64)
+        self.classes = np.asarray(classes, np.int64)
+        shape = tuple(model.shape_of(model.score_output)[1:])
+        self._flat = np.asarray([np.ravel_multi_index(
+            score_index(model.layout, int(a), int(c), model.num_classes), shape)
+            for a, c in zip(self.anchors, self.classes)], np.int64)
+        self._size = int(np.prod(shape))
+        super().__init__(model, np.zeros((len(self._flat), 0), np.float32), names)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        m = self._model
+        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
+        return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
         seed = np.asarray(seed, np.float32)
         raw_seed = np.zeros((len(seed), self._size), np.float32)
         np.add.at(raw_seed, (slice(None), self._flat), seed)
@@ -90,6 +124,98 @@ class BoxView:
             kw["reference"] = reference
         grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
         return grads, exposed, scores[:, self._flat]
+
+
+class RegionView(LinearView):
+    """A segmenter seen as a classifier of K regions: ``score_k`` is the sum of class ``c_k``'s
+    logits over mask ``k`` (pytorch-grad-cam's ``SemanticSegmentationTarget``, Seg-Grad-CAM's
+    region score, Vinogradova et al. 2020). Weights are a class channel and an (h, w) mask at the
+    output's resolution, so each row is one channel's mask."""
+
+    def __init__(self, model, classes, masks: np.ndarray, names):
+        self.classes = np.asarray(classes, np.int64)
+        shape = tuple(model.shape_of(model.score_output)[1:])  # (C, h, w)
+        self._masks = np.asarray(masks, np.float32).reshape(len(self.classes), *shape[1:])
+        self._shape = shape
+        super().__init__(model, np.zeros((len(self.classes), 0), np.float32), names)
+
+    def _pick(self, raw: np.ndarray) -> np.ndarray:
+        raw = raw.reshape(len(raw), *self._shape)
+        return np.stack([(raw[:, c] * m).sum(axis=(1, 2)) for c, m in
+                         zip(self.classes, self._masks)], axis=1).astype(np.float32)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        m = self._model
+        return self._pick(m.run(x, [m.score_output], batch_size)[m.score_output])
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
+        seed = np.asarray(seed, np.float32)
+        raw_seed = np.zeros((len(seed), *self._shape), np.float32)
+        for k, (c, mask) in enumerate(zip(self.classes, self._masks)):
+            raw_seed[:, c] += seed[:, k, None, None] * mask
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed.reshape(len(seed), -1), wrt,
+                                                       expose, **kw)
+        return grads, exposed, self._pick(scores)
+
+
+def region_targets(model, photo: np.ndarray, target):
+    """``(classes, masks at the output's resolution, names, masks at the photo's size)`` of the
+    regions to explain in one photo: None explains every class the model predicts somewhere;
+    an int or a label, that class's predicted region; ``{"label": name, "mask": (H, W) bool at
+    the photo's size}`` a region of the user's."""
+    import cv2
+
+    x = model.normalize(_resized(photo, model.input.size))
+    logits = model.run(x, [model.score_output])[model.score_output][0]  # (C, h, w)
+    h, w = logits.shape[1:]
+    predicted = np.argmax(logits, axis=0)
+    if isinstance(target, dict):
+        if "mask" not in target:
+            raise TargetError("a region target is {'label': name, 'mask': (H, W) booleans}")
+        cls = _class_of(model, target.get("label", target.get("class")))
+        mask = np.asarray(target["mask"])
+        if mask.shape != photo.shape[:2]:
+            raise TargetError(f"the region mask has shape {mask.shape}; the image is "
+                              f"{photo.shape[0]}x{photo.shape[1]} (give a mask of its size)")
+        small = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+        rows = [(cls, small)]
+    else:
+        if target is None:
+            classes = [int(c) for c in np.unique(predicted)]
+        else:
+            classes = [_class_of(model, target)]
+        rows = [(c, predicted == c) for c in classes]
+    if any(not m.any() for _, m in rows):
+        empty = next(model.label_of(c) for c, m in rows if not m.any())
+        raise TargetError(f"the region of {empty!r} is empty at the model's output resolution "
+                          f"{h}x{w}: nothing to explain")
+    names = [f"{model.label_of(c)} region" for c, _ in rows]
+    big = [cv2.resize(m.astype(np.uint8), (photo.shape[1], photo.shape[0]),
+                      interpolation=cv2.INTER_NEAREST).astype(bool) for _, m in rows]
+    return [c for c, _ in rows], np.stack([m for _, m in rows]), names, big
+
+
+def explain_regions(cls, model, images, target, options: dict) -> list:
+    """Explain each image's target regions with method class ``cls``: one Explanation per
+    region; ``extras`` says the region's ``area`` (a fraction of the image)."""
+    from ..imageio import read_image
+
+    out = []
+    for img in images:
+        photo = read_image(img, exact=True)
+        classes, masks, names, big = region_targets(model, photo, target)
+        view = RegionView(model, classes, masks, names)
+        found = cls(view, **options).explain([img] * len(classes),
+                                             target=list(range(len(classes))))
+        for k, e in enumerate(found):
+            e.extras = {**e.extras, "region_label": names[k],
+                        "area": round(float(big[k].mean()), 6)}
+            e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
+            out.append(e)
+    return out
 
 
 def targets_of(model, photo: np.ndarray, target, nms: dict):

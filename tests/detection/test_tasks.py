@@ -165,8 +165,8 @@ def test_explainers_built_on_a_detector_point_to_box_targets():
         with pytest.raises(OptionError, match=f"{method} explains class scores; this model is a "
                                               "yolov8 detector of 3 classes: onnxviz.explain"):
             get(method)(m)
-    with pytest.raises(OptionError, match="per region are not available yet"):
-        ov.explain(ov.load(segmenter()), scene(), method="saliency")
+    with pytest.raises(OptionError, match="explains its regions"):
+        get("saliency")(ov.load(segmenter()))
 
 
 def test_classifiers_are_unchanged(effnet_path):
