@@ -104,9 +104,9 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 def _build(data: bytes, providers: list, threads: int | None, arena: bool):
     import onnxruntime as ort
 
+    options = _options(threads, arena)  # OptionError for a bad thread count, as it is
     try:
-        return ort.InferenceSession(bytes(data), sess_options=_options(threads, arena),
-                                    providers=providers)
+        return ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise _ort_error(e, data) from None
 

@@ -188,8 +188,8 @@ def image_bytes(proto: onnx.ModelProto, spec: InputSpec, size=None) -> int:
         return int(math.prod(dims)) * item
 
     g = proto.graph
-    inits = {t.name for t in g.initializer}
-    outputs = {o.name for o in g.output}
+    kept = {t.name for t in g.initializer} | {o.name for o in g.output} | {
+        i.name for i in g.input}  # weights, results and feeds outlive the run
     last: dict[str, int] = {}
     for k, node in enumerate(g.node):
         for i in node.input:
@@ -202,7 +202,7 @@ def image_bytes(proto: onnx.ModelProto, spec: InputSpec, size=None) -> int:
         peak = max(peak, live + made + work)
         live += made
         for i in set(node.input):
-            if i and i not in inits and i not in outputs and last.get(i) == k and i in info:
+            if i and i not in kept and last.get(i) == k and i in info:
                 live -= nbytes(i)
     return -(-peak // batch)
 
@@ -216,10 +216,9 @@ def _workspace(node, info, nbytes) -> int:
             out = out // dims[1] * (-(-dims[1] // NCHWC_BLOCK) * NCHWC_BLOCK)
         return nbytes(node.input[0]) + out
     if node.op_type == "ConvTranspose" and len(node.input) > 1:
-        x, w = info.get(node.input[0], (None, 4))[0], info.get(node.input[1], (None, 4))[0]
-        if x and w and len(x) >= 3 and len(w) >= 3:
-            group = next((a.i for a in node.attribute if a.name == "group"), 1) or 1
-            return w[1] * group * math.prod(w[2:]) * math.prod(x[2:]) * 4 // group
+        (x, item), w = info.get(node.input[0], (None, 4)), info.get(node.input[1], (None, 4))[0]
+        if x and w and len(x) >= 3 and len(w) >= 3:  # one group's columns: C_out/g * k x H_in W_in
+            return w[1] * math.prod(w[2:]) * math.prod(x[2:]) * item
         return nbytes(node.input[0])
     return 0
 
