@@ -3,7 +3,7 @@
 Every limit has a default that fits the machine and can be changed for one process:
 
 - **memory budget**: a fraction (:data:`MEMORY_FRACTION`) of the memory available when first asked
-  (less under an address-space or container limit);
+  (less under an address-space or container limit, page cache counted as free);
   ``ONNXVIZ_MEMORY_BUDGET`` (bytes, ``"4G"``, ``"512M"`` or ``"30%"``) or :func:`set_memory_budget`.
   Batch sizes are cut to fit it (:func:`fit_batch`); work that cannot fit even one sample at a
   time is refused with the numbers (:func:`check_memory`).
@@ -77,18 +77,23 @@ def _address_space_left() -> float:
     return soft - (_meminfo("VmSize", "/proc/self/status") or 0)
 
 
-def _cgroup_left() -> float:
-    """Bytes left under this process's cgroup v2 ``memory.max`` (inf when unlimited)."""
+def _cgroup_left(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> float:
+    """Bytes left under this process's cgroup v2 ``memory.max``, reclaimable page cache counted as
+    free (inf when unlimited)."""
     try:
-        with open("/proc/self/cgroup") as f:
+        with open(proc) as f:
             rel = next((ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")), None)
         if rel is None:
             return float("inf")
-        folder = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        folder = Path(root) / rel.lstrip("/")
         most = (folder / "memory.max").read_text().strip()
         if most == "max":
             return float("inf")
-        return int(most) - int((folder / "memory.current").read_text())
+        used = int((folder / "memory.current").read_text())
+        for line in (folder / "memory.stat").read_text().splitlines():
+            if line.startswith("inactive_file "):  # page cache the kernel reclaims first
+                used -= int(line.split()[1])
+        return int(most) - max(0, used)
     except (OSError, ValueError, IndexError):
         return float("inf")
 

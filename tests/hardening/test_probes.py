@@ -135,6 +135,20 @@ def test_the_budget_follows_an_address_space_limit():
     assert 0 < int(out.stdout) <= 2.5 * (1 << 30)
 
 
+def test_the_budget_follows_a_container_memory_limit(tmp_path):
+    """cgroup v2: what ``memory.max`` leaves after ``memory.current``, less the page cache the
+    kernel reclaims first (``inactive_file``)."""
+    (tmp_path / "cgroup").write_text("0::/box\n")
+    box = tmp_path / "fs" / "box"
+    box.mkdir(parents=True)
+    (box / "memory.max").write_text(f"{4 << 30}\n")
+    (box / "memory.current").write_text(f"{3 << 30}\n")
+    (box / "memory.stat").write_text(f"anon {2 << 30}\ninactive_file {1 << 30}\n")
+    assert limits._cgroup_left(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == 2 << 30
+    (box / "memory.max").write_text("max\n")
+    assert limits._cgroup_left(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == float("inf")
+
+
 def test_the_estimate_bounds_what_onnx_runtime_holds():
     """The estimate against the memory one run really takes: a subprocess runs one 3x3 Conv
     (64 channels in and out, the largest case of the blocked layout) on 3 images of 256 x 256
