@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...detection.layouts import decode, drise_weights
+from ...detection.layouts import drise_weights_batch
 from ...perturb import blend_batch, mask_params, rise_masks, weighted_mask_sum
 from .._checks import check_positive_ints
 from ..base import Explainer, Explanation, Timer
@@ -95,8 +95,8 @@ class DRise(Explainer):
             blend_batch(x0, base, slot.masks[:n], slot.x[:n], geo.channels_last)
 
         def consume(start, stop, slot, scores):
-            raws = scores.reshape(len(scores), *shape)
-            w = np.stack([drise_weights(decode(r, m.layout), boxes, classes) for r in raws])
+            w = drise_weights_batch(scores.reshape(len(scores), *shape), m.layout, boxes,
+                                    classes)
             if start == 0:
                 first[:] = w[0]
                 w[0] = 0.0
