@@ -51,17 +51,23 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
-def _interleaved(fns: dict, repeats: int) -> dict:
+def _interleaved(fns: dict, repeats: int, cpu: dict | None = None) -> dict:
     """Wall times (seconds) of each of ``fns``, called in turn in ``repeats`` rounds after one
-    warm-up round, so that every variant sees the same machine load."""
+    warm-up round, so that every variant sees the same machine load. When a dict ``cpu`` is given,
+    it receives each call's process CPU time too (all threads; less sensitive than wall time to
+    other jobs on a shared machine, as long as nothing spin-waits)."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
+    if cpu is not None:
+        cpu.update({name: [] for name in fns})
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu[name].append(time.process_time() - c0)
     return times
 
 
@@ -174,7 +180,7 @@ def zoo(args) -> int:
     lines = []
     for key in keys:
         net, path, size = _zoo_model(key, folder)
-        m = ov.load(path, threads=args.threads, batch_size=args.batch)
+        m = ov.load(path, preprocess="imagenet", threads=args.threads, batch_size=args.batch)
         x = np.random.default_rng(0).standard_normal((args.batch, 3, size, size)).astype(np.float32)
         targets = np.random.default_rng(1).integers(0, 1000, args.batch)
         seed = np.zeros((args.batch, 1000), np.float32)
@@ -192,13 +198,15 @@ def zoo(args) -> int:
 
             torch.set_num_threads(args.threads)
             fns["torch"] = torch_input_grad(net, torch.from_numpy(x), torch.from_numpy(targets))
-        times = {k: min(v) for k, v in _interleaved(fns, args.repeats).items()}
+        cpu = {}
+        times = {k: min(v) for k, v in _interleaved(fns, args.repeats, cpu).items()}
+        cpu_ratio = float(np.median(np.asarray(cpu["grad"]) / np.asarray(cpu["fwd"])))
         if "torch" in fns:
             ref = fns["torch"]().numpy()
             ours = fns["grad"]()[0]
             err = np.abs(ours - ref).max() / np.abs(ref).max()
         row = (f"{key:<20}{size:>5}{times['fwd']:>9.3f}{times['grad']:>9.3f}"
-               f"{times['grad'] / times['fwd']:>10.2f}")
+               f"{times['grad'] / times['fwd']:>10.2f}{cpu_ratio:>10.2f}")
         if "torch" in times:
             row += f"{times['torch']:>9.3f}{times['torch'] / times['grad']:>10.2f}{err:>10.1e}"
         lines.append(row)
@@ -209,7 +217,9 @@ def zoo(args) -> int:
         runtime.clear_cache()
     print(f"\nbatch {args.batch}, {args.threads} threads, best of {args.repeats} interleaved rounds "
           f"(pid {os.getpid()}); seconds per batch")
-    print(f"{'model':<20}{'px':>5}{'ORT fwd':>9}{'fwd+bwd':>9}{'ratio':>10}"
+    print("ratio: fwd+bwd / fwd from the best wall times; cpu ratio: median per-round ratio of "
+          "process CPU times (ORT does not spin here)")
+    print(f"{'model':<20}{'px':>5}{'ORT fwd':>9}{'fwd+bwd':>9}{'ratio':>10}{'cpu ratio':>10}"
           + ("" if args.no_torch else f"{'torch':>9}{'vs torch':>10}{'max err':>10}"))
     print("\n".join(lines))
     return 0
