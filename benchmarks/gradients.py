@@ -198,6 +198,13 @@ def zoo(args) -> int:
 
             torch.set_num_threads(args.threads)
             fns["torch"] = torch_input_grad(net, torch.from_numpy(x), torch.from_numpy(targets))
+            tx = torch.from_numpy(x)
+
+            def torch_forward():
+                with torch.no_grad():
+                    return net(tx)
+
+            fns["torch fwd"] = torch_forward
         cpu = {}
         times = {k: min(v) for k, v in _interleaved(fns, args.repeats, cpu).items()}
         cpu_ratio = float(np.median(np.asarray(cpu["grad"]) / np.asarray(cpu["fwd"])))
@@ -208,7 +215,8 @@ def zoo(args) -> int:
         row = (f"{key:<20}{size:>5}{times['fwd']:>9.3f}{times['grad']:>9.3f}"
                f"{times['grad'] / times['fwd']:>10.2f}{cpu_ratio:>10.2f}")
         if "torch" in times:
-            row += f"{times['torch']:>9.3f}{times['torch'] / times['grad']:>10.2f}{err:>10.1e}"
+            row += (f"{times['torch']:>9.3f}{times['torch'] / times['grad']:>10.2f}"
+                    f"{times['torch fwd']:>10.3f}{times['torch'] / times['torch fwd']:>8.2f}{err:>10.1e}")
         lines.append(row)
         print(f"{key}: graph built in {build:.1f} s, {len(gm.model.graph.node)} nodes", file=sys.stderr)
         if args.profile:
@@ -218,9 +226,12 @@ def zoo(args) -> int:
     print(f"\nbatch {args.batch}, {args.threads} threads, best of {args.repeats} interleaved rounds "
           f"(pid {os.getpid()}); seconds per batch")
     print("ratio: fwd+bwd / fwd from the best wall times; cpu ratio: median per-round ratio of "
-          "process CPU times (ORT does not spin here)")
+          "process CPU times (ORT does not spin here); torch: forward + autograd.grad w.r.t. the "
+          "input, torch fwd: its forward alone (no_grad), with their ratio; max err: "
+          "max |ours - torch| / max |torch|, float32 both")
     print(f"{'model':<20}{'px':>5}{'ORT fwd':>9}{'fwd+bwd':>9}{'ratio':>10}{'cpu ratio':>10}"
-          + ("" if args.no_torch else f"{'torch':>9}{'vs torch':>10}{'max err':>10}"))
+          + ("" if args.no_torch else f"{'torch':>9}{'vs torch':>10}{'torch fwd':>10}{'ratio':>8}"
+                                         f"{'max err':>10}"))
     print("\n".join(lines))
     return 0
 
