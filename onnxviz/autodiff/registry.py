@@ -63,7 +63,7 @@ def rule(op_type: str, *, since: int = 1, nondiff: Iterable[int] = (), domain: s
         since: first default-domain opset the rule applies to.
         nondiff: input slots that are never differentiated (shape, axes, indices inputs).
         domain: the operator's domain; ``"com.microsoft"`` for the ONNX Runtime contrib ops that
-            the gradient graph's forward part is fused into (:func:`.graph.fuse_forward`).
+            the gradient graph's forward part is fused into (:func:`.graph.fuse_gelu`).
     """
 
     def deco(fn: RuleFn) -> RuleFn:
