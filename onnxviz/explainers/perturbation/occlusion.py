@@ -24,6 +24,7 @@ from ..baselines import reference
 from ..ranges import Range
 from ..registry import register
 from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
+from .incremental import check_incremental, incremental_scores, runner_for
 
 
 @register
@@ -43,7 +44,13 @@ class Occlusion(Explainer):
             as Captum) or ``"center"`` (a patch centred on every stride point, clipped at the
             border, as MATLAB).
         score: ``"probability"`` (softmax) or ``"logit"``.
-        batch_size: images per ONNX Runtime call.
+        batch_size: images per ONNX Runtime call (positions per batch when incremental).
+        incremental: ``"auto"`` (the default), ``True`` or ``False``: re-run only the region each
+            layer's output can change, from the original image's cached activations (exact; see
+            :mod:`onnxviz.explainers.perturbation.incremental`). ``"auto"`` uses it when the cost
+            model predicts it is faster; ``True`` whenever the graph allows; a graph the
+            propagation does not understand runs in full either way, with the reason in
+            ``extras["incremental"]``.
         progress: show a progress bar (or a callable ``f(done, total)``).
     """
 
@@ -54,9 +61,11 @@ class Occlusion(Explainer):
         "fill": Range(float, -1e6, 1e6, text=True, per_channel=True, array=True)}
 
     def __init__(self, model, *, patch=32, stride=8, fill="gray", edges="truncate",
-                 score="probability", batch_size=32, progress=False):
+                 score="probability", batch_size=32, incremental="auto", progress=False):
         super().__init__(model, patch=patch, stride=stride, fill=fill, edges=edges, score=score,
-                         batch_size=batch_size)
+                         batch_size=batch_size, incremental=incremental)
+        self.incremental = check_incremental(incremental)
+        self._runner = None
         check_positive_ints(batch_size=batch_size)
         self.score = check_score(score)
         self.geo = geometry(model)
@@ -97,13 +106,21 @@ class Occlusion(Explainer):
                                                                 baseline(px, self.fill), geo)
         total = len(rects) + 1
         sink = TargetScores(self.model, target, total)
+        if self._runner is None:
+            with timer("plan"):
+                self._runner = runner_for(self.model, rects, self.incremental)
+        runner, info = self._runner
+        if runner is not None:
+            incremental_scores(runner, x0, base, sink, self.batch_size, score=self.score,
+                               timer=timer, progress=self.progress)
+        else:
+            def fill(start, stop, slot):
+                occlusion_batch(x0, base, rects, start, slot.x[: stop - start],
+                                geo.channels_last)
 
-        def fill(start, stop, slot):
-            occlusion_batch(x0, base, rects, start, slot.x[: stop - start], geo.channels_last)
-
-        run_set(self.model, total, self.batch_size, geo, fill,
-                lambda s, e, slot, sc: sink.add(s, e, sc), score=self.score, timer=timer,
-                progress=self.progress, desc="occlusion")
+            run_set(self.model, total, self.batch_size, geo, fill,
+                    lambda s, e, slot, sc: sink.add(s, e, sc), score=self.score, timer=timer,
+                    progress=self.progress, desc="occlusion")
         with timer("aggregate"):
             drops = sink.values[0] - sink.values[1:]
             heatmap = occlusion_heatmap(drops, rects, *geo.size)
@@ -115,5 +132,5 @@ class Occlusion(Explainer):
             params=dict(self.params), timings=timer.result(), image=px,
             extras={"worst_patch": tuple(int(v) for v in rects[worst]),
                     "worst_drop": float(drops[worst]), "grid": self.grid,
-                    "forwards": total},
+                    "forwards": total, "incremental": dict(info)},
         )
