@@ -188,17 +188,25 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
     return max(good, key=lambda p: p.speedup)
 
 
-def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0) -> Plan:
-    """The :class:`Plan` for one cut threshold ``max_share`` (see :func:`make_plan`)."""
+def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0,
+              boxes: dict | None = None) -> Plan:
+    """The :class:`Plan` for one cut threshold ``max_share`` (see :func:`make_plan`).
+
+    ``boxes``: a dict to receive every prefix tensor's changed rectangles (P, 4) ``(y0, x0, y1,
+    x1)`` per position (for tests; otherwise each is dropped after its last reader).
+    """
     nodes = list(proto.graph.node)
+    last = {t: i for i, n in enumerate(nodes) for t in node_inputs(n)}
     consts = constants(proto)
     plan = Plan(input=input_name, max_share=max_share)
     in_shape = tuple(shapes.get(input_name) or ())
     if len(in_shape) != 4 or tuple(spatial) not in ((2, 3), (1, 2)):
         plan.reason = "the image input is not a 4-D NCHW or NHWC tensor"
         return plan
-    box = np.asarray(rects, np.int64).reshape(-1, 4)
-    boxes = {input_name: box}
+    box = np.asarray(rects, np.int32).reshape(-1, 4)
+    keep = boxes is not None
+    boxes = {} if boxes is None else boxes
+    boxes[input_name] = box
     plan.windows[input_name] = window_of(box, in_shape, spatial)
     ctx = Context(shapes, consts, {input_name: tuple(spatial)})
     dynamic = {input_name}
@@ -217,6 +225,9 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
         prefix.append(i)
         plan.steps.append(step)
         boxes[node.output[0]] = out_box
+        if not keep:
+            for t in [t for t in node_inputs(node) if last.get(t) == i and t in boxes]:
+                del boxes[t]
     if score_output in plan.windows:
         plan.reason = "the explained output is itself a local (per-position) tensor"
         return plan

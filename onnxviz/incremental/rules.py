@@ -216,7 +216,10 @@ def _unary(node, a, ctx):
     if node.op_type == "Cast" and a.get("to") not in (1, 11):
         raise Unsupported("Cast to a non-float type")
     for i in range(1, len(node.input)):
-        _flat_const(node, i, ctx)
+        if node.op_type == "BatchNormalization":  # per-channel parameters (axis 1)
+            ctx.const(node, i)
+        else:
+            _flat_const(node, i, ctx)
     return Geometry("pointwise")
 
 
