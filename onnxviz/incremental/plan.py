@@ -92,6 +92,7 @@ class Plan:
         frontier: prefix tensors (maybe the input) that the suffix reads whole.
         suffix: indices of the nodes run on whole tensors.
         cut: the first suffix nodes that read the frontier, as ``"op name"``.
+        why: for each of ``cut``, why it does not run on crops.
         reason: why nothing can run incrementally (None when something can).
         flops: full (per image) and incremental (per position) floating-point operations.
         moved: bytes gathered and pasted per position.
@@ -105,6 +106,7 @@ class Plan:
     frontier: list = field(default_factory=list)
     suffix: list = field(default_factory=list)
     cut: list = field(default_factory=list)
+    why: list = field(default_factory=list)
     reason: str | None = None
     flops: tuple[float, float] = (0.0, 0.0)
     moved: float = 0.0
@@ -124,13 +126,16 @@ class Plan:
 
 
 def constants(proto) -> dict:
-    """Initializers and Constant node outputs as arrays."""
+    """Initializers, Constant node outputs and Identity copies of them (the TorchScript exporter
+    shares equal weights that way) as arrays."""
     out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     for node in proto.graph.node:
         if node.op_type == "Constant" and node.attribute:
             a = node.attribute[0]
             if a.name == "value":
                 out[node.output[0]] = numpy_helper.to_array(a.t)
+        elif node.op_type == "Identity" and node.input[0] in out:
+            out[node.output[0]] = out[node.input[0]]
     return out
 
 
@@ -181,7 +186,9 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
         max_share: the cut threshold; None tries each of :data:`SHARES`.
     """
     shares = SHARES if max_share is None else (float(max_share),)
-    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s) for s in shares]
+    consts = constants(proto)
+    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s, consts=consts)
+             for s in shares]
     good = [p for p in plans if p.reason is None]
     if not good:
         return plans[-1]
@@ -189,15 +196,16 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
 
 
 def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0,
-              boxes: dict | None = None) -> Plan:
+              boxes: dict | None = None, consts: dict | None = None) -> Plan:
     """The :class:`Plan` for one cut threshold ``max_share`` (see :func:`make_plan`).
 
     ``boxes``: a dict to receive every prefix tensor's changed rectangles (P, 4) ``(y0, x0, y1,
     x1)`` per position (for tests; otherwise each is dropped after its last reader).
+    ``consts``: :func:`constants` of ``proto`` when already computed.
     """
     nodes = list(proto.graph.node)
     last = {t: i for i, n in enumerate(nodes) for t in node_inputs(n)}
-    consts = constants(proto)
+    consts = constants(proto) if consts is None else consts
     plan = Plan(input=input_name, max_share=max_share)
     in_shape = tuple(shapes.get(input_name) or ())
     if len(in_shape) != 4 or tuple(spatial) not in ((2, 3), (1, 2)):
@@ -328,8 +336,9 @@ def _cut(plan, nodes, prefix, score_output, why):
     for t in list(plan.windows):
         if t != plan.input and produced.get(t) not in keep:
             del plan.windows[t]
-    plan.cut = [f"{nodes[i].op_type} {nodes[i].name or nodes[i].output[0]!r}" for i in plan.suffix
-                if any(t in plan.frontier for t in node_inputs(nodes[i]))]
+    first = [i for i in plan.suffix if any(t in plan.frontier for t in node_inputs(nodes[i]))]
+    plan.cut = [f"{nodes[i].op_type} {nodes[i].name or nodes[i].output[0]!r}" for i in first]
+    plan.why = [why.get(i, "") for i in first]
     plan.segments = _segments(plan, nodes)
 
 

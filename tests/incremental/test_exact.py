@@ -99,7 +99,7 @@ def test_bundled_efficientnet_on_a_sample_of_positions(effnet_path):
     ("pytorch_mnist_convnet_maxpool.onnx", True),
 ])
 def test_third_party_fixtures(fixtures_dir, name, used):
-    model = ov.load(fixtures_dir / name)
+    model = ov.load(fixtures_dir / name, preprocess="unit")
     check_exact(model, photo(model.input.size, 5), used=used, patch=5, stride=3, fill="mean",
                 batch_size=6)
 
