@@ -112,6 +112,15 @@ class Plan:
     moved: float = 0.0
     max_share: float = 1.0
 
+    def positions(self, index) -> Plan:
+        """The same plan (same windows and crop graphs) for the positions ``index`` only."""
+        import copy
+
+        sub = copy.copy(self)
+        sub.windows = {t: Window(w.shape, w.spatial, w.size, np.ascontiguousarray(w.at[index]))
+                       for t, w in self.windows.items()}
+        return sub
+
     @property
     def skipped(self) -> float:
         """Share of the full run's floating-point operations the plan does not do."""
@@ -284,13 +293,15 @@ def _step(i, node, ctx, boxes, windows, max_share):
     for j in g.inputs:
         t = node.input[j]
         tw = windows[t]
-        if g.kind == "window":
+        local = g.kind == "pointwise" or all(
+            (ax.k, ax.s, ax.pb) == (1, 1, 0) for ax in g.axes)  # a 1x1 conv reads in place
+        if local and tw.size == win.size and np.array_equal(tw.at, win.at):
+            reads[j] = Read(t, True, win.size)
+        elif g.kind == "window":
             ax_h, ax_w = g.axes
             size = ((win.size[0] - 1) * ax_h.s + ax_h.k, (win.size[1] - 1) * ax_w.s + ax_w.k)
             reads[j] = Read(t, False, size, (ax_h.s, ax_w.s), (ax_h.pb, ax_h.pe, ax_w.pb, ax_w.pe),
                             g.pad_value)
-        elif tw.size == win.size and np.array_equal(tw.at, win.at):
-            reads[j] = Read(t, True, win.size)
         else:
             reads[j] = Read(t, False, win.size)
     ctx.spatial[out] = spatial
