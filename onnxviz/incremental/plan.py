@@ -97,6 +97,7 @@ class Plan:
         flops: full (per image) and incremental (per position) floating-point operations.
         moved: bytes gathered and pasted per position.
         max_share: the cut threshold this plan was made with.
+        cap: Krypton's projective-field threshold (None: exact).
     """
 
     input: str
@@ -111,6 +112,7 @@ class Plan:
     flops: tuple[float, float] = (0.0, 0.0)
     moved: float = 0.0
     max_share: float = 1.0
+    cap: float | None = None
 
     def positions(self, index) -> Plan:
         """The same plan (same windows and crop graphs) for the positions ``index`` only."""
@@ -181,8 +183,21 @@ def window_box(box: np.ndarray, axes, out_hw) -> np.ndarray:
     return out
 
 
+def capped(box: np.ndarray, hw, cap: float) -> np.ndarray:
+    """``box`` (P, 4) cut to at most ``ceil(cap x size)`` per axis, around each box's centre."""
+    out = box.copy()
+    for d in range(2):
+        most = max(1, int(np.ceil(cap * hw[d])))
+        size = box[:, d + 2] - box[:, d]
+        lo = box[:, d] + np.maximum(size - most, 0) // 2
+        out[:, d] = lo
+        out[:, d + 2] = np.minimum(box[:, d + 2], lo + most)
+    return out
+
+
 def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
-              score_output: str, max_share: float | None = None) -> Plan:
+              score_output: str, max_share: float | None = None,
+              cap: float | None = None) -> Plan:
     """The cheapest :class:`Plan` (over :data:`SHARES`, or the one ``max_share`` given).
 
     Args:
@@ -193,11 +208,14 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
         rects: (P, 4) int changed rectangles ``(y0, x0, y1, x1)`` of the input, one per position.
         score_output: the tensor whose values are explained.
         max_share: the cut threshold; None tries each of :data:`SHARES`.
+        cap: Krypton's projective-field threshold tau (approximate; None: exact): a window op's
+            changed rectangle is cut to ``ceil(tau x size)`` rows and columns around its centre,
+            and changes outside it are dropped (Nakandala et al. 2019, sec. 4.1).
     """
     shares = SHARES if max_share is None else (float(max_share),)
     consts = constants(proto)
-    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s, consts=consts)
-             for s in shares]
+    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s, consts=consts,
+                       cap=cap) for s in shares]
     good = [p for p in plans if p.reason is None]
     if not good:
         return plans[-1]
@@ -205,7 +223,8 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
 
 
 def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0,
-              boxes: dict | None = None, consts: dict | None = None) -> Plan:
+              boxes: dict | None = None, consts: dict | None = None,
+              cap: float | None = None) -> Plan:
     """The :class:`Plan` for one cut threshold ``max_share`` (see :func:`make_plan`).
 
     ``boxes``: a dict to receive every prefix tensor's changed rectangles (P, 4) ``(y0, x0, y1,
@@ -215,7 +234,7 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
     nodes = list(proto.graph.node)
     last = {t: i for i, n in enumerate(nodes) for t in node_inputs(n)}
     consts = constants(proto) if consts is None else consts
-    plan = Plan(input=input_name, max_share=max_share)
+    plan = Plan(input=input_name, max_share=max_share, cap=cap)
     in_shape = tuple(shapes.get(input_name) or ())
     if len(in_shape) != 4 or tuple(spatial) not in ((2, 3), (1, 2)):
         plan.reason = "the image input is not a 4-D NCHW or NHWC tensor"
@@ -235,7 +254,7 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
             continue
         dynamic.update(o for o in node.output if o)
         try:
-            step, out_box = _step(i, node, ctx, boxes, plan.windows, max_share)
+            step, out_box = _step(i, node, ctx, boxes, plan.windows, max_share, cap)
         except Unsupported as e:
             why[i] = str(e)
             continue
@@ -254,7 +273,7 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
     return plan
 
 
-def _step(i, node, ctx, boxes, windows, max_share):
+def _step(i, node, ctx, boxes, windows, max_share, cap=None):
     if len([o for o in node.output if o]) != 1:
         raise Unsupported(f"{node.op_type} with several outputs")
     g = geometry(node, ctx)
@@ -274,6 +293,8 @@ def _step(i, node, ctx, boxes, windows, max_share):
             raise Unsupported(f"{node.op_type} output size {out_hw} differs from the graph's "
                               f"{(shape[ya], shape[xa])}")
         box = window_box(boxes[src], g.axes, out_hw)
+        if cap is not None:
+            box = capped(box, out_hw, cap)
     else:
         if g.perm is not None:
             spatial = tuple(g.perm.index(a) for a in spatial)

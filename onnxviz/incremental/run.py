@@ -30,8 +30,10 @@ def _crop_shape(window, size) -> tuple:
     return tuple(dims)
 
 
-def plan_for(model, rects: np.ndarray, max_share: float | None = None) -> Plan:
-    """The :class:`Plan` of occluding ``rects`` (image coordinates) on ``model``'s input."""
+def plan_for(model, rects: np.ndarray, max_share: float | None = None,
+             cap: float | None = None) -> Plan:
+    """The :class:`Plan` of occluding ``rects`` (image coordinates) on ``model``'s input
+    (``max_share`` and ``cap``: see :func:`.plan.make_plan`)."""
     spec = model.input
     if spec.flat_size:
         return Plan(input=spec.name, reason="the input is a flattened image")
@@ -42,7 +44,8 @@ def plan_for(model, rects: np.ndarray, max_share: float | None = None) -> Plan:
     shapes = {t: model.shape_of(t) for t in names}
     shapes.update({t.name: (1, *t.dims) for t in proto.graph.initializer})
     spatial = (1, 2) if spec.layout == "NHWC" else (2, 3)
-    return make_plan(proto, spec.name, spatial, shapes, rects, model.score_output, max_share)
+    return make_plan(proto, spec.name, spatial, shapes, rects, model.score_output, max_share,
+                     cap)
 
 
 class Runner:

@@ -123,3 +123,24 @@ def test_auto_and_off(shapes_path):
     assert text.extras["incremental"]["used"] is True
     with pytest.raises(ov.OptionError, match="incremental must be auto, true or false"):
         ov.explain(model, img, method="occlusion", incremental="sometimes")
+
+
+def test_projective_threshold_is_approximate_and_recorded():
+    """Below 1 the plan's windows shrink and the map moves away from the exact one (by an amount
+    the benchmark reports); 1.0 is the exact run."""
+    model = ov.load(NETS["residual"]("Relu"))
+    img = photo(model.input.size, 9)
+    exact = ov.explain(model, img, method="occlusion", patch=4, stride=2, score="logit",
+                       incremental=True)
+    approx = ov.explain(model, img, method="occlusion", patch=4, stride=2, score="logit",
+                        projective_threshold=0.2)
+    assert approx.extras["incremental"]["used"] and not approx.extras["incremental"]["exact"]
+    assert exact.extras["incremental"]["exact"]
+    assert approx.extras["incremental"]["flops_skipped"] > exact.extras["incremental"][
+        "flops_skipped"]
+    assert np.isfinite(approx.raw).all() and not np.allclose(approx.raw, exact.raw)
+    assert np.corrcoef(approx.raw.ravel(), exact.raw.ravel())[0, 1] > 0.5
+    with pytest.raises(ov.OptionError, match="incremental=False"):
+        ov.explain(model, img, method="occlusion", projective_threshold=0.5, incremental=False)
+    with pytest.raises(ov.OptionError, match="projective_threshold"):
+        ov.explain(model, img, method="occlusion", projective_threshold=0)

@@ -152,3 +152,20 @@ def test_an_op_without_a_rule_cuts_the_graph_with_its_reason():
     assert node_inputs(node) == [first.output[0]]
     plan = make_plan(n, "x", (2, 3), shapes, rects_for(20, 18), n.graph.output[0].name, 0.01)
     assert plan.reason.startswith("no op can run on crops") and "covers" in plan.reason
+
+
+def test_projective_field_cap_keeps_the_centre():
+    """Krypton's threshold: each rectangle is cut to ceil(tau x side) around its centre, inside
+    the rectangle it was."""
+    from onnxviz.incremental.plan import capped
+
+    rng = np.random.default_rng(3)
+    y0, x0 = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
+    box = np.stack([y0, x0, y0 + rng.integers(1, 20, 200), x0 + rng.integers(1, 20, 200)], 1)
+    out = capped(box, (50, 40), 0.2)
+    assert (out[:, 2] - out[:, 0] <= 10).all() and (out[:, 3] - out[:, 1] <= 8).all()
+    assert (out[:, :2] >= box[:, :2]).all() and (out[:, 2:] <= box[:, 2:]).all()
+    small = (box[:, 2] - box[:, 0] <= 10) & (box[:, 3] - box[:, 1] <= 8)
+    assert (out[small] == box[small]).all()
+    mid = (out[:, 0] + out[:, 2]) - (box[:, 0] + box[:, 2])
+    assert (np.abs(mid) <= 1).all()

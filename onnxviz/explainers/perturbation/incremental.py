@@ -12,32 +12,36 @@ WORDS = {"auto": "auto", "true": True, "on": True, "yes": True, "1": True,
          "false": False, "off": False, "no": False, "0": False}
 
 
-def check_incremental(value):
-    """``"auto"``, True or False from a bool or a word."""
-    if isinstance(value, bool):
-        return value
-    word = WORDS.get(str(value).strip().lower()) if isinstance(value, str) else None
+def check_incremental(value, approximate: bool = False):
+    """``"auto"``, True or False from a bool or a word; an ``approximate`` run (a projective-field
+    threshold below 1) needs the incremental run."""
+    word = value if isinstance(value, bool) else (
+        WORDS.get(value.strip().lower()) if isinstance(value, str) else None)
     if word is None:
         raise OptionError(f"incremental must be auto, true or false, got {value!r}")
+    if word is False and approximate:
+        raise OptionError("projective_threshold below 1 is a mode of the incremental run; it "
+                          "cannot be given with incremental=False")
     return word
 
 
-def runner_for(model, rects, incremental) -> tuple:
+def runner_for(model, rects, incremental, threshold=None) -> tuple:
     """``(runner or None, info)``: the :class:`onnxviz.incremental.Runner` to use (None: full
-    inference) and what ``extras["incremental"]`` reports."""
+    inference) and what ``extras["incremental"]`` reports. With a projective-field
+    ``threshold`` (approximate), the plan is used whenever the graph allows."""
     if incremental is False:
         return None, {"used": False, "reason": "incremental=False"}
     from ...incremental import AUTO_SPEEDUP, Runner, plan_for
 
-    plan = plan_for(model, rects)
-    info = {"used": False, "reason": plan.reason}
+    plan = plan_for(model, rects, cap=threshold)
+    info = {"used": False, "reason": plan.reason, "exact": threshold is None}
     if plan.reason is not None:
         return None, info
     info.update(cut=plan.cut, frontier=list(plan.frontier), prefix_ops=len(plan.steps),
                 crop_graphs=len(plan.segments), max_share=plan.max_share,
                 flops_skipped=round(plan.skipped, 4),
                 predicted_speedup=round(plan.speedup, 3))
-    if incremental == "auto" and plan.speedup < AUTO_SPEEDUP:
+    if incremental == "auto" and threshold is None and plan.speedup < AUTO_SPEEDUP:
         info["reason"] = (f"the cost model predicts {plan.speedup:.2f}x, under the "
                           f"{AUTO_SPEEDUP}x that incremental='auto' asks")
         return None, info

@@ -51,6 +51,11 @@ class Occlusion(Explainer):
             model predicts it is faster; ``True`` whenever the graph allows; a graph the
             propagation does not understand runs in full either way, with the reason in
             ``extras["incremental"]``.
+        projective_threshold: 1.0 (exact, the default), or Krypton's approximate mode: a
+            fraction tau in (0, 1); each conv or pooling output's changed region is cut to tau of
+            its side (Nakandala et al., SIGMOD 2019, sec. 4.1), so later layers recompute less
+            and the map is approximate. Below 1 it uses the incremental run whenever the graph
+            allows.
         progress: show a progress bar (or a callable ``f(done, total)``).
     """
 
@@ -61,10 +66,13 @@ class Occlusion(Explainer):
         "fill": Range(float, -1e6, 1e6, text=True, per_channel=True, array=True)}
 
     def __init__(self, model, *, patch=32, stride=8, fill="gray", edges="truncate",
-                 score="probability", batch_size=32, incremental="auto", progress=False):
+                 score="probability", batch_size=32, incremental="auto",
+                 projective_threshold: float = 1.0, progress=False):
         super().__init__(model, patch=patch, stride=stride, fill=fill, edges=edges, score=score,
-                         batch_size=batch_size, incremental=incremental)
-        self.incremental = check_incremental(incremental)
+                         batch_size=batch_size, incremental=incremental,
+                         projective_threshold=projective_threshold)
+        self.incremental = check_incremental(incremental, projective_threshold < 1)
+        self.threshold = None if projective_threshold >= 1 else float(projective_threshold)
         self._runner = None
         check_positive_ints(batch_size=batch_size)
         self.score = check_score(score)
@@ -108,7 +116,7 @@ class Occlusion(Explainer):
         sink = TargetScores(self.model, target, total)
         if self._runner is None:
             with timer("plan"):
-                self._runner = runner_for(self.model, rects, self.incremental)
+                self._runner = runner_for(self.model, rects, self.incremental, self.threshold)
         runner, info = self._runner
         if runner is not None:
             incremental_scores(runner, x0, base, sink, self.batch_size, score=self.score,
