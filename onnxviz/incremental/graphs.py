@@ -9,7 +9,7 @@ exact, at the border too) and a Pad becomes an Identity.
 from __future__ import annotations
 
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from .plan import Plan, node_inputs
 
@@ -38,7 +38,7 @@ def _dims(window, size) -> list:
     return dims
 
 
-def segment_models(proto, plan: Plan, consts: dict) -> list[tuple[onnx.ModelProto, list, list]]:
+def segment_models(proto, plan: Plan, consts) -> list[tuple[onnx.ModelProto, list, list]]:
     """One crop graph per segment: ``(model, inputs, outputs)`` where inputs are
     ``(name, tensor, read or None, the reading node's output)`` (None: a direct crop) and outputs
     tensor names."""
@@ -60,7 +60,7 @@ def segment_models(proto, plan: Plan, consts: dict) -> list[tuple[onnx.ModelProt
                 r = s.reads.get(j)
                 if r is None:
                     if t and t in consts and t not in inits:
-                        inits[t] = numpy_helper.from_array(consts[t], t)
+                        inits[t] = consts.tensor(t)
                     continue
                 if r.direct:
                     if t not in made and t not in feeds:

@@ -136,18 +136,45 @@ class Plan:
         return full / max(inc + BYTE_COST * self.moved, 1.0)
 
 
-def constants(proto) -> dict:
-    """Initializers, Constant node outputs and Identity copies of them (the TorchScript exporter
-    shares equal weights that way) as arrays."""
-    out = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    for node in proto.graph.node:
-        if node.op_type == "Constant" and node.attribute:
-            a = node.attribute[0]
-            if a.name == "value":
-                out[node.output[0]] = numpy_helper.to_array(a.t)
-        elif node.op_type == "Identity" and node.input[0] in out:
-            out[node.output[0]] = out[node.input[0]]
-    return out
+class Constants:
+    """The graph's constant tensors: initializers, Constant node outputs and Identity copies of
+    them (the TorchScript exporter shares equal weights that way). Shapes come from the protos;
+    values are converted on first use (a VGG's 500 MB of weights are never copied to plan it)."""
+
+    def __init__(self, proto):
+        self.protos = {t.name: t for t in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.protos[node.output[0]] = node.attribute[0].t
+            elif node.op_type == "Identity" and node.input[0] in self.protos:
+                self.protos[node.output[0]] = self.protos[node.input[0]]
+        self._values: dict = {}
+
+    def __contains__(self, name) -> bool:
+        return name in self.protos
+
+    def shape(self, name: str) -> tuple:
+        return tuple(int(d) for d in self.protos[name].dims)
+
+    def value(self, name: str) -> np.ndarray:
+        if name not in self._values:
+            self._values[name] = numpy_helper.to_array(self.protos[name])
+        return self._values[name]
+
+    def tensor(self, name: str):
+        """The constant as a TensorProto named ``name``."""
+        t = self.protos[name]
+        if t.name == name:
+            return t
+        out = type(t)()
+        out.CopyFrom(t)
+        out.name = name
+        return out
+
+
+def constants(proto) -> Constants:
+    """The :class:`Constants` of ``proto``."""
+    return Constants(proto)
 
 
 def node_inputs(node) -> list[str]:
@@ -418,8 +445,8 @@ def node_flops(node, ctx) -> float:
     n_out = float(np.prod(out[1:])) if len(out) > 1 else 1.0
     try:
         if node.op_type == "Conv":
-            w = ctx.consts.get(node.input[1])
-            w = np.shape(w) if w is not None else ctx.shape(node.input[1])[1:]
+            w = ctx.consts.shape(node.input[1]) if node.input[1] in ctx.consts else ctx.shape(
+                node.input[1])[1:]
             return 2.0 * n_out * float(np.prod(w[1:]))
         if node.op_type in ("Gemm", "MatMul"):
             a = ctx.shape(node.input[0])

@@ -73,12 +73,16 @@ class Context:
 
     def const(self, node, i: int):
         """Input ``i`` of ``node`` as an array (None when absent), or Unsupported if not constant."""
+        return None if self.const_shape(node, i) is None else self.consts.value(node.input[i])
+
+    def const_shape(self, node, i: int):
+        """The shape of constant input ``i`` of ``node`` (None when absent; Unsupported if it is
+        computed), without reading its values."""
         if i >= len(node.input) or not node.input[i]:
             return None
-        value = self.consts.get(node.input[i])
-        if value is None:
+        if node.input[i] not in self.consts:
             raise Unsupported(f"input {i} of {node.op_type} is computed, not a constant")
-        return value
+        return self.consts.shape(node.input[i])
 
 
 def rule(*ops):
@@ -148,9 +152,9 @@ def _window_axes(in_hw, kernel, a: dict, ceil: bool = False) -> tuple[Axis, Axis
 @rule("Conv")
 def _conv(node, a, ctx):
     shape = _nchw(node, ctx)
-    w = ctx.const(node, 1)
-    ctx.const(node, 2)
-    kernel = a.get("kernel_shape") or w.shape[2:]
+    w = ctx.const_shape(node, 1)
+    ctx.const_shape(node, 2)
+    kernel = a.get("kernel_shape") or w[2:]
     if len(kernel) != 2:
         raise Unsupported("Conv that is not 2-D")
     return Geometry("window", axes=_window_axes(shape[2:], kernel, a))
@@ -217,7 +221,7 @@ def _unary(node, a, ctx):
         raise Unsupported("Cast to a non-float type")
     for i in range(1, len(node.input)):
         if node.op_type == "BatchNormalization":  # per-channel parameters (axis 1)
-            ctx.const(node, i)
+            ctx.const_shape(node, i)
         else:
             _flat_const(node, i, ctx)
     return Geometry("pointwise")
@@ -238,14 +242,14 @@ def _nary(node, a, ctx):
 
 def _flat_const(node, i, ctx):
     """A constant input that broadcasts over the spatial axes (one value per channel or less)."""
-    value = ctx.const(node, i)
+    value = ctx.const_shape(node, i)
     if value is None:
         return
     shape = ctx.shape(node.input[0]) if node.input[0] in ctx.spatial else None
-    if shape is None or np.ndim(value) == 0:
+    if shape is None or len(value) == 0:
         return
     ya, xa = ctx.spatial[node.input[0]]
-    full = (1,) * (len(shape) - np.ndim(value)) + tuple(np.shape(value))
+    full = (1,) * (len(shape) - len(value)) + tuple(value)
     if len(full) != len(shape) or full[ya] != 1 or full[xa] != 1:
         raise Unsupported(f"{node.op_type} with a constant that varies over positions")
 
