@@ -118,12 +118,14 @@ class Runner:
                     self.padded[(t, r.pads, r.value)] = _pad(self.cache[t], plan.windows[t], r)
         return got[model.score_output].reshape(1, -1)
 
-    def scores(self, start: int, stop: int) -> np.ndarray:
-        """Scores (n, K) of the occluded positions ``start .. stop - 1``."""
-        plan, n = self.plan, stop - start
+    def scores(self, start: int, stop: int | None = None) -> np.ndarray:
+        """Scores (n, K) of the occluded positions ``start .. stop - 1``, or of the positions in
+        the index array ``start`` (``stop`` None)."""
+        at = slice(start, stop) if stop is not None else np.asarray(start)
+        plan, n = self.plan, len(self.rects[at])
         win = plan.windows[plan.input]
         crops = {plan.input: np.empty((n, *_crop_shape(win, win.size)), np.float32)}
-        occluded_windows(self.x0, self.base, self.rects[start:stop], win.at[start:stop],
+        occluded_windows(self.x0, self.base, self.rects[at], win.at[at],
                          crops[plan.input], _last(win))
         for sess, feeds, outs in self.segments:
             feed = {}
@@ -133,8 +135,8 @@ class Runner:
                     continue
                 tw, ow = plan.windows[t], plan.windows[out]
                 buf = np.empty((n, *_crop_shape(tw, r.size)), np.float32)
-                crop_at = tw.at[start:stop] + np.array([r.pads[0], r.pads[2]], np.int32)
-                read_at = ow.at[start:stop] * np.array(r.stride, np.int32)
+                crop_at = tw.at[at] + np.array([r.pads[0], r.pads[2]], np.int32)
+                read_at = ow.at[at] * np.array(r.stride, np.int32)
                 gather_windows(self.padded[(t, r.pads, r.value)], crops[t], crop_at, read_at,
                                buf, _last(tw))
                 feed[name] = buf
@@ -144,7 +146,7 @@ class Runner:
         for t in plan.frontier:
             w = plan.windows[t]
             full = np.empty((n, *w.shape[1:]), np.float32)
-            paste_windows(self.cache[t], crops[t], w.at[start:stop], full, _last(w))
+            paste_windows(self.cache[t], crops[t], w.at[at], full, _last(w))
             feed[t] = full
         out = runtime.run_batched(self.suffix, feed, [self.model.score_output],
                                   batch_size=n, fixed_batch=self.model.fixed_batch)[0]

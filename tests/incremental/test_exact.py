@@ -144,3 +144,30 @@ def test_projective_threshold_is_approximate_and_recorded():
         ov.explain(model, img, method="occlusion", projective_threshold=0.5, incremental=False)
     with pytest.raises(ov.OptionError, match="projective_threshold"):
         ov.explain(model, img, method="occlusion", projective_threshold=0)
+
+
+def test_drilldown_runs_the_hottest_positions_exactly():
+    """Krypton's adaptive drill-down: a coarse pass, then the hottest share at the fine stride;
+    positions run in either pass are exact, the others interpolated; share 1 is the exact map."""
+    from onnxviz.explainers.perturbation.incremental import coarse_positions
+
+    model = ov.load(NETS["residual"]("Relu"))
+    img = photo(model.input.size, 10)
+    opts = dict(patch=4, stride=1, score="logit")
+    exact = ov.explain(model, img, method="occlusion", incremental=False, **opts)
+    for incremental in (True, False):
+        e = ov.explain(model, img, method="occlusion", drilldown=0.25, incremental=incremental,
+                       **opts)
+        passes = e.extras["incremental"]["drilldown"]
+        rows, cols, coarse = coarse_positions(e.extras["grid"])
+        assert passes["coarse"] == len(coarse) and passes["fine"] == int(np.ceil(0.25 * e.raw.size))
+        assert e.extras["forwards"] == passes["coarse"] + passes["fine"] + 2
+        got, want = e.raw.ravel(), exact.raw.ravel()
+        scale = np.abs(want).max()
+        same = np.abs(got - want) <= TOL * scale
+        assert same[coarse].all()
+        assert same.sum() >= len(coarse) + passes["fine"]  # every position run is exact
+        hot = np.argsort(-want)[: len(want) // 20]  # the hottest 5% of the exact map
+        assert same[hot].mean() > 0.8
+    full = ov.explain(model, img, method="occlusion", drilldown=1.0, **opts)
+    np.testing.assert_allclose(full.raw, exact.raw, rtol=0, atol=TOL * scale)

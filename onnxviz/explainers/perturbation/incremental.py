@@ -3,6 +3,8 @@ join the occlusion set (sample 0 the original, sample ``i`` the patch ``rects[i 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import OptionError
 from ..base import Timer
 from .common import _progress, score_transform
@@ -50,11 +52,13 @@ def runner_for(model, rects, incremental, threshold=None) -> tuple:
 
 
 def incremental_scores(runner, x0, base, sink, batch_size: int, *, score: str, timer: Timer,
-                       progress=False) -> None:
+                       progress=False, index=None) -> None:
     """Feed ``sink`` (a :class:`.common.TargetScores`) the explained scores of the original and of
-    every occluded position, in batches of ``batch_size`` positions cut to the memory budget."""
+    the occluded positions ``index`` (default all), in batches of ``batch_size`` positions cut to
+    the memory budget."""
     transform = score_transform(runner.model, score)
-    total = len(runner.rects)
+    index = np.arange(len(runner.rects)) if index is None else np.asarray(index)
+    total = len(index)
     with timer("forward"):
         scores0 = runner.prepare(x0, base)
     sink.add(0, 1, transform(scores0))
@@ -64,7 +68,7 @@ def incremental_scores(runner, x0, base, sink, batch_size: int, *, score: str, t
         for start in range(0, total, step):
             stop = min(total, start + step)
             with timer("forward"):
-                scores = runner.scores(start, stop)
+                scores = runner.scores(index[start:stop])
             with timer("aggregate"):
                 sink.add(start + 1, stop + 1, transform(scores))
             if on_batch is not None:
@@ -72,3 +76,49 @@ def incremental_scores(runner, x0, base, sink, batch_size: int, *, score: str, t
     finally:
         if bar is not None:
             bar.close()
+
+
+#: Adaptive drill-down's coarse pass: every DRILL_STEP-th position of each grid axis.
+DRILL_STEP = 4
+
+
+def coarse_positions(grid, step: int = DRILL_STEP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the coarse pass (every ``step``-th, the last one included) and their
+    flat indices in the (rows, cols) ``grid``."""
+    rows, cols = (np.unique(np.r_[np.arange(0, n, step), n - 1]) for n in grid)
+    return rows, cols, (rows[:, None] * grid[1] + cols[None, :]).ravel()
+
+
+def interpolate(grid, rows, cols, values) -> np.ndarray:
+    """Bilinear interpolation over the grid of the coarse ``values`` (len(rows), len(cols))."""
+    values = np.asarray(values, np.float64).reshape(len(rows), len(cols))
+    along = np.stack([np.interp(np.arange(grid[0]), rows, values[:, j])
+                      for j in range(len(cols))], 1)
+    return np.stack([np.interp(np.arange(grid[1]), cols, along[i]) for i in range(grid[0])])
+
+
+def drill_down(run, grid, share: float, target):
+    """Krypton's adaptive drill-down (Nakandala et al., SIGMOD 2019, sec. 4.2).
+
+    Args:
+        run: ``run(index, target) -> TargetScores`` of the image and the positions ``index``.
+        grid: (rows, cols) of the positions.
+        share: the share of all positions run at the fine stride, the hottest first.
+        target: the target (None: resolved by the first pass).
+
+    Returns:
+        ``(sink of the first pass, drops (P,), {"coarse": n, "fine": n})``: exact drops where a
+        pass ran, the coarse pass's interpolation elsewhere.
+    """
+    rows, cols, coarse = coarse_positions(grid)
+    sink = run(coarse, target)
+    exact = sink.values[0] - sink.values[1:]
+    drops = interpolate(grid, rows, cols, exact).ravel()
+    drops[coarse] = exact
+    left = np.setdiff1d(np.arange(drops.size), coarse)
+    hot = left[np.argsort(-drops[left], kind="stable")][: int(np.ceil(share * drops.size))]
+    hot = np.sort(hot)
+    if len(hot):
+        fine = run(hot, sink.index)
+        drops[hot] = fine.values[0] - fine.values[1:]
+    return sink, drops, {"coarse": len(coarse), "fine": len(hot)}
