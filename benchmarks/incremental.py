@@ -6,7 +6,11 @@ One row per configuration of issue 23 (seconds, lower is better; one 224x224 ima
   TorchScript exporter into ``--cache``), patch 16, stride 4 (2,809 positions);
 - EfficientNet-Lite0 (bundled), patch 16, stride 8 (729 positions);
 - the seed configuration: ResNet-50, patch 71, stride 1, patches centred on each pixel
-  (MATLAB's run, 50,176 positions), with its peak memory measured in a subprocess.
+  (MATLAB's run, 50,176 positions), with its peak memory measured in a subprocess;
+- ``approx``: the approximate modes against the exact map, end to end through ``ov.explain``
+  (every position: ResNet-18, patch 16, stride 8, 729 positions, logits): full inference,
+  exact incremental, Krypton's projective-field threshold, adaptive drill-down; time, speed-up
+  over full inference and the error (max and mean |map - exact| / max |exact|).
 
 The floor is bare ``InferenceSession.run`` of the same occluded images (prepared beforehand, outside
 the timing) through the unmodified graph, in batches of the same size. Ours is the incremental
@@ -43,6 +47,15 @@ ROWS = {
     "resnet50": ("resnet50", 16, 4, "truncate", 2.0),
     "effnet": ("efficientnet_lite0", 16, 8, "truncate", 1.5),
     "seed": ("resnet50", 71, 1, "center", None),
+}
+#: The approximate modes' runs: label -> occlusion options.
+APPROX = {
+    "full inference": {"incremental": False},
+    "incremental, exact": {"incremental": True},
+    "projective_threshold=0.5": {"projective_threshold": 0.5},
+    "projective_threshold=0.3": {"projective_threshold": 0.3},
+    "drilldown=0.25": {"drilldown": 0.25, "incremental": True},
+    "drilldown=0.1": {"drilldown": 0.1, "incremental": True},
 }
 
 
@@ -163,9 +176,27 @@ def memory_child(args) -> None:
           f"cached the activations and ran {len(images)} of them; target < 1536 MiB)")
 
 
+def approx_rows(args) -> list:
+    import onnxviz as ov
+
+    m = ov.load(export("resnet18", Path(args.cache)), threads=args.threads, preprocess="imagenet")
+    img, out, exact = photo(), [], None
+    for label, opts in APPROX.items():
+        t = time.perf_counter()
+        e = ov.explain(m, img, method="occlusion", patch=16, stride=8, score="logit",
+                       batch_size=args.batch, **opts)
+        seconds = time.perf_counter() - t
+        exact = e.raw if exact is None else exact
+        err = np.abs(e.raw - exact) / np.abs(exact).max()
+        out.append((label, seconds, float(err.max()), float(err.mean()),
+                    e.extras["incremental"].get("flops_skipped")))
+        print(f"done {label}", file=sys.stderr, flush=True)
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", choices=tuple(ROWS), action="append", help="rows to run")
+    p.add_argument("--only", choices=(*ROWS, "approx"), action="append", help="rows to run")
     p.add_argument("--positions", type=int, default=96, help="sampled positions per row")
     p.add_argument("--batch", type=int, default=32, help="positions (images) per run")
     p.add_argument("--threads", type=int, default=2)
@@ -176,10 +207,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.memory_child:
         return memory_child(args)
-    keys = args.only or list(ROWS)
+    keys = args.only or [*ROWS, "approx"]
     memory = seed_memory(args) if "seed" in keys else None
+    approx = approx_rows(args) if "approx" in keys else None
     rows = []
-    for key in keys:
+    for key in (k for k in keys if k in ROWS):
         rows.append(row(key, args))
         print(f"done {key}", file=sys.stderr, flush=True)
     print(f"incremental occlusion vs the ORT floor, {args.threads} threads, one 224 px image, "
@@ -201,6 +233,16 @@ def main(argv=None) -> None:
               f"{r['n']} positions timed)")
     if memory:
         print(f"seed configuration (ResNet-50, patch 71, stride 1, centred): {memory}")
+    if approx:
+        full = approx[0][1]
+        print("\napproximate modes, end to end (ov.explain), ResNet-18, patch 16, stride 8, all "
+              "729 positions, logits; error = |map - exact| / max |exact map|")
+        print(f"{'run':<26} {'seconds':>8} {'vs full':>8} {'max error':>10} {'mean error':>11} "
+              f"{'FLOPs skipped':>13}")
+        for label, seconds, emax, emean, skipped in approx:
+            sk = f"{skipped:.1%}" if skipped is not None else "-"
+            print(f"{label:<26} {seconds:>8.2f} {full / seconds:>7.2f}x {emax:>10.2e} "
+                  f"{emean:>11.2e} {sk:>13}")
 
 
 if __name__ == "__main__":

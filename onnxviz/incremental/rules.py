@@ -72,7 +72,7 @@ class Context:
         return tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in s)
 
     def const(self, node, i: int):
-        """Input ``i`` of ``node`` as an array (None when absent), or Unsupported if not constant."""
+        """Input ``i`` of ``node`` as an array (None when absent); Unsupported if computed."""
         return None if self.const_shape(node, i) is None else self.consts.value(node.input[i])
 
     def const_shape(self, node, i: int):

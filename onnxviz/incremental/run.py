@@ -1,4 +1,5 @@
-"""Execution of a :class:`~.plan.Plan`: cached activations, crop graphs on ONNX Runtime, Numba pastes.
+"""Execution of a :class:`~.plan.Plan`: cached activations, crop graphs on ONNX Runtime, Numba
+pastes.
 
 Per image, the original runs once through the whole model, keeping the tensors the plan reads
 (those gathered with a halo, padded once, and the frontier). Per batch of positions, the occluded

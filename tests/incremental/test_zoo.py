@@ -2,9 +2,9 @@
 exporter, random weights, 64 px inputs): the map equals full recomputation at every position.
 
 Each architecture exercises what the inline nets cannot: torch's shared-weight Identity nodes,
-ResNet's residual stages and max pooling, RegNet's grouped convs, MobileNet's depthwise convs, Hard-Swish and
-squeeze-excitation (a global branch: the cut), EfficientNet's SiLU as ``x * Sigmoid(x)``,
-DenseNet's Concat of every earlier feature map.
+ResNet's residual stages and max pooling, RegNet's grouped convs, MobileNet's depthwise convs,
+Hard-Swish and squeeze-excitation (a global branch: the cut), EfficientNet's SiLU as
+``x * Sigmoid(x)``, DenseNet's Concat of every earlier feature map.
 """
 
 from __future__ import annotations
