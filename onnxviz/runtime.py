@@ -42,10 +42,11 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _options(threads: int | None):
+def _options(threads: int | None, arena: bool = True):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    so.enable_cpu_mem_arena = arena
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -59,7 +60,7 @@ def _options(threads: int | None):
 
 
 def session(model, providers: Sequence[str] | None = None, threads: int | None = None,
-            cache: bool = True):
+            cache: bool = True, arena: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``model``, cached per graph and options.
 
     Args:
@@ -67,6 +68,8 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
         providers: execution providers; default CUDA when available, else CPU.
         threads: intra-op thread count; default lets ONNX Runtime choose.
         cache: keep the session for later calls (off for one-off runs such as shape probes).
+        arena: keep ONNX Runtime's CPU memory arena (off for the many small graphs of one
+            explanation, whose arenas would each keep their largest batch).
 
     Returns:
         The (possibly cached) session.
@@ -79,12 +82,12 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 
     data = model if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
     providers = list(providers) if providers else default_providers()
-    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads)
+    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads, arena)
     with _LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    options = _options(threads)
+    options = _options(threads, arena)
     try:
         sess = ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types

@@ -62,12 +62,16 @@ class Runner:
         self.model, self.plan = model, plan
         self.rects = np.ascontiguousarray(rects, np.int64)
         consts = constants(model.proto)
-        self.segments = [(runtime.session(m, model.providers, model.threads), feeds, outs)
-                         for m, feeds, outs in segment_models(model.proto, plan, consts)]
+        self.segments = [(runtime.session(m, model.providers, model.threads, arena=False), feeds,
+                          outs) for m, feeds, outs in segment_models(model.proto, plan, consts)]
         self.suffix = runtime.session(suffix_model(model.proto, plan, model.score_output),
-                                      model.providers, model.threads)
+                                      model.providers, model.threads, arena=False)
         gathered = {t for _, feeds, _ in self.segments for _, t, r, _ in feeds if r is not None}
         self.cached = [t for t in dict.fromkeys([*gathered, *plan.frontier]) if t != plan.input]
+        last = {t: k for k, (_, feeds, _) in enumerate(self.segments) for _, t, _, _ in feeds}
+        #: per segment, the crops no later segment and no paste reads (freed after it)
+        self.release = [[t for t, k2 in last.items() if k2 == k and t not in plan.frontier]
+                        for k in range(len(self.segments))]
 
     def cache_bytes(self) -> int:
         """Bytes of the cached original tensors, padded copies included."""
@@ -85,18 +89,26 @@ class Runner:
         return total + self.plan.windows[self.plan.input].at.nbytes * len(self.plan.windows)
 
     def position_bytes(self) -> int:
-        """Bytes one position needs in a batch: its crops, gathered windows, pasted frontier and
-        the suffix run."""
-        total = 0
-        for w in self.plan.windows.values():
-            total += 4 * w.channels * w.size[0] * w.size[1]
-        for _, feeds, _ in self.segments:
-            for _, t, r, _ in feeds:
-                if r is not None:
-                    total += 4 * self.plan.windows[t].channels * r.size[0] * r.size[1]
-        for t in self.plan.frontier:
-            total += 4 * int(np.prod(self.plan.windows[t].shape[1:]))
-        return total + self.model.sample_bytes()
+        """Bytes one position needs at the peak of a batch: the crops alive, a segment's gathered
+        windows and outputs (twice: ONNX Runtime's own), then the pasted frontier and the suffix
+        run."""
+        plan = self.plan
+
+        def crop(t, size=None):
+            w = plan.windows[t]
+            return 4 * w.channels * int(np.prod(size or w.size))
+
+        alive = {plan.input: crop(plan.input)}
+        peak = 0
+        for (_, feeds, outs), free in zip(self.segments, self.release):
+            reads = sum(crop(t, r.size) for _, t, r, _ in feeds if r is not None)
+            made = sum(crop(t) for t in outs)
+            peak = max(peak, sum(alive.values()) + reads + 2 * made)
+            alive.update((t, crop(t)) for t in outs)
+            for t in free:
+                alive.pop(t, None)
+        whole = sum(4 * int(np.prod(plan.windows[t].shape[1:])) for t in plan.frontier)
+        return max(peak, sum(alive.values()) + whole + self.model.sample_bytes())
 
     def fit_batch(self, requested: int) -> int:
         """``requested`` positions cut to the memory budget (the cache counts against it)."""
@@ -128,7 +140,7 @@ class Runner:
         crops = {plan.input: np.empty((n, *_crop_shape(win, win.size)), np.float32)}
         occluded_windows(self.x0, self.base, self.rects[at], win.at[at],
                          crops[plan.input], _last(win))
-        for sess, feeds, outs in self.segments:
+        for (sess, feeds, outs), free in zip(self.segments, self.release):
             feed = {}
             for name, t, r, out in feeds:
                 if r is None:
@@ -143,6 +155,8 @@ class Runner:
                 feed[name] = buf
             for t, v in zip(outs, sess.run(outs, feed)):
                 crops[t] = v
+            for t in free:
+                crops.pop(t, None)
         feed = {}
         for t in plan.frontier:
             w = plan.windows[t]
