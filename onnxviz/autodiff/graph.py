@@ -335,7 +335,8 @@ def fuse_gelu(model: onnx.ModelProto, keep, *, contrib: bool) -> int:
         if n.op_type != "Erf" or n.domain not in ("", "ai.onnx"):
             continue
         scale = next((p for p in g.node if n.input[0] in p.output), None)
-        if scale is None or scale.op_type not in ("Div", "Mul") or n.input[0] in keep or len(users[n.input[0]]) != 1:
+        if (scale is None or scale.op_type not in ("Div", "Mul") or n.input[0] in keep
+                or len(users[n.input[0]]) != 1):
             continue
         x, c = scale.input[0], _scalar(consts, scale.input[1])
         if c is None or not np.isclose(c if scale.op_type == "Div" else 1 / c, np.sqrt(2), rtol=1e-6):
