@@ -41,10 +41,10 @@ def before_output_quantizers(proto: onnx.ModelProto, score: str) -> tuple[str, l
         score = q.input[0]
 
 
-def _saturated(x: np.ndarray, q: onnx.NodeProto, consts: dict):
+def _saturated(x: np.ndarray, q: onnx.NodeProto, consts: dict, edge: bool = False):
     """``(mask, range)``: which values of ``x`` QuantizeLinear ``q`` saturates (``round(x / s) +
-    z`` outside its integer type), and its real range in words; None when its scale or zero
-    point is computed."""
+    z`` outside its integer type; at its ends too with ``edge``, for values read after the
+    quantizer), and its real range in words; None when its scale or zero point is computed."""
     s = consts.get(q.input[1])
     z = consts.get(q.input[2]) if len(q.input) > 2 and q.input[2] else np.zeros((), np.uint8)
     if s is None or z is None:
@@ -57,16 +57,20 @@ def _saturated(x: np.ndarray, q: onnx.NodeProto, consts: dict):
         s, z = s.reshape(shape), (z.reshape(shape) if z.size > 1 else z)
     r = np.round(x / s) + z
     lo, hi = float(np.min((info.min - z) * s)), float(np.max((info.max - z) * s))
+    if edge:
+        return (r <= info.min) | (r >= info.max), f"[{lo:.4g}, {hi:.4g}]"
     return (r < info.min) | (r > info.max), f"[{lo:.4g}, {hi:.4g}]"
 
 
 def why_vanished(model, x: np.ndarray, target: int) -> str:
     """Which quantizers cut the gradient of ``target``'s score at ``x`` (one image), in words.
 
-    A quantizer cuts it when the gradient reaching its output is non-zero and none passes to
-    its input: the straight-through estimator zeroes every value it saturates. Returns ``""``
-    for a model without QuantizeLinear in an STE mode, or when no quantizer is the cause (a
-    dead ReLU, a constant output).
+    Two causes are named: the file's own output for ``target`` sitting at its output
+    quantizer's bound (``(max - zero_point) x scale``; mode ``"ste"``), and any quantizer that
+    cuts the gradient inside the graph: the gradient reaching its output is non-zero and none
+    passes to its input, since the straight-through estimator zeroes every value it saturates.
+    Returns ``""`` for a model without QuantizeLinear in an STE mode, or when no quantizer is
+    the cause (a dead ReLU, a constant output).
     """
     from .precision import STE_MODES
 
@@ -74,8 +78,25 @@ def why_vanished(model, x: np.ndarray, target: int) -> str:
         return ""
     proto = model.gradient_source()
     consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    of = model.gradient_of()
-    upstream = _ancestors(proto, of)
+    nodes = {n.name or n.output[0]: n for n in proto.graph.node}
+    said = []
+    if model.gradient_mode == "ste":
+        _, outs = before_output_quantizers(proto, model.score_output)
+        if outs:
+            value = float(model.forward(x[:1])[0, target])
+            found = _saturated(np.float64(value), nodes[outs[0]], consts, edge=True)
+            if found is not None and found[0]:
+                said.append(f"the file's logit {target} is {value:.4g}, the bound of its output "
+                            f"quantizer {outs[0]!r} (range {found[1]}), where the "
+                            "straight-through estimator defines the gradient as zero")
+        if said:  # named already: the cuts inside the graph are the other quantizers
+            consts = {**consts, nodes[outs[0]].input[0]: None}
+    return "; ".join(said + _cuts(model, proto, consts, x, target))
+
+
+def _cuts(model, proto, consts: dict, x: np.ndarray, target: int) -> list[str]:
+    """Sentences on the quantizers that stop the gradient of ``target`` inside the graph."""
+    upstream = _ancestors(proto, model.gradient_of())
     consumers = {}
     for n in proto.graph.node:
         for i in n.input:
@@ -86,35 +107,36 @@ def why_vanished(model, x: np.ndarray, target: int) -> str:
             continue
         dq = next((c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"),
                   None)
-        if dq is not None and n.input[0] not in consts:
+        if dq is not None and n.input[0] not in consts:  # (consts: weights, and named ones)
             pairs.append((n, dq.output[0]))
     if not pairs:
-        return ""
+        return []
     wrt = list(dict.fromkeys([q.input[0] for q, _ in pairs] + [d for _, d in pairs]))
     seed = np.zeros((1, model.num_classes), np.float32)
     seed[0, target] = 1
-    grads, exposed, _ = model.gradients(x[:1], seed, wrt=wrt, expose=[q.input[0] for q, _ in pairs])
+    grads, exposed, _ = model.gradients(x[:1], seed, wrt=wrt,
+                                        expose=[q.input[0] for q, _ in pairs])
     said = []
     for q, dq in pairs:
         if not np.any(grads[dq]) or np.any(grads[q.input[0]]):
             continue
-        v = exposed[q.input[0]][0]
-        found = _saturated(v[None], q, consts)
+        v = exposed[q.input[0]]
+        found = _saturated(v, q, consts)
         if found is None:
             continue
         mask, span = found
         name = q.name or q.output[0]
         if v.size == model.num_classes and target < v.size:
-            said.append(f"quantizer {name!r} clips logit {target} at {float(v.ravel()[target]):.4g}"
-                        f" (its range is {span})")
+            said.append(f"quantizer {name!r} clips logit {target} at "
+                        f"{float(v.ravel()[target]):.4g} (range {span})")
         else:
-            over = v[None][mask]
+            over = v[mask]
             worst = float(over[np.argmax(np.abs(over))]) if over.size else float("nan")
             said.append(f"quantizer {name!r} saturates {mask.mean():.0%} of its values "
                         f"(range {span}, up to {worst:.4g}) where the gradient reaches it")
         if len(said) == 3:
             break
-    return "; ".join(said)
+    return said
 
 
 def _ancestors(proto: onnx.ModelProto, of: str) -> set:
