@@ -249,26 +249,26 @@ def _differentiates(explainer) -> bool:
 def _vanished(model, e: Explanation, explainer) -> list[str]:
     """Sentences on the gradient of ``e``'s target at its image where the method takes it (the
     input, or a CAM's layers); empty when it is not zero."""
-    from ..errors import OnnxvizError
     from ..model.saturation import why_vanished
 
     layers = getattr(explainer, "layers", None) or []
     cam = explainer.family == "cam" and layers
     wrt = [ly.tensor for ly in layers] if cam else [model.input.name]
     where = f"layer {layers[0].name!r}" if cam else "every input value"
-    try:
+    said = []
+    try:  # a diagnosis only: the map's flag stands without it (BLE001: any failure)
         x = model.normalize(np.asarray(e.image)[None])
         seed = np.zeros((1, model.num_classes), np.float32)
         seed[0, int(e.target)] = 1
         grads, _, _ = model.gradients(x, seed, wrt=wrt)
         if any(np.any(g) for g in grads.values()):
             return []
-        said = [f"the gradient of logit {int(e.target)} is zero at {where} "
-                f"(gradients {getattr(model, 'gradient_mode', 'exact')})"]
-        why = why_vanished(model, x, int(e.target))
-    except OnnxvizError:  # a model without gradients there: the map's flag is enough
-        return []
-    return said + ([why] if why else [])
+        said.append(f"the gradient of logit {int(e.target)} is zero at {where} "
+                    f"(gradients {getattr(model, 'gradient_mode', 'exact')})")
+        said.append(why_vanished(model, x, int(e.target)))
+    except Exception:  # noqa: BLE001
+        pass
+    return [s for s in said if s]
 
 
 class Timer:
