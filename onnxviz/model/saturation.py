@@ -79,23 +79,22 @@ def why_vanished(model, x: np.ndarray, target: int) -> str:
     proto = model.gradient_source()
     consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     nodes = {n.name or n.output[0]: n for n in proto.graph.node}
-    said = []
-    if model.gradient_mode == "ste":
-        _, outs = before_output_quantizers(proto, model.score_output)
-        if outs:
-            value = float(model.forward(x[:1])[0, target])
-            found = _saturated(np.float64(value), nodes[outs[0]], consts, edge=True)
-            if found is not None and found[0]:
-                said.append(f"the file's logit {target} is {value:.4g}, the bound of its output "
-                            f"quantizer {outs[0]!r} (range {found[1]}), where the "
-                            "straight-through estimator defines the gradient as zero")
-        if said:  # named already: the cuts inside the graph are the other quantizers
-            consts = {**consts, nodes[outs[0]].input[0]: None}
-    return "; ".join(said + _cuts(model, proto, consts, x, target))
+    said, named = [], set()
+    _, outs = before_output_quantizers(proto, model.score_output)
+    if model.gradient_mode == "ste" and outs:
+        value = float(model.forward(x[:1])[0, target])
+        found = _saturated(np.float64(value), nodes[outs[0]], consts, edge=True)
+        if found is not None and found[0]:
+            said.append(f"the file's logit {target} is {value:.4g}, the bound of its output "
+                        f"quantizer {outs[0]!r} (range {found[1]}), where the "
+                        "straight-through estimator defines the gradient as zero")
+            named.add(outs[0])  # the cuts inside the graph are the other quantizers
+    return "; ".join(said + _cuts(model, proto, consts, x, target, named))
 
 
-def _cuts(model, proto, consts: dict, x: np.ndarray, target: int) -> list[str]:
-    """Sentences on the quantizers that stop the gradient of ``target`` inside the graph."""
+def _cuts(model, proto, consts: dict, x: np.ndarray, target: int, named: set) -> list[str]:
+    """Sentences on the quantizers (but those ``named``) that stop the gradient of ``target``
+    inside the graph."""
     upstream = _ancestors(proto, model.gradient_of())
     consumers = {}
     for n in proto.graph.node:
@@ -107,7 +106,7 @@ def _cuts(model, proto, consts: dict, x: np.ndarray, target: int) -> list[str]:
             continue
         dq = next((c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"),
                   None)
-        if dq is not None and n.input[0] not in consts:  # (consts: weights, and named ones)
+        if dq is not None and n.input[0] not in consts and (n.name or n.output[0]) not in named:
             pairs.append((n, dq.output[0]))
     if not pairs:
         return []
