@@ -222,3 +222,15 @@ def test_bundled_model_qdq_default_maps_are_not_blank_and_ste_says_why(effnet_qd
     assert blank
     assert all("'logits_QuantizeLinear'" in e.extras["blank"] for e in blank)
     assert sum(issubclass(w.category, BlankMapWarning) for w in caught) == len(blank)
+
+
+def test_compare_shows_a_blank_map_as_the_photo_alone(dead):
+    from onnxviz import viz
+
+    img = images(1, 0, 256, seed=3)[0]
+    with pytest.warns(BlankMapWarning):
+        e = ov.explain(ov.load(dead, threads=2), img, "saliency")
+    pic = viz.compare(img, [e], height=64)  # two 64 x 64 tiles, 2 pixels apart and around
+    assert pic.shape[1] == 2 + 64 + 2 + 64 + 2
+    low = slice(pic.shape[0] - 2 - 32, pic.shape[0] - 2)  # below the titles
+    assert np.array_equal(pic[low, 2:66], pic[low, 68:132])
