@@ -289,12 +289,20 @@ def _surrogate(g: onnx.GraphProto) -> None:
     QuantizeLinear and DequantizeLinear become Identity, constant DequantizeLinear inputs float
     initializers, and each QOperator op its float op. A quantizer whose zero point is its type's
     minimum also stands for the ReLU the quantization tool fused into it (it represents no
-    negative value) and becomes a Relu, except on a graph input (nothing was fused there).
+    negative value) and becomes a Relu, except on a graph input (nothing was fused there). A Pad
+    that QOperator files run on a quantized tensor pads with the real value of its integer
+    constant.
     """
     consts = _Consts(g)
     inputs = {i.name for i in g.input}
+    qparams = _quant_params(g, consts)
     for n in list(g.node):
         name = n.name or n.output[0]
+        if n.op_type == "Pad" and _at(n, 2) and n.input[0] in qparams:
+            c = consts.get(n.input[2])
+            if c is not None and np.issubdtype(c.dtype, np.integer):
+                n.input[2] = consts.add(_dequantize(c, *qparams[n.input[0]]),
+                                        f"{n.input[2]}_float")
         if n.op_type == "QuantizeLinear":
             if n.input[0] in inputs:
                 _replace(g, n, [_identity(n.input[0], n.output[0], name)])
@@ -319,6 +327,21 @@ def _surrogate(g: onnx.GraphProto) -> None:
                 f"no float surrogate for {n.op_type!r} at node {name!r} (supported quantized "
                 f"ops: QuantizeLinear, DequantizeLinear, {', '.join(sorted(_QOPERATOR))}, "
                 "DynamicQuantizeLinear with ConvInteger/MatMulInteger)")
+
+
+def _quant_params(g: onnx.GraphProto, consts: _Consts) -> dict:
+    """(scale, zero point) of each quantized tensor: a QuantizeLinear's or QOperator op's output,
+    and the output of an op that passes such a tensor on (Pad, MaxPool, Reshape, ...)."""
+    found = {}
+    for n in g.node:
+        if n.op_type == "QuantizeLinear":
+            found[n.output[0]] = (consts.get(_at(n, 1)), consts.get(_at(n, 2)))
+        elif n.op_type in _QOPERATOR and _at(n, _QOPERATOR[n.op_type][3]):
+            out = _QOPERATOR[n.op_type][3]
+            found[n.output[0]] = (consts.get(_at(n, out)), consts.get(_at(n, out + 1)))
+        elif n.op_type != "DequantizeLinear" and n.input and n.input[0] in found:
+            found.update({o: found[n.input[0]] for o in n.output if o})
+    return found
 
 
 def _at(n: onnx.NodeProto, i: int) -> str:

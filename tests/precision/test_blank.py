@@ -234,3 +234,26 @@ def test_compare_shows_a_blank_map_as_the_photo_alone(dead):
     assert pic.shape[1] == 2 + 64 + 2 + 64 + 2
     low = slice(pic.shape[0] - 2 - 32, pic.shape[0] - 2)  # below the titles
     assert np.array_equal(pic[low, 2:66], pic[low, 68:132])
+
+
+def test_onnxruntime_qoperator_pad_on_int8_has_a_surrogate(tmp_path):
+    """onnxruntime's own QOperator form (no pre-processing) keeps a Pad on the int8 tensor, its
+    constant the zero point: the surrogate pads with its real value, and its gradient is the
+    float model's on the dequantized weights."""
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from tests.precision.test_gradients import _dequantized_float
+
+    src, qop = tmp_path / "float32.onnx", tmp_path / "qop.onnx"
+    onnx.save(cnn(pad=True), str(src))
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_static(str(src), str(qop), _Reader(ov.load(src), images(4, 0, 256, seed=1)),
+                    quant_format=QuantFormat.QOperator)
+    assert "Pad" in {n.op_type for n in onnx.load(str(qop)).graph.node}
+    m = ov.load(qop, threads=2)
+    assert m.gradient_mode == "surrogate"
+    x = m.preprocess(BRIGHT)
+    g = m.grad(x, 0)
+    want = ov.load(_dequantized_float(src, m.gradient_source()), threads=2).grad(x, 0)
+    assert np.abs(want).max() > 0
+    assert np.abs(g - want).max() <= 1e-4 * np.abs(want).max()
