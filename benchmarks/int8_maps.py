@@ -5,8 +5,9 @@ The twins of ``--model`` (default EfficientNet-Lite0): QDQ, QOperator and dynami
 pre-processing), the static forms calibrated on 2 and on 8 skimage photos. On every RGB photo of
 ``skimage.data``, the default saliency, Grad-CAM and integrated-gradients maps of each twin: how
 many are blank (constant), and their median Spearman rank correlation with the float model's map
-of the same class (the twin's top class, the default target). Then each QDQ twin with ``gradients="ste"`` forced: its blank maps, and how many
-of them carry ``extras["blank"]`` and a ``BlankMapWarning``. One Markdown table each::
+of the same class (the twin's top class, the default target). Then each QDQ twin with
+``gradients="ste"`` forced: its blank maps, and how many of them carry ``extras["blank"]`` and a
+``BlankMapWarning``. One Markdown table each::
 
     python benchmarks/int8_maps.py [--model PATH] [--threads 2] [--methods saliency gradcam ...]
 """
@@ -119,7 +120,8 @@ def main(argv=None) -> int:
     import onnxviz as ov
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
+    p.add_argument("--model",
+                   default=str(ROOT / "onnxviz" / "data" / "models" / "efficientnet_lite0.onnx"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--forms", nargs="+", choices=("qdq", "qoperator", "dynamic"),

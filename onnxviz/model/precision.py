@@ -13,8 +13,9 @@ that has them, built here from the file (same tensor names, so layers are found 
   QuantizeLinear, masked where the value saturates, as quantization-aware training and
   ``torch.fake_quantize_per_tensor_affine`` define it (mode ``"ste"``, rules in
   ``onnxviz/autodiff/rules/quant.py``). The default, ``"ste-logit"``, differentiates the logit
-  before its output quantizer (:func:`.saturation.before_output_quantizers`): the one that rounds and
-  clips the logits the file returns is read as the identity, every other one as in ``"ste"``.
+  before its output quantizer (:func:`.saturation.before_output_quantizers`): the one that
+  rounds and clips the logits the file returns is read as the identity, every other one as in
+  ``"ste"``.
   The top class's logit is the value most likely to pass the range calibrated on a few images;
   there ``"ste"`` defines its whole gradient as zero.
 * **dynamic** (DynamicQuantizeLinear + ConvInteger/MatMulInteger): ``"ste"`` keeps the
@@ -128,8 +129,8 @@ def detect(proto: onnx.ModelProto, input_dtype, gradients: str | None = None) ->
         mode = "upcast" if compute != "float32" or io != "float32" else "exact"
     elif gradients in STE_MODES and quant == "qoperator":
         raise PrecisionError(
-            f"gradients={gradients!r} needs QuantizeLinear/DequantizeLinear around float ops, but this "
-            "QOperator model computes in integers (QLinearConv, QGemm, ...); use "
+            f"gradients={gradients!r} needs QuantizeLinear/DequantizeLinear around float ops, but "
+            "this QOperator model computes in integers (QLinearConv, QGemm, ...); use "
             "gradients='surrogate' (the same graph with dequantized float weights)")
     else:
         mode = gradients or {"qoperator": "surrogate", "qdq": "ste-logit"}.get(quant, "ste")
