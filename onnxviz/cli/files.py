@@ -206,7 +206,9 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, args) 
     """
     from .. import viz
 
-    if e.extras.get("nonfinite"):  # reported by the explainer's warning; never drawn
+    from ..explainers.base import not_drawn
+
+    if not_drawn(e):  # not finite or blank: reported by the explainer's warning; never drawn
         return {}
     base = f"{stem}.{e.method}"
     pics = {
