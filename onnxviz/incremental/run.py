@@ -94,7 +94,7 @@ class Runner:
     def position_bytes(self) -> int:
         """Bytes one position needs at the peak of a batch: the crops alive, a segment's gathered
         windows and outputs (twice: ONNX Runtime's own), then the pasted frontier and the suffix
-        run."""
+        run (about twice the frontier again)."""
         plan = self.plan
 
         def crop(t, size=None):
@@ -111,7 +111,7 @@ class Runner:
             for t in free:
                 alive.pop(t, None)
         whole = sum(4 * int(np.prod(plan.windows[t].shape[1:])) for t in plan.frontier)
-        return max(peak, sum(alive.values()) + whole + self.model.sample_bytes())
+        return max(peak, sum(alive.values()) + 3 * whole)  # the suffix's own tensors: ~2 x whole
 
     def fit_batch(self, requested: int) -> int:
         """``requested`` positions cut to :data:`BATCH_BYTES` and to the memory budget (the cache
