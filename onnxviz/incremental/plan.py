@@ -241,12 +241,14 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
     """
     shares = SHARES if max_share is None else (float(max_share),)
     consts = constants(proto)
-    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s, consts=consts,
-                       cap=cap) for s in shares]
-    good = [p for p in plans if p.reason is None]
-    if not good:
-        return plans[-1]
-    return max(good, key=lambda p: p.speedup)
+    best = None
+    for s in shares:  # one plan alive besides the best (each holds offsets for every position)
+        plan = propagate(proto, input_name, spatial, shapes, rects, score_output, s,
+                         consts=consts, cap=cap)
+        if best is None or best.reason is not None or (
+                plan.reason is None and plan.speedup > best.speedup):
+            best = plan
+    return best
 
 
 def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0,

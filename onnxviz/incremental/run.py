@@ -21,7 +21,7 @@ from .plan import Plan, constants, make_plan
 AUTO_SPEEDUP = 1.3
 #: Most bytes one batch of positions holds (crops, gathered windows, pasted frontier): large
 #: patches (MATLAB's 71 px) have large windows, and batches beyond this gain no speed.
-BATCH_BYTES = 256 << 20
+BATCH_BYTES = 128 << 20
 
 
 def _last(window) -> bool:
