@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import numpy_helper
 
+from .cost import BYTE_COST, plan_cost
 from .rules import Context, Unsupported, geometry
 
-#: Cost of moving one byte (gathers and pastes) in floating-point operations, for the cost model:
-#: about what 2 cores reach in convolution (~50 GFLOP/s) over what they copy (~6 GB/s).
-BYTE_COST = 8.0
 #: Window shares tried as the cut threshold; the cheapest plan wins.
 SHARES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0)
 
@@ -241,12 +239,14 @@ def make_plan(proto, input_name: str, spatial, shapes: dict, rects: np.ndarray,
     """
     shares = SHARES if max_share is None else (float(max_share),)
     consts = constants(proto)
-    plans = [propagate(proto, input_name, spatial, shapes, rects, score_output, s, consts=consts,
-                       cap=cap) for s in shares]
-    good = [p for p in plans if p.reason is None]
-    if not good:
-        return plans[-1]
-    return max(good, key=lambda p: p.speedup)
+    best = None
+    for s in shares:  # one plan alive besides the best (each holds offsets for every position)
+        plan = propagate(proto, input_name, spatial, shapes, rects, score_output, s,
+                         consts=consts, cap=cap)
+        if best is None or best.reason is not None or (
+                plan.reason is None and plan.speedup > best.speedup):
+            best = plan
+    return best
 
 
 def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share=1.0,
@@ -296,7 +296,7 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
         return plan
     _cut(plan, nodes, prefix, score_output, why)
     if plan.reason is None:
-        _cost(plan, nodes, ctx)
+        plan_cost(plan, nodes, ctx)
     return plan
 
 
@@ -413,49 +413,3 @@ def _segments(plan, nodes) -> list[list[Step]]:
     if current:
         segments.append(current)
     return segments
-
-
-def _cost(plan, nodes, ctx):
-    full = inc = 0.0
-    prefix = {s.index: s for s in plan.steps}
-    for i, node in enumerate(nodes):
-        f = node_flops(node, ctx)
-        full += f
-        if i in prefix:
-            inc += f * plan.windows[node.output[0]].share
-        elif i in plan.suffix:
-            inc += f
-    moved = 0.0
-    for s in plan.steps:
-        for r in s.reads.values():
-            if not r.direct:
-                moved += 4 * plan.windows[r.tensor].channels * r.size[0] * r.size[1]
-    for t in plan.frontier:
-        w = plan.windows[t]
-        moved += 4 * w.channels * w.shape[w.spatial[0]] * w.shape[w.spatial[1]]
-    plan.flops, plan.moved = (full, inc), moved
-
-
-def node_flops(node, ctx) -> float:
-    """Floating-point operations of one node for one image (multiply-adds count 2)."""
-    try:
-        out = ctx.shape(node.output[0]) if node.output and node.output[0] else ()
-    except Unsupported:
-        return 0.0
-    n_out = float(np.prod(out[1:])) if len(out) > 1 else 1.0
-    try:
-        if node.op_type == "Conv":
-            w = ctx.consts.shape(node.input[1]) if node.input[1] in ctx.consts else ctx.shape(
-                node.input[1])[1:]
-            return 2.0 * n_out * float(np.prod(w[1:]))
-        if node.op_type in ("Gemm", "MatMul"):
-            a = ctx.shape(node.input[0])
-            trans = node.op_type == "Gemm" and any(
-                x.name == "transA" and x.i for x in node.attribute)
-            return 2.0 * n_out * float(a[-2] if trans and len(a) > 1 else a[-1])
-        if node.op_type in ("MaxPool", "AveragePool"):
-            k = next(x.ints for x in node.attribute if x.name == "kernel_shape")
-            return n_out * float(np.prod(k))
-    except (Unsupported, StopIteration, IndexError, TypeError):
-        return n_out
-    return n_out

@@ -19,6 +19,9 @@ from .plan import Plan, constants, make_plan
 
 #: ``incremental="auto"`` uses the plan when the cost model predicts at least this speed-up.
 AUTO_SPEEDUP = 1.3
+#: Most bytes one batch of positions holds (crops, gathered windows, pasted frontier): large
+#: patches (MATLAB's 71 px) have large windows, and batches beyond this gain no speed.
+BATCH_BYTES = 128 << 20
 
 
 def _last(window) -> bool:
@@ -91,7 +94,7 @@ class Runner:
     def position_bytes(self) -> int:
         """Bytes one position needs at the peak of a batch: the crops alive, a segment's gathered
         windows and outputs (twice: ONNX Runtime's own), then the pasted frontier and the suffix
-        run."""
+        run (about twice the frontier again)."""
         plan = self.plan
 
         def crop(t, size=None):
@@ -108,11 +111,14 @@ class Runner:
             for t in free:
                 alive.pop(t, None)
         whole = sum(4 * int(np.prod(plan.windows[t].shape[1:])) for t in plan.frontier)
-        return max(peak, sum(alive.values()) + whole + self.model.sample_bytes())
+        return max(peak, sum(alive.values()) + 3 * whole)  # the suffix's own tensors: ~2 x whole
 
     def fit_batch(self, requested: int) -> int:
-        """``requested`` positions cut to the memory budget (the cache counts against it)."""
-        return limits.fit_batch(requested, self.position_bytes(), self.cache_bytes(),
+        """``requested`` positions cut to :data:`BATCH_BYTES` and to the memory budget (the cache
+        counts against it)."""
+        per = self.position_bytes()
+        requested = max(1, min(int(requested), BATCH_BYTES // max(per, 1)))
+        return limits.fit_batch(requested, per, self.cache_bytes(),
                                 what="an incremental occlusion batch")
 
     def prepare(self, x0: np.ndarray, base: np.ndarray) -> np.ndarray:
