@@ -22,7 +22,7 @@ from . import _gradient as G
 from ._checks import check_choice, check_fraction
 from .base import Explainer, Explanation, Timer
 from .registry import register
-from .tokens import attention_softmaxes, batch_like, sequence_grid
+from ..model.tokens import attention_softmaxes, batch_like, sequence_grid
 
 HEAD_FUSIONS = ("mean", "max", "min")
 

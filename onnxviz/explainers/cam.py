@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
-from ._layers import graph_index
-from .tokens import layer_view, resolve_map_layer
+from ..model.layouts import graph_index
+from ..model.tokens import layer_view, resolve_map_layer
 from .base import Explainer, Explanation, Timer
 from .cam_options import (AUGMENTATIONS, LayerNames, augment, check_flags, first_component,
                           layer_names, peer_scaled, weighted)

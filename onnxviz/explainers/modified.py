@@ -20,7 +20,7 @@ from .cam import combine
 from .ranges import BASELINE_SET, Range
 from .registry import register
 from .saliency import InputGradientExplainer
-from .tokens import layer_view, resolve_map_layer
+from ..model.tokens import layer_view, resolve_map_layer
 
 
 class ModifiedGradientExplainer(InputGradientExplainer):

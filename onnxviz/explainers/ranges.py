@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from ..model.numeric import MAX_BATCH
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _fmt(x: float) -> str:
 
 #: Every numeric option of every method (by option name).
 RANGES: dict[str, Range] = {
-    "batch_size": Range(int, 1, 4096),
+    "batch_size": Range(int, 1, MAX_BATCH),
     "seed": Range(int, 0, 2**63 - 1),
     # occlusion
     "patch": Range(int, 1, 65536, pair=True),
