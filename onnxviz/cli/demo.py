@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import OnnxvizError
+from ..explainers.options import for_model, parse_methods
+from ..results import out_dir
 from . import files, options
 from .common import warn
 
@@ -69,12 +71,12 @@ def run(args) -> int:
     from .. import load, viz
     from .report import build_report, effective_settings, model_summary
 
-    methods = options.parse_methods(args.methods or ["all"])
-    folder = files.out_dir(args.out)
+    methods = parse_methods(args.methods or ["all"])
+    folder = out_dir(args.out)
     model_path = Path(args.model) if args.model is not None else find_model()
     images = files.read_images([args.image])
     model = load(model_path, threads=args.threads)
-    methods = options.for_model(methods, args.methods or ["all"], model)
+    methods = for_model(methods, args.methods or ["all"], model)
     settings = demo_settings(methods)
     sections, failures = build_report(model, [args.image], images, methods, settings,
                                       quiet=args.quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..results import printable
 from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model, print_json
 
 
@@ -31,7 +32,7 @@ def run(args) -> int:
     for _, src, img in files.iter_images(sources, skipped,
                                                args.strict or len(sources) == 1):  # one image at a time
         preds = model.predict([img], top=args.top)[0]
-        name = files.printable(src)
+        name = printable(src)
         if args.json:
             out.append({"image": name, "top": [
                 {"index": p.index, "label": p.label, "score": p.score,
