@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import OnnxvizError
-from ..explainers.options import for_model, method_kwargs, parse_methods, parse_target, with_progress
+from ..explainers.options import (for_model, method_kwargs, parse_methods, parse_target,
+                                  with_progress)
 from ..results import out_dir, printable
 from . import files, options
 from .common import load_model, model_command, warn

@@ -157,9 +157,9 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
 
 def cli_main(name: str, argv: Sequence[str] | None = None) -> int:
     """``python -m onnxviz.convert.NAME ARGS``: the same as ``onnxviz convert NAME ARGS`` (the
-    converter's ``add_arguments`` and ``run``; a user error is one line and exit status 2, a bad
-    flag too, ``--debug`` shows the traceback). The converters stand below the command line, so
-    this runs them without it."""
+    converter's ``add_arguments`` and ``run``; an error is one line and exit status 2, a bad flag
+    too, ``--debug`` shows the traceback). The converters stand below the command line
+    (docs/internals.md), so this runs them without it."""
     import argparse
     import importlib
     import sys
@@ -176,8 +176,12 @@ def cli_main(name: str, argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
         return int(mod.run(args) or 0)
-    except OnnxvizError as e:
+    except Exception as e:  # noqa: BLE001 - one line, as the command line says it
         if args.debug:
             raise
-        print(f"onnxviz: error: {e}", file=sys.stderr)
+        from ..errors import as_error
+
+        why = e if isinstance(e, OnnxvizError) else f"{as_error(e, 'convert')} (--debug shows " \
+                                                      "the traceback)"
+        print(f"onnxviz: error: {why}", file=sys.stderr)
         return 2

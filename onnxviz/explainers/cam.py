@@ -328,5 +328,3 @@ class LayerCAM(CAMExplainer):
     def channel_weights(self, activations, gradients, *, inputs, targets):
         return np.maximum(gradients, 0)
 
-
-from . import scorecam  # noqa: E402,F401  (registers "scorecam" with the CAM family)

@@ -341,5 +341,3 @@ class DeepLiftShap(DeepLift):
         return attr if self.params["multiply_by_inputs"] else (mult / m).astype(np.float32), \
             scores, extras
 
-
-from . import lrp as _lrp  # noqa: F401  (registers LRP, a ModifiedGradientExplainer)

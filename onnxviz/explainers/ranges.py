@@ -1,8 +1,8 @@
 """The type and range of every method option, declared once.
 
 :class:`~onnxviz.explainers.base.Explainer` checks its options against :data:`RANGES` before any
-work, so the library, the CLI (which converts text with :mod:`onnxviz.cli.options` and then builds
-the explainer) and the server refuse the same values with the same message. An explainer whose
+work, so the library, the CLI (which converts text with :mod:`onnxviz.explainers.options` and
+then builds the explainer) and the server refuse the same values with the same message. An explainer whose
 option needs another range sets ``ranges = {"name": Range(...)}`` on its class.
 
 Counts that set the work (samples, masks, steps) are bounded so that a run stays within hours,
