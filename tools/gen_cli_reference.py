@@ -34,7 +34,8 @@ def explain_flags() -> dict[str, str]:
 
 def reference() -> str:
     """The Markdown table (one row per method)."""
-    from onnxviz.cli.options import ARRAY_FILES, describe_default
+    from onnxviz.cli.options import describe_default
+    from onnxviz.explainers.options import ARRAY_FILES
     from onnxviz.explainers.registry import get, methods
 
     flags = explain_flags()

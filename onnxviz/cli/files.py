@@ -14,13 +14,12 @@ from ..results import expand_images as _expand
 from .common import warn
 
 
-def expand_images(args: list[str], say=None) -> list[str]:
+def expand_images(args: list[str]) -> list[str]:
     """Image arguments -> image sources (:func:`onnxviz.results.expand_images`): files,
     ``skimage:NAME``, URLs and the images inside folders; a folder's other files are counted in
-    one line through ``say`` (default: a CLI warning). Nothing is decoded here (see
-    :func:`iter_images`).
+    one warning line. Nothing is decoded here (see :func:`iter_images`).
     """
-    return _expand(args, say or warn)
+    return _expand(args, warn)
 
 
 def read_images(sources: list[str]) -> list[np.ndarray]:
