@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "onnxviz"
 #: ``onnxviz``; ``onnxviz`` itself is the public API of ``onnxviz/__init__.py``).
 FLOORS = (
     ("errors", "limits"),
-    ("imageio", "runtime", "perturb", "autodiff", "data"),
+    ("imageio", "runtime", "perturb", "autodiff", "detection", "data"),
     ("model",),
     ("explainers", "metrics", "viz", "inside"),
     ("onnxviz",),

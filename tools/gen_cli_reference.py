@@ -52,14 +52,13 @@ def reference() -> str:
     rows += ["", "Allowed values (`onnxviz/explainers/ranges.py`: checked by the library, the CLI and "
              "the server alike, before any work):", "",
              "| option | flag | allowed |", "|---|---|---|"]
-    from onnxviz.explainers.ranges import RANGES
+    from onnxviz.cli.options import describe_range
+    from onnxviz.explainers.options import option_table
 
-    for opt, spec in RANGES.items():
-        if opt in flags:
-            rows.append(f"| `{opt}` | `{flags[opt]}` | {spec.describe()}"
-                        f"{', or a name' if spec.text else ''}"
-                        f"{', or an (h, w) pair' if spec.pair else ''}"
-                        f"{', or one per channel' if spec.per_channel else ''} |")
+    for opt, uses in option_table().items():
+        allowed = describe_range(opt, uses).replace("|", "\\|")
+        if opt in flags and allowed:
+            rows.append(f"| `{opt}` | `{flags[opt]}` | {allowed} |")
     return "\n".join(rows) + "\n"
 
 

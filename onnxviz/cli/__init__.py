@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import OnnxvizError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
@@ -110,9 +112,61 @@ def main(argv: list[str] | None = None) -> int:
     return int(status or 0)
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, args, unknown: list[str]) -> None:
+    """Exit 2 naming the arguments the command does not know, with the closest flag of that
+    command (``--stirde`` -> ``--stride``) and its own ``--help``."""
+    import difflib
+
+    sub, deeper = parser, True
+    while deeper:  # down to the (sub)subcommand that was chosen: onnxviz convert pytorch
+        deeper = False
+        for action in sub._actions:
+            chosen = getattr(args, action.dest, None) if isinstance(
+                action, argparse._SubParsersAction) else None
+            if chosen in (action.choices or {}):
+                sub, deeper = action.choices[chosen], True
+                break
+    known = [s for a in sub._actions for s in a.option_strings if s.startswith("--")]
+    hints = []
+    for token in unknown:
+        if token.startswith("-"):
+            close = difflib.get_close_matches(token.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                hints.append((close[0], token.split("=", 1)[0]))
+    if len(hints) == 1:
+        hint = f" (did you mean {hints[0][0]}?)"
+    else:
+        hint = (" (did you mean " + ", ".join(f"{c} for {t}" for c, t in hints) + "?)"
+                if hints else "")
+    sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line; one raised outside onnxviz (torch's exporter, say) names the
+    package it came from, and the same warning is printed once per command."""
     text = " ".join(str(message).split())
-    print(f"onnxviz: warning: {text}", file=sys.stderr)
+    origin = _origin(filename)
+    if (origin, text) in _SHOWN:
+        return
+    _SHOWN.add((origin, text))
+    where = "" if origin == "onnxviz" else f" from {origin}"
+    print(f"onnxviz: warning{where}: {text}", file=sys.stderr)
+
+
+_SHOWN: set = set()
+
+
+def _origin(filename: str) -> str:
+    """The top-level package a warning's file belongs to (``torch``, ``onnxviz``, ...)."""
+    from pathlib import Path
+
+    parts = Path(str(filename)).parts
+    for i, part in enumerate(parts):
+        if part in ("site-packages", "dist-packages") and i + 1 < len(parts):
+            return parts[i + 1].split(".")[0].split("-")[0]
+    if "onnxviz" in parts:
+        return "onnxviz"
+    return Path(str(filename)).stem or "python"
 
 
 if __name__ == "__main__":  # pragma: no cover

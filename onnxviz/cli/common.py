@@ -86,6 +86,12 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
     g.add_argument("--memory", metavar="SIZE",
                    help="memory budget that sizes the batches, e.g. 4G, 512M or 30%% (default: "
                         "half the available memory, or ONNXVIZ_MEMORY_BUDGET)")
+    g.add_argument("--task", choices=["auto", "classify", "detect", "segment"], default=None,
+                   help="what the model does (default auto: the file's metadata, else the "
+                        "output's shape)")
+    g.add_argument("--layout", choices=["yolov8", "yolov5"], default=None,
+                   help="a detector's raw output: yolov8 [N, 4+C, A] or yolov5 [N, A, 5+C] "
+                        "(default: the metadata, else the shape)")
     g.add_argument("--gradients", metavar="MODE", choices=["ste", "surrogate"],
                    help="int8 files: gradients by the straight-through estimator through the "
                         "quantizers (ste) or of the float graph on dequantized weights "
@@ -103,7 +109,8 @@ def load_model(args):
         warnings.simplefilter("always")
         model = load(args.model, preprocess=args.preprocess, labels=args.labels,
                      input=args.input_name, output=args.output_name, threads=args.threads,
-                     batch_size=args.batch_size, gradients=getattr(args, "gradients", None))
+                     batch_size=args.batch_size, gradients=getattr(args, "gradients", None),
+                     task=getattr(args, "task", None), layout=getattr(args, "layout", None))
     for w in caught:
         warn(str(w.message))
     return model

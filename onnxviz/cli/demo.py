@@ -38,8 +38,9 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "demo", allow_abbrev=False,
-        help="every method on the bundled EfficientNet-Lite0 and a cat photo, as a report",
-        description="Run every method on the bundled EfficientNet-Lite0 and skimage.data.chelsea "
+        help="every method that applies, on the bundled EfficientNet-Lite0 and a cat photo, as a report",
+        description="Run every method that applies to the model (it says which it skips and why) on "
+                    "the bundled EfficientNet-Lite0 and skimage.data.chelsea "
                     "and write an HTML report; prints its path.")
     p.add_argument("--out", "-o", default="onnxviz-demo", metavar="DIR",
                    help="output folder (default onnxviz-demo)")
@@ -67,8 +68,16 @@ def demo_settings(methods) -> dict[str, dict]:
     return out
 
 
+def say(line: str) -> None:
+    """A progress line on stderr (the report's path alone goes to stdout)."""
+    import sys
+
+    print(f"onnxviz demo: {line}", file=sys.stderr, flush=True)
+
+
 def run(args) -> int:
     from .. import load, viz
+    from ..explainers.registry import get
     from .report import build_report, effective_settings, model_summary
 
     methods = parse_methods(args.methods or ["all"])
@@ -76,10 +85,17 @@ def run(args) -> int:
     model_path = Path(args.model) if args.model is not None else find_model()
     images = files.read_images([args.image])
     model = load(model_path, threads=args.threads)
+    chosen = methods
     methods = for_model(methods, args.methods or ["all"], model)
     settings = demo_settings(methods)
+    if not args.quiet:
+        say(f"running {len(methods)} of {len(chosen)} methods on {model_path.name}"
+            + (" with the lighter settings of the report's table" if settings else ""))
+        for m in chosen:
+            if m not in methods:
+                say(f"skipped {m}: {get(m).applies_to(model)}")
     sections, failures = build_report(model, [args.image], images, methods, settings,
-                                      quiet=args.quiet)
+                                      quiet=args.quiet, say=None if args.quiet else say)
     for m, msg in failures.items():
         warn(f"{m}: {msg}")
     if len(failures) == len(methods):

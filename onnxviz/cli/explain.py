@@ -119,7 +119,7 @@ def run(args) -> int:
                 finally:
                     bar.update(1)
                 stem = names[i] if target is None else f"{names[i]}.t{e.target}"
-                paths = write_explanation_pngs(folder, stem, img, e, render, npy=args.npy)
+                paths = write_explanation_pngs(folder, stem, img, e, render)
                 done += 1
                 _print(args, src, e, paths)
     return files.summary(done, skipped, "map")

@@ -103,7 +103,7 @@ def add_clip_arg(group) -> None:
 
 def render_of(args) -> Render:
     """The rendering flags (``--cmap``, ``--alpha``, ``--clip``, ``--threshold``,
-    ``--top-percent``), checked, as a :class:`~onnxviz.results.Render`."""
+    ``--top-percent``, ``--npy``), checked, as a :class:`~onnxviz.results.Render`."""
     from ..errors import OptionError
 
     if not 0.0 <= args.clip < 100.0:
@@ -115,7 +115,7 @@ def render_of(args) -> Render:
     if args.top_percent is not None and not 0.0 < args.top_percent <= 100.0:
         raise OptionError(f"--top-percent must be in (0, 100], got {args.top_percent}")
     return Render(cmap=args.cmap, alpha=args.alpha, clip=args.clip, threshold=args.threshold,
-                  top_percent=args.top_percent)
+                  top_percent=args.top_percent, npy=getattr(args, "npy", False))
 
 
 def show_progress(quiet: bool = False) -> bool:

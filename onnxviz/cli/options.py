@@ -26,18 +26,24 @@ RESERVED = frozenset({"alpha", "cmap", "clip", "threshold", "top_percent", "out"
                       "npy", "strict", "title", "quick", "channels", "engine", "address"})
 
 
-def _range_of(opt: str, uses) -> str:
-    """The declared range of an option, for its help."""
-    from ..explainers.ranges import INSIDE, RANGES
+def describe_range(opt: str, uses) -> str:
+    """The declared range or vocabulary of an option, for its help (per method where the
+    methods sharing the flag declare different ones)."""
+    from ..explainers.ranges import INSIDE
 
     reg = registry()
     methods = [m for m, _ in uses if m in reg.methods()]
     if not methods:  # a function's options (filters, dream)
         spec = INSIDE.get(opt)
         return spec.describe() if spec else ""
-    extra = [getattr(reg.get(m), "ranges", {}).get(opt) for m in methods]
-    spec = next((r for r in extra if r), None) or RANGES.get(opt)
-    return spec.describe() if spec else ""
+    said: dict[str, list[str]] = {}
+    for m in methods:
+        spec = reg.get(m).option_specs().get(opt)
+        if spec is not None:
+            said.setdefault(spec.describe(), []).append(m)
+    if len(said) <= 1:
+        return next(iter(said), "")
+    return "; ".join(f"{', '.join(ms)}: {text}" for text, ms in said.items())
 
 
 def _is_bool(uses) -> bool:
@@ -94,7 +100,7 @@ def add_options(parser: argparse.ArgumentParser, table: dict, group_of) -> dict[
                 groups[owner] = parser.add_argument_group(*group_of(owner))
             group = groups[owner]
             help_text = f"default {describe_default(p)}"
-        spec = _range_of(opt, uses)
+        spec = describe_range(opt, uses)
         if spec:
             help_text += f"; {spec}"
         dest = "opt_" + opt

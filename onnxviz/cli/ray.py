@@ -39,6 +39,9 @@ def add_engine_args(parser) -> None:
                    help="ray: explain again the images of the errors table")
     g.add_argument("--no-png", action="store_true",
                    help="ray: the Parquet tables only (each map is in the 'heatmap' column)")
+    g.add_argument("--verbose", action="store_true",
+                   help="ray: show Ray's own logs (by default only its errors; the rest stays in "
+                        "its session folder)")
 
 
 def engine_of(args) -> str:
@@ -48,7 +51,8 @@ def engine_of(args) -> str:
     for name, given in (("--address", args.address is not None),
                         ("--workers", args.workers is not None),
                         ("--retry-errors", args.retry_errors),
-                        ("--no-png", args.no_png)):
+                        ("--no-png", args.no_png),
+                        ("--verbose", args.verbose)):
         if given:
             raise OptionError(f"{name} is an option of --engine ray (the local engine runs here)")
     return "local"
@@ -66,10 +70,19 @@ def cli_run(args) -> int:
     target = parse_target(args.target)
     if args.workers is not None and args.workers < 1:
         raise OptionError(f"--workers must be >= 1, got {args.workers}")
-    if args.npy:
-        warn("--npy is not needed with --engine ray: each heatmap is in the Parquet column "
-             "'heatmap'")
-    from ..distributed import explain_dataset
+    if args.strict:
+        raise OptionError("--strict is an option of the local engine: with --engine ray an image "
+                          "or method that fails is a row of the errors table, and the run goes on")
+    memory = None
+    if args.memory:
+        from .. import limits
+
+        memory = limits.parse_bytes(args.memory, "--memory")
+        limits.set_memory_budget(memory)  # the driver checks the model and options with it too
+    if args.npy and args.no_png:
+        raise OptionError("--npy writes each heatmap beside its PNGs, and --no-png writes none: "
+                          "with --no-png each heatmap is in the Parquet column 'heatmap'")
+    from ..distributed.job import explain_dataset
 
     render = None if args.no_png else render
     with warnings.catch_warnings():
@@ -80,7 +93,8 @@ def cli_run(args) -> int:
             labels=args.labels, input=args.input_name, output=args.output_name,
             gradients=args.gradients, model_batch_size=args.batch_size, threads=args.threads,
             address=args.address, workers=args.workers, render=render,
-            retry_errors=args.retry_errors, progress=not args.quiet)
+            retry_errors=args.retry_errors, progress=not args.quiet, memory=memory,
+            verbose=args.verbose, task=args.task, layout=args.layout)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout)
         sys.stdout.write("\n")

@@ -6,6 +6,8 @@ Two ``metadata_props`` entries:
   ``{"mean": [..], "std": [..], "scale": s, "channel_order": "RGB"|"BGR"}`` meaning
   ``x = (pixels[..., order] * scale - mean) / std`` with RGB pixels in [0, 255].
 * ``onnxviz.labels``: JSON list of class names.
+* ``onnxviz.task`` (optional): ``classify``, ``detect`` or ``segment``; ``onnxviz.layout``
+  (optional, detectors): the raw head's layout (:data:`onnxviz.detection.LAYOUTS`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ..errors import OnnxvizError
 PRESETS = ("imagenet", "tf", "caffe", "unit", "raw")
 PREPROCESS_KEY = "onnxviz.preprocess"
 LABELS_KEY = "onnxviz.labels"
+TASK_KEY = "onnxviz.task"
+LAYOUT_KEY = "onnxviz.layout"
+TASKS = ("classify", "detect", "segment")
 
 
 class ConverterError(OnnxvizError, ValueError):
@@ -101,29 +106,56 @@ def _triple(value) -> list:
 
 
 def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
-    """Returns class names from a list, or from a text file with one name per line (or a JSON list)."""
+    """Returns class names from a list, ``"imagenet"`` (the 1000 ImageNet classes, as every other
+    command reads the word), or a text file with one name per line (or a JSON list)."""
     if labels is None:
         return None
+    if isinstance(labels, str) and labels.strip().lower() == "imagenet":
+        from ..model.labels import imagenet_labels
+
+        return list(imagenet_labels())
     if isinstance(labels, (str, Path)):
-        text = Path(labels).read_text(encoding="utf-8")
+        try:
+            text = Path(labels).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConverterError(f"labels: cannot read {str(labels)!r} ({why}); give a text file "
+                                 "with one class name per line, a JSON list, or 'imagenet'") from None
         if text.lstrip().startswith("["):
-            return [str(v) for v in json.loads(text)]
+            try:
+                return [str(v) for v in json.loads(text)]
+            except ValueError as e:
+                raise ConverterError(f"labels: {str(labels)!r} is not a JSON list ({e})") from None
         return [line.strip() for line in text.splitlines() if line.strip()]
     return [str(v) for v in labels]
 
 
-def write_metadata(model: onnx.ModelProto, preprocess=None, labels=None) -> onnx.ModelProto:
-    """Sets ``onnxviz.preprocess`` and ``onnxviz.labels`` in ``model.metadata_props`` (in place).
+def write_metadata(model: onnx.ModelProto, preprocess=None, labels=None, task=None,
+                   layout=None) -> onnx.ModelProto:
+    """Sets ``onnxviz.preprocess``, ``onnxviz.labels`` and, when given, ``onnxviz.task`` and
+    ``onnxviz.layout`` in ``model.metadata_props`` (in place).
 
     Args:
         model: the exported model.
         preprocess: anything :func:`preprocess_spec` accepts.
         labels: anything :func:`read_labels` accepts.
+        task: ``classify``, ``detect`` or ``segment``; None writes nothing.
+        layout: a detector's head layout (``yolov8``, ``yolov5``); None writes nothing.
 
     Returns:
         ``model``, for chaining.
     """
     entries = {}
+    if task is not None:
+        if task not in TASKS:
+            raise ConverterError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        entries[TASK_KEY] = task
+    if layout is not None:
+        from ..detection import LAYOUTS
+
+        if layout not in LAYOUTS:
+            raise ConverterError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        entries[LAYOUT_KEY] = layout
     spec = preprocess_spec(preprocess)
     if spec is not None:
         entries[PREPROCESS_KEY] = json.dumps(spec)
@@ -139,11 +171,14 @@ def write_metadata(model: onnx.ModelProto, preprocess=None, labels=None) -> onnx
 
 
 def read_metadata(model: onnx.ModelProto) -> dict:
-    """Returns ``{"preprocess": dict|None, "labels": list|None}`` from a model's metadata."""
+    """Returns ``{"preprocess": dict|None, "labels": list|None}`` from a model's metadata, plus
+    ``task`` and ``layout`` where the file says them."""
     props = {p.key: p.value for p in model.metadata_props}
     return {
         "preprocess": json.loads(props[PREPROCESS_KEY]) if PREPROCESS_KEY in props else None,
         "labels": json.loads(props[LABELS_KEY]) if LABELS_KEY in props else None,
+        **{k: props[key] for k, key in (("task", TASK_KEY), ("layout", LAYOUT_KEY))
+           if key in props},
     }
 
 

@@ -33,6 +33,8 @@ HELP = "a PyTorch nn.Module (module:factory or file.py:factory) to ONNX"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 _FACTORY_NAMES = ("model", "get_model", "build_model", "create_model")
+#: The opsets ``--opset`` takes (onnxviz reads opset 7 and later; torch exports 9 and later).
+OPSETS = (9, 23)
 
 
 def convert(
@@ -46,6 +48,8 @@ def convert(
     dynamo: bool = False,
     opset: int = 17,
     fold: bool = True,
+    task: str | None = None,
+    layout: str | None = None,
 ) -> onnx.ModelProto:
     """Exports an image classifier to ``path`` with a dynamic batch axis and onnxviz metadata.
 
@@ -62,6 +66,9 @@ def convert(
         opset: ONNX opset to export to.
         fold: evaluate constant-only subgraphs (padding and shape bookkeeping the exporters
             leave behind) into initializers; results are unchanged.
+        task: ``classify``, ``detect`` or ``segment``, written to the metadata so that
+            ``onnxviz.load`` needs no ``task=`` (None: let it tell from the outputs).
+        layout: a detector's output layout (``yolov8``, ``yolov5``), written likewise.
 
     Returns:
         The saved model.
@@ -73,7 +80,7 @@ def convert(
         proto = _export_dynamo(module, example, opset) if dynamo else _export_torchscript(module, example, opset)
     if fold:
         proto = fold_constants(proto)
-    write_metadata(proto, preprocess=preprocess, labels=labels)
+    write_metadata(proto, preprocess=preprocess, labels=labels, task=task, layout=layout)
     onnx.checker.check_model(proto)
     save(proto, path)
     return proto
@@ -170,23 +177,51 @@ def add_arguments(parser) -> None:
     parser.add_argument("spec", metavar="SPEC",
                         help="package.module:factory or file.py:factory returning an nn.Module")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
-    parser.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"))
-    parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--input-size", nargs=2, type=int, default=(224, 224), metavar=("H", "W"),
+                        help="height and width of the example input the model is traced with "
+                             "(default 224 224)")
+    parser.add_argument("--channels", type=int, default=3,
+                        help="input channels: 3 (RGB), 1 (grey) or 4 (RGBA) (default 3)")
+    parser.add_argument("--opset", type=int, default=17,
+                        help=f"ONNX opset to export to, {OPSETS[0]}..{OPSETS[1]} (default 17)")
     parser.add_argument("--dynamo", action="store_true", help="use the torch.export based exporter")
     parser.add_argument("--preprocess", default="imagenet",
                         help="preset name (imagenet, tf, caffe, unit, raw) or JSON; default imagenet")
     parser.add_argument("--no-preprocess", action="store_true",
                         help="write no preprocessing metadata")
-    parser.add_argument("--labels", help="text file, one class name per line (or a JSON list)")
+    parser.add_argument("--labels", help="text file, one class name per line (or a JSON list), "
+                                         "or 'imagenet'")
+
+
+def check_arguments(*, output, input_size, channels: int, opset: int, preprocess,
+                    labels) -> tuple:
+    """Checks what ``onnxviz convert pytorch`` was given before the slow work (importing torch,
+    building the module, exporting): the input size, channels, opset, preprocessing, labels and
+    the output folder. Returns the (preprocess spec, label list) to write."""
+    from ._metadata import preprocess_spec, read_labels
+
+    if len(input_size) != 2 or any(int(v) < 1 or int(v) > 16384 for v in input_size):
+        raise ConverterError(f"--input-size takes H W, each in 1..16384, got {tuple(input_size)}")
+    if channels not in (1, 3, 4):
+        raise ConverterError(f"--channels must be 1, 3 or 4, got {channels}")
+    if not OPSETS[0] <= opset <= OPSETS[1]:
+        raise ConverterError(f"--opset must be in {OPSETS[0]}..{OPSETS[1]}, got {opset}")
+    spec, names = preprocess_spec(preprocess), read_labels(labels)
+    folder = Path(output).resolve().parent
+    if folder.exists() and not folder.is_dir():
+        raise ConverterError(f"cannot write {output}: {folder} is not a folder")
+    return spec, names
 
 
 def run(args) -> int:
     """Runs ``onnxviz convert pytorch`` on parsed arguments; prints the written path."""
+    preprocess, labels = check_arguments(
+        output=args.output, input_size=args.input_size, channels=args.channels, opset=args.opset,
+        preprocess=None if args.no_preprocess else args.preprocess, labels=args.labels)
     _torch()  # the install hint comes before the user's module fails to import torch
     convert(load_spec(args.spec), args.output, input_size=tuple(args.input_size),
-            channels=args.channels, preprocess=None if args.no_preprocess else args.preprocess,
-            labels=args.labels, dynamo=args.dynamo, opset=args.opset)
+            channels=args.channels, preprocess=preprocess, labels=labels, dynamo=args.dynamo,
+            opset=args.opset)
     print(f"wrote {args.output}")
     return 0
 

@@ -24,6 +24,9 @@ from . import DistributedError, require_ray, store
 from .sources import Plan, plan_sources
 from .worker import ExplainBatch, Job
 
+#: Where Ray's own log lines go (in the output folder) unless --verbose.
+RAY_LOG = "ray.log"
+
 
 @dataclass
 class RunSummary:
@@ -83,7 +86,9 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                     model_batch_size: int | None = None, threads: int | None = None,
                     address: str | None = None, workers: int | None = None, batch_size: int = 16,
                     render: Render | None = PNGS, retry_errors: bool = False,
-                    progress: bool = True) -> RunSummary:
+                    progress: bool = True, memory: int | None = None,
+                    verbose: bool = False, task: str | None = None,
+                    layout: str | None = None) -> RunSummary:
     """Explain every image of ``source`` with every method on a Ray cluster; results to ``out``.
 
     Args:
@@ -96,7 +101,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
         methods: a method, a comma list, ``all`` (those that apply to the model) or a list.
         options: per method, its keyword options (``{"occlusion": {"patch": 8}}``).
         target: class to explain (index or label); None: each image's top-1 class.
-        preprocess, labels, input, output, gradients: as :func:`onnxviz.load` takes them.
+        preprocess, labels, input, output, gradients, task, layout: as :func:`onnxviz.load`
+            takes them.
         model_batch_size: images per ONNX Runtime call (``onnxviz.load``'s ``batch_size``).
         threads: ONNX Runtime intra-op threads and CPUs of each actor (default 1 CPU each).
         address: Ray cluster to join; None: the one this process joined, ``RAY_ADDRESS``, the
@@ -106,6 +112,11 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
         render: how to draw the PNGs (the CLI's defaults); None writes no PNG.
         retry_errors: remove the errors table first, so those images are tried again.
         progress: show Ray Data's progress bars.
+        verbose: show Ray's own logs (its INFO lines, the workers' output); by default they go
+            to ``out/ray.log`` and Ray's session folder, and only onnxviz's lines reach the
+            terminal.
+        memory: the memory budget of each actor in bytes (:mod:`onnxviz.limits`); None: each
+            actor's default (a share of its node's memory).
 
     Returns:
         A :class:`RunSummary`.
@@ -116,11 +127,12 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     """
     ray = require_ray()
     data, model_, names, opts = _prepare(model, methods, options, target, preprocess, labels,
-                                         input, output, gradients, model_batch_size)
+                                         input, output, gradients, model_batch_size,
+                                         {"task": task, "layout": layout})
     out_dir = _out_folder(out)
     load = {"preprocess": preprocess, "labels": model_.labels if labels is not None else None,
             "input": input, "output": output, "gradients": gradients,
-            "batch_size": model_batch_size}
+            "batch_size": model_batch_size, "task": task, "layout": layout}
     manifest = {"onnxviz": _version(), "model_sha256": hashlib.sha256(data).hexdigest(),
                 "methods": names, "options": _canonical(opts), "target": target,
                 "load": _canonical({**load, "labels": labels}),
@@ -138,11 +150,11 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                                           "file not found")
     job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
               out=str(out_dir), config_key=key, render=render, scheme=plan.scheme,
-              shared_stems=plan.shared_stems)
+              shared_stems=plan.shared_stems, memory=memory)
     t0 = time.perf_counter()
     seen: set[str] = set()
     if not plan.empty:
-        with _connected(ray, address, progress):
+        with _connected(ray, address, progress, None if verbose else out_dir / RAY_LOG):
             ds = _pipeline(ray, plan, job, data, workers, threads, batch_size)
             try:
                 for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -163,7 +175,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
 
 
 def _prepare(model, methods, options, target, preprocess, labels, input, output, gradients,
-             model_batch_size):
+             model_batch_size, kind=None):
     """Model bytes, the driver's model, method names and per-method options, all checked."""
     from .. import load
     from ..explainers.options import for_model, known_options, parse_methods, with_progress
@@ -177,7 +189,7 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
         raise DistributedError("the model is over 2 GB serialized; the Ray engine sends the "
                                "model through the object store as one protobuf") from None
     m = load(data, preprocess=preprocess, labels=labels, input=input, output=output,
-             gradients=gradients, batch_size=model_batch_size)
+             gradients=gradients, batch_size=model_batch_size, **(kind or {}))
     names = for_model(parse_methods(methods), methods, m)
     options = dict(options or {})
     opts = {n: with_progress(n, known_options(n, dict(options.get(n, {}))), False)
@@ -231,18 +243,22 @@ def _write_not_read(out: Path, key: str, images: list[str], names: list[str], do
 
 
 @contextmanager
-def _connected(ray, address, progress: bool):
-    """Join the cluster at ``address`` (or the one already joined, or start a local one)."""
+def _connected(ray, address, progress: bool, log: Path | None = None):
+    """Join the cluster at ``address`` (or the one already joined, or start a local one); with a
+    ``log`` path, Ray's own log lines go there rather than to the terminal."""
     ctx = ray.data.DataContext.get_current()
     before = ctx.enable_progress_bars
     ctx.enable_progress_bars = progress
+    verbose = log is None
+    quiet = _quiet_ray_logs(log)
     started = False
     try:
         if not ray.is_initialized():
             local = address is None and not os.environ.get("RAY_ADDRESS")
             kwargs = {"include_dashboard": False} if local else {}
             try:
-                ray.init(address=address, logging_level="warning", log_to_driver=progress,
+                ray.init(address=address, logging_level="warning" if verbose else "error",
+                         log_to_driver=verbose,
                          **kwargs)
             except (ConnectionError, ValueError, RuntimeError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -254,6 +270,57 @@ def _connected(ray, address, progress: bool):
         ctx.enable_progress_bars = before
         if started:
             ray.shutdown()
+        quiet()
+
+
+def _quiet_ray_logs(log: Path | None):
+    """With a ``log`` file, Ray's own lines stay out of the terminal: Ray Data's console lines
+    below WARNING (its execution plan and, when stderr is not a terminal, a progress report every
+    few seconds) are dropped, and what Ray's C++ core writes to the process's stderr (its log
+    level, the actor-restart notice) goes to ``log``; Python's own messages (onnxviz's warnings,
+    the progress bars) still reach the terminal. Returns the undo."""
+    import io
+    import logging
+    import sys
+
+    if log is None:
+        return lambda: None
+    handlers = [h for h in logging.getLogger("ray.data").handlers
+                if not isinstance(h, logging.FileHandler) and "File" not in type(h).__name__]
+    levels = [h.level for h in handlers]
+    for h in handlers:
+        h.setLevel(logging.WARNING)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        sink = os.open(str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:  # no file descriptors to juggle (an embedded interpreter): the levels only
+        saved = None
+    before = sys.stderr
+    if saved is not None:
+        os.dup2(sink, 2)
+        os.close(sink)
+        if getattr(before, "fileno", None) is not None and _fd(before) == 2:
+            sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0),
+                                          write_through=True, errors="backslashreplace")
+
+    def undo():
+        for h, level in zip(handlers, levels):
+            h.setLevel(level)
+        if saved is not None:
+            if sys.stderr is not before:
+                sys.stderr.flush()
+                sys.stderr = before
+            os.dup2(saved, 2)
+            os.close(saved)
+    return undo
+
+
+def _fd(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _cause(err: BaseException) -> str:

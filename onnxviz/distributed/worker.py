@@ -36,6 +36,7 @@ class Job:
         render: how to draw the PNGs; None writes none.
         scheme: ``s3`` etc. when the images are URIs (Ray Data gives paths without it), else "".
         shared_stems: PNG stems that several images have (None: unknown, always add a hash).
+        memory: the actor's memory budget in bytes (``--memory``); None: its default.
     """
 
     methods: tuple[str, ...]
@@ -48,6 +49,7 @@ class Job:
     render: Render | None = PNGS
     scheme: str = ""
     shared_stems: frozenset[str] | None = field(default=None)
+    memory: int | None = None
 
 
 class ExplainBatch:
@@ -74,6 +76,10 @@ class ExplainBatch:
             raise DistributedError(
                 f"the output folder {job.out} is not visible on node {self.worker}: on a cluster, "
                 "--out must be a folder every node mounts at the same path (NFS, a shared volume)")
+        if job.memory is not None:
+            from .. import limits
+
+            limits.set_memory_budget(int(job.memory))
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         threads = job.threads or max(1, int(cpus))
         _numba_threads(threads)

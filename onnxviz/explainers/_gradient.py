@@ -45,7 +45,7 @@ def targets_for(model, x: np.ndarray, target, batch_size: int | None):
 
 
 #: What a gradient method differentiates: the score before the model's softmax, or its softmax.
-SCORES = ("logit", "probability")
+from .ranges import SCORES  # noqa: E402,F401  (G.SCORES)
 
 
 def explained(model, scores: np.ndarray, score: str = "logit") -> np.ndarray:

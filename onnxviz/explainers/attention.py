@@ -19,12 +19,11 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
-from ._checks import check_choice, check_fraction
+from ._checks import check_fraction
 from .base import Explainer, Explanation, Timer
 from .registry import register
 from ..model.tokens import attention_softmaxes, batch_like, sequence_grid
 
-HEAD_FUSIONS = ("mean", "max", "min")
 
 
 def attention_layers(model) -> tuple[list[str], tuple[int, int], int]:
@@ -162,7 +161,6 @@ class AttentionRollout(AttentionExplainer):
 
     def __init__(self, model, *, head_fusion: str = "mean", discard_ratio: float = 0.9,
                  batch_size: int = 16):
-        check_choice("head_fusion", head_fusion, HEAD_FUSIONS)
         check_fraction("discard_ratio", discard_ratio)
         super().__init__(model, batch_size=batch_size, head_fusion=head_fusion,
                          discard_ratio=discard_ratio)

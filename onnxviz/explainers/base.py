@@ -13,7 +13,12 @@ import numpy as np
 from ._checks import check_seed
 
 
-@dataclass
+#: ``extras`` keys that say a map is not a finding (a sentence each); ``repr``, the CLI line, the
+#: report card and the JSON record show them.
+FLAGS = ("nonfinite",)
+
+
+@dataclass(repr=False)
 class Explanation:
     """What an explainer says about one image and one target.
 
@@ -31,6 +36,8 @@ class Explanation:
             is explained at full precision). Overlays on the original photo resize the heatmap
             instead (``onnxviz.viz.overlay``).
         extras: method-specific results (LIME's intercept and R², occlusion's worst patch, ...).
+        source: the image as it was given (a path or the caller's array, not copied), so that
+            :meth:`save` draws on the photo at its own size; None when unknown.
     """
 
     heatmap: np.ndarray
@@ -43,6 +50,14 @@ class Explanation:
     timings: dict = field(default_factory=dict)
     image: np.ndarray | None = None
     extras: dict = field(default_factory=dict)
+    source: Any = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        """One line: method, label, score and its kind, the heatmap's shape, and any flag."""
+        shape = "x".join(str(n) for n in np.shape(self.heatmap))
+        flags = "".join(f", {k}: {self.extras[k]}" for k in FLAGS if self.extras.get(k))
+        return (f"<{type(self).__name__} {self.method}: class {int(self.target)} {self.label!r}, "
+                f"{self.score_kind} {float(self.score):.4g}, heatmap {shape}{flags}>")
 
     @property
     def score_kind(self) -> str:
@@ -81,7 +96,8 @@ class Explanation:
         show(self, cmap=cmap, alpha=alpha)
 
     def save(self, path, *, cmap: str = "jet", alpha: float = 0.4):
-        """Writes the overlay under its caption (method, label, score) as a PNG; returns the path."""
+        """Writes the overlay under its whole caption (method, label, score) as a PNG, on the
+        photo at its own size and aspect ratio when :attr:`source` is known; returns the path."""
         from ..viz.notebook import save
 
         return save(self, path, cmap=cmap, alpha=alpha)
@@ -127,7 +143,13 @@ class Explainer:
         if not (hasattr(model, "forward") and hasattr(model, "input")):
             raise OptionError(f"{self.name} needs a model loaded with onnxviz.load(path), got "
                               f"{type(model).__name__}")
-        check_options(self.name, params, self.ranges)
+        task = getattr(model, "task", "classify")
+        if task != "classify":
+            what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
+            raise OptionError(f"{self.name} explains the class scores of a classifier; this model "
+                              f"is {what} of {model.num_classes} classes, and explanations per box "
+                              f"or region are not available yet: predict lists what it finds")
+        check_options(self.name, params, self.option_specs())
         if "seed" in params:
             check_seed(params["seed"])
         self.model = model
@@ -144,6 +166,18 @@ class Explainer:
         (the attention methods on a CNN); naming such a method still gives its error.
         """
         return None
+
+    @classmethod
+    def option_specs(cls) -> dict:
+        """The method's own option specs (``ranges`` of the class and its bases, the subclass
+        winning) on top of the shared tables (:mod:`.ranges`): what the check, the CLI help and
+        the docs read."""
+        from .ranges import RANGES, word_specs
+
+        own: dict = {}
+        for klass in reversed(cls.__mro__):
+            own.update(klass.__dict__.get("ranges", {}))
+        return {**RANGES, **word_specs(), **own}
 
     @classmethod
     def options(cls) -> dict[str, inspect.Parameter]:
@@ -163,6 +197,11 @@ def _say_gradient_mode(explain):
         if isinstance(target, np.ndarray) and target.ndim == 0:
             target = target.item()
         out = explain(self, images, target=target)
+        given = images if isinstance(images, (list, tuple)) else [images]
+        if len(given) == len(out):
+            for e, source in zip(out, given):
+                if e.source is None:
+                    e.source = source
         mode = getattr(self.model, "gradient_mode", None)
         if mode and self.family != "perturbation" and getattr(self, "needs_gradients", True):
             for e in out:

@@ -10,7 +10,7 @@ from ..autodiff import lrp as rules
 from ..errors import OptionError
 from . import _gradient as G
 from .modified import ModifiedGradientExplainer, path_nodes
-from .ranges import Range
+from .ranges import Range, Words
 from .registry import register
 
 
@@ -76,7 +76,10 @@ class LRP(ModifiedGradientExplainer):
     name = "lrp"
     summary = "LRP: the score's relevance redistributed layer by layer to the pixels"
     ranges: ClassVar[dict] = {"epsilon": Range(float, 0, 1e6, open_low=True),
-                              "gamma": Range(float, 0, 1e6), "beta": Range(float, 0, 1e6)}
+                              "gamma": Range(float, 0, 1e6), "beta": Range(float, 0, 1e6),
+                              "rule": Words(rules.LAYER_RULES),
+                              "dense_rule": Words(rules.LAYER_RULES, none=True),
+                              "first_rule": Words(rules.FIRST_RULES, none=True)}
 
     @classmethod
     def applies_to(cls, model) -> str | None:
@@ -98,13 +101,9 @@ class LRP(ModifiedGradientExplainer):
         super().__init__(model, rule=rule, dense_rule=dense_rule, first_rule=first_rule,
                          epsilon=epsilon, gamma=gamma, beta=beta, reduce=reduce,
                          batch_size=batch_size)
-        G.check_choice("rule", rule, rules.LAYER_RULES)
-        if dense_rule is not None:
-            G.check_choice("dense_rule", dense_rule, rules.LAYER_RULES)
         spec = {"conv": rule, "dense": dense_rule or rule, "epsilon": float(epsilon),
                 "gamma": float(gamma), "beta": float(beta)}
         if first_rule is not None:
-            G.check_choice("first_rule", first_rule, rules.FIRST_RULES)
             _, tensor = first_layer(model)
             spec.update({"first": first_rule, "first_input": tensor})
             if first_rule == "zb":

@@ -17,7 +17,7 @@ from . import _gradient as G
 from . import baselines as B
 from ._checks import check_seed
 from .cam import combine
-from .ranges import BASELINE_SET, Range
+from .ranges import BASELINE_SET, Range, Words
 from .registry import register
 from .saliency import InputGradientExplainer
 from ..model.tokens import layer_view, resolve_map_layer
@@ -157,7 +157,6 @@ class GuidedGradCAM(ModifiedGradientExplainer):
                  reduce: str = "max_abs", batch_size: int = 16):
         super().__init__(model, layer=layer, upsample=upsample, reduce=reduce,
                          batch_size=batch_size)
-        G.check_choice("upsample", upsample, ("bilinear", "nearest"))
         self.layer = resolve_map_layer(model, layer)
         self.view = layer_view(model, self.layer)
 
@@ -228,7 +227,9 @@ class DeepLift(ModifiedGradientExplainer):
 
     words: ClassVar[tuple] = ("zero", "black")  # the baselines named by a word
     many: ClassVar[bool] = False  # whether baseline takes a set of baselines
-    ranges: ClassVar[dict] = {"baseline": Range(float, 0, 255, text=True, array=True)}
+    ranges: ClassVar[dict] = {"baseline": Range(float, 0, 255, text=True, array=True,
+                                                words=("zero", "black")),
+                              "rule": Words(tuple(DEEPLIFT_RULES))}
 
     def __init__(self, model, *, baseline: str | float | np.ndarray = "zero",
                  rule: str = "rescale", multiply_by_inputs: bool = True, reduce: str = "abs",
@@ -301,7 +302,7 @@ class DeepLiftShap(DeepLift):
 
     words: ClassVar[tuple] = ("uniform", "zero", "black")
     many: ClassVar[bool] = True
-    ranges: ClassVar[dict] = {"baseline": BASELINE_SET}
+    ranges: ClassVar[dict] = {"baseline": BASELINE_SET, "rule": Words(tuple(DEEPLIFT_RULES))}
 
     def __init__(self, model, *, baseline: str | float | np.ndarray | list = "uniform",
                  samples: int = 5, seed: int = 0, rule: str = "rescale",

@@ -40,12 +40,27 @@ class Range:
     per_channel: bool = False
     array: bool = False
     many: bool = False
+    words: tuple = ()
 
     def describe(self) -> str:
         lo = "(" if self.open_low else "["
         hi = ")" if self.open_high else "]"
         kind = "an integer" if self.kind is int else "a number"
-        return f"{kind} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+        number = f"{kind} in {lo}{_fmt(self.low)}, {_fmt(self.high)}{hi}"
+        if self.per_channel:
+            number += " (or one per channel)"
+        elif self.pair:
+            number += " (or an h,w pair)"
+        if not (self.text or self.array):
+            return number
+        parts = [f"one of {', '.join(self.words)}" if self.words else "a word"] if self.text \
+            else []
+        parts.append(number)
+        if self.array:
+            parts.append("an image file or a .npy array (a model-space tensor or an image)")
+        if self.many:
+            parts.append("or a list of those (a set)")
+        return ", ".join(parts)
 
     def check(self, name: str, value) -> None:
         if value is None and self.none:
@@ -87,6 +102,25 @@ class Range:
             raise OptionError(f"{name} must be {self.describe()}, got {value!r}")
 
 
+@dataclass(frozen=True)
+class Words:
+    """A word option: one of ``choices``; ``none`` also accepts None (shown as ``auto``, the
+    method's own choice). The CLI's help, the docs and the check read the same tuple."""
+
+    choices: tuple
+    none: bool = False
+
+    def describe(self) -> str:
+        return f"one of {', '.join(self.choices)}" + (" or auto" if self.none else "")
+
+    def check(self, name: str, value) -> None:
+        if value is None and self.none:
+            return
+        if not isinstance(value, str) or value not in self.choices:
+            raise OptionError(f"{name} must be one of {', '.join(map(repr, self.choices))}, "
+                              f"got {value!r}"[:300])
+
+
 def _fmt(x: float) -> str:
     return f"{int(x):,}".replace(",", "_") if float(x).is_integer() and abs(x) >= 1e4 else f"{x:g}"
 
@@ -98,7 +132,8 @@ RANGES: dict[str, Range] = {
     # occlusion
     "patch": Range(int, 1, 65536, pair=True),
     "stride": Range(int, 1, 65536, pair=True),
-    "fill": Range(float, -1e6, 1e6, text=True, per_channel=True),
+    "fill": Range(float, -1e6, 1e6, text=True, per_channel=True, array=True,
+                  words=("gray", "black", "mean", "blur", "zero")),
     # LIME
     "num_samples": Range(int, 1, 100_000),
     "kernel_size": Range(float, 0, 100, open_low=True),
@@ -119,14 +154,52 @@ RANGES: dict[str, Range] = {
     "noise": Range(float, 0, 100),
     "stdev": Range(float, 0, 1e6),
     "steps": Range(int, 1, 10_000),
-    "baseline": Range(float, -1e6, 1e6, text=True),
+    "baseline": Range(float, 0, 255, text=True, array=True, words=("zero", "black")),
     # attention
     "discard_ratio": Range(float, 0, 1, open_high=True),
 }
 
+#: The vocabularies of word options, declared once: the methods check their options against these
+#: (through :data:`WORDS` or their class's ``ranges``) and the CLI lists them in its help.
+REDUCE = ("max_abs", "abs", "signed")
+SCORES = ("logit", "probability")
+#: NoiseTunnel's aggregations of the noisy attributions (Captum's ``nt_type``).
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+HEAD_FUSIONS = ("mean", "max", "min")
+CAM_WEIGHTS = ("probability", "channel_softmax")
+UPSAMPLE = ("bilinear", "nearest")
+#: Integrated Gradients' path rules (Captum's ``method``).
+IG_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
+            "riemann_trapezoid", "riemann")
+
+#: Word options whose vocabulary is the same for every method that has them.
+WORDS: dict[str, Words] = {
+    "reduce": Words(REDUCE),
+    "score": Words(SCORES),
+    "nt_type": Words(NT_TYPES),
+    "head_fusion": Words(HEAD_FUSIONS),
+    "weights": Words(CAM_WEIGHTS),
+    "upsample": Words(UPSAMPLE),
+}
+
+
+def _lower_words() -> dict[str, Words]:
+    """Vocabularies defined in the lower floors (perturbation kernels), read when first needed."""
+    from ..perturb.occlusion import EDGES
+    from ..perturb.segment import METHODS as SEGMENTATIONS
+
+    return {"edges": Words(tuple(EDGES)), "segmentation": Words(tuple(SEGMENTATIONS))}
+
+
+def word_specs() -> dict[str, Words]:
+    """:data:`WORDS` and the vocabularies of the perturbation kernels."""
+    return {**WORDS, **_lower_words()}
+
+
 #: ``baseline`` of the methods that take a set of baselines (Gradient SHAP, DeepLIFT SHAP): a grey
 #: level, a word, an array, or a list of baselines (checked by :mod:`.baselines`).
-BASELINE_SET = Range(float, 0, 255, text=True, array=True, many=True)
+BASELINE_SET = Range(float, 0, 255, text=True, array=True, many=True,
+                     words=("zero", "black", "uniform"))
 
 #: Options of filter visualization and deep dream (:mod:`onnxviz.inside`).
 INSIDE: dict[str, Range] = {
@@ -141,13 +214,13 @@ INSIDE: dict[str, Range] = {
     "batch_size": RANGES["batch_size"],
 }
 
-#: Options that name something (a layer, a rule): text or None, checked by the method.
-TEXT = frozenset({"layer", "reduce", "rule", "dense_rule", "upsample", "score", "edges", "segmentation", "head_fusion"})
+#: Options that name something (a layer): text or None, checked by the method.
+TEXT = frozenset({"layer"})
 
 
 def check_options(method: str, params: dict, extra: dict | None = None) -> None:
-    """Refuse any option of ``method`` outside its declared type and range."""
-    table = {**RANGES, **(extra or {})}
+    """Refuse any option of ``method`` outside its declared type, range or vocabulary."""
+    table = {**RANGES, **word_specs(), **(extra or {})}
     for name, value in params.items():
         spec = table.get(name)
         if spec is not None:

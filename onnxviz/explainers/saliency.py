@@ -17,12 +17,8 @@ from ..errors import OptionError
 from . import _gradient as G
 from . import baselines as B
 from .base import Explainer, Explanation, Timer
-from .ranges import Range
+from .ranges import IG_RULES, NT_TYPES, REDUCE, Range, Words  # noqa: F401  (REDUCE, NT_TYPES: saliency.REDUCE)
 from .registry import register
-
-REDUCE = ("max_abs", "abs", "signed")
-#: NoiseTunnel's aggregations of the noisy attributions (Captum's ``nt_type``).
-NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
 class InputGradientExplainer(Explainer):
@@ -35,8 +31,6 @@ class InputGradientExplainer(Explainer):
     family: ClassVar[str] = "gradient"
 
     def _check(self) -> None:
-        G.check_choice("reduce", self.params["reduce"], REDUCE)
-        G.check_choice("score", self.score, G.SCORES)
         G.check_positive("batch_size", self.params["batch_size"])
         G.check_flags(multiply_by_inputs=self.params.get("multiply_by_inputs", True))
 
@@ -156,7 +150,6 @@ class SmoothGrad(InputGradientExplainer):
                          reduce=reduce, score=score, batch_size=batch_size)
         self._check()
         G.check_positive("samples", samples)
-        G.check_choice("nt_type", nt_type, NT_TYPES)
         if not isinstance(noise, (int, float)) or noise < 0:
             raise OptionError(f"noise must be a number >= 0, got {noise!r}")
 
@@ -183,8 +176,7 @@ class SmoothGrad(InputGradientExplainer):
 
 #: Quadrature rules of Integrated Gradients, Captum's ``method`` names; ``"riemann"`` is
 #: ``"riemann_right"`` (Sundararajan et al., eq. 3).
-RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid",
-         "riemann")
+RULES = IG_RULES
 
 
 def path_points(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +235,9 @@ class IntegratedGradients(InputGradientExplainer):
 
     name = "integrated_gradients"
     summary = "Integrated Gradients: gradients integrated along a path from a baseline image"
-    ranges: ClassVar[dict] = {"baseline": Range(float, 0, 255, text=True, array=True)}
+    ranges: ClassVar[dict] = {"baseline": Range(float, 0, 255, text=True, array=True,
+                                                words=("zero", "black", "blur")),
+                              "rule": Words(IG_RULES)}
 
     def __init__(self, model, *, steps: int = 50, baseline: str | float = "black",
                  rule: str = "gausslegendre", multiply_by_inputs: bool = True,

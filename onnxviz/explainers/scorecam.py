@@ -7,10 +7,11 @@ import numpy as np
 from . import _gradient as G
 from .cam import CAMExplainer
 from .cam_options import upsample_corners
+from .ranges import CAM_WEIGHTS
 from .registry import register
 
 #: Score-CAM's channel weightings (the ``weights`` option).
-WEIGHTS = ("probability", "channel_softmax")
+WEIGHTS = CAM_WEIGHTS
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -55,7 +56,6 @@ class ScoreCAM(CAMExplainer):
     def __init__(self, model, *, layer: str | list[str] | None = None, batch_size: int = 16,
                  weights: str = "probability", relu: bool = True, eigen_smooth: bool = False,
                  aug_smooth: bool = False):
-        G.check_choice("weights", weights, WEIGHTS)
         self.setup(model, layer=layer, batch_size=batch_size, relu=relu, weights=weights,
                    eigen_smooth=eigen_smooth, aug_smooth=aug_smooth)
 

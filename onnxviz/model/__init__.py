@@ -24,6 +24,7 @@ from .core import Model, Prediction
 from .inputs import InputSpec, find_input, probe
 from .layers import Layer
 from .preprocessing import PRESETS, Preprocessing
+from . import task as _task
 from .targets import find_score
 
 __all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessing", "load"]
@@ -32,8 +33,9 @@ __all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessin
 @guard("loading the model")
 def load(source, *, preprocess=None, labels=None, input: str | None = None,
          output: str | None = None, providers=None, threads: int | None = None,
-         batch_size: int | None = None, gradients: str | None = None) -> Model:
-    """Load, check and normalize an ONNX image classifier.
+         batch_size: int | None = None, gradients: str | None = None, task: str | None = None,
+         layout: str | None = None) -> Model:
+    """Load, check and normalize an ONNX image model: a classifier, a detector or a segmenter.
 
     Args:
         source: a path, the model's bytes, or an ``onnx.ModelProto``.
@@ -51,6 +53,10 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
             estimator through QuantizeLinear/DynamicQuantizeLinear; default for QDQ and dynamic
             quantization) or ``"surrogate"`` (the float graph on dequantized weights; default for
             QOperator files). See :mod:`onnxviz.model.precision`; ``Model.gradient_mode``.
+        task: ``"classify"``, ``"detect"`` or ``"segment"``; default (None or ``"auto"``): the
+            file's ``onnxviz.task`` metadata, else the output's shape (:mod:`.task`).
+        layout: a detector's raw head layout (``"yolov8"``: ``[N, 4+C, A]``; ``"yolov5"``:
+            ``[N, A, 5+C]``); default: the metadata, else the shape.
 
     Returns:
         The :class:`Model`.
@@ -107,7 +113,8 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     # the session of the final graph: raises UnsupportedOpError for ops ONNX Runtime cannot run
     sess = runtime.session(proto, providers=providers, threads=threads)
     first, fixed = _first_run(sess, proto, out, spec, x, fixed)
-    num_classes = int(np.prod(first.shape[1:])) if first.ndim > 1 else 1
+    kind = _task.resolve(proto, first.shape, out, task, layout)
+    num_classes = kind.num_classes if first.ndim > 1 else 1
     channels = spec.channels
     label_list, label_source = _labels.resolve(proto, num_classes, labels)
     pre = _pre.resolve(proto, preprocess, channels=channels)
@@ -117,6 +124,7 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
                   fixed_batch=fixed, providers=providers, threads=threads, batch_size=batch_size,
                   notes=notes, source=name)
     model._sessions[id(proto)] = (proto, sess)  # already built: no second serialization
+    model.task, model.layout = kind.name, kind.layout
     model.gradient_mode = gradients  # checks the mode against the file's form
     if model.precision.quantization == "dynamic" and not model.fixed_batch:
         # DynamicQuantizeLinear's scale spans the whole batch: one image per run keeps each

@@ -54,6 +54,11 @@ class Model(NumericForm):
         notes: what the loader changed (for ``onnxviz inspect``).
     """
 
+    #: ``classify``, ``detect`` or ``segment`` (:mod:`onnxviz.model.task`); set by ``load``.
+    task: str = "classify"
+    #: a detector's raw head layout (``yolov8``, ``yolov5``), else None.
+    layout: str | None = None
+
     def __init__(self, proto, spec: InputSpec, *, score_output: str, prob_output: str | None,
                  num_classes: int, labels, labels_source: str, preprocessing: Preprocessing,
                  fixed_batch: bool, providers=None, threads=None, batch_size=None, notes=(),
@@ -82,8 +87,11 @@ class Model(NumericForm):
 
     def __repr__(self) -> str:
         i = self.input
+        what = {"detect": f"a {self.layout} detector of {self.num_classes} classes",
+                "segment": f"a segmenter of {self.num_classes} classes"}.get(
+                    self.task, f"{self.num_classes} classes")
         return (f"<onnxviz.Model {self.source or 'in-memory'}: input {i.name!r} {i.layout} "
-                f"{i.size[0]}x{i.size[1]}x{i.channels}, {self.num_classes} classes, "
+                f"{i.size[0]}x{i.size[1]}x{i.channels}, {what}, "
                 f"preprocess={self.preprocessing.name}>")
 
     # ---- metadata -------------------------------------------------------------------------
@@ -227,19 +235,31 @@ class Model(NumericForm):
         return s if self.prob_output is None else _softmax(s)
 
     @guard("predict")
-    def predict(self, images, top: int = 5, batch_size: int | None = None):
-        """Top-``top`` classes of each image, highest score first.
+    def predict(self, images, top: int = 5, batch_size: int | None = None, **detection):
+        """Top-``top`` classes of each image, highest score first; a detector's detections, a
+        segmenter's class map (:mod:`onnxviz.model.dense`).
 
         Args:
             images: one image (array, path, ``skimage:NAME``) or a list of them.
-            top: how many classes per image.
+            top: how many classes per image (classifiers).
             batch_size: images per ONNX Runtime call.
+            **detection: a detector's ``score_threshold`` (0.25), ``iou_threshold`` (0.45) and
+                ``max_detections`` (300).
 
         Returns:
             A list of :class:`Prediction` for one image, a list of such lists for a list.
             Probabilities are the softmax of the scores for classifiers (what the model's own
             Softmax computes when it ends in one) and None for regression models (one output).
+            A detector gives :class:`onnxviz.detection.Detections` and a segmenter
+            :class:`onnxviz.model.dense.Segmentation` per image instead.
         """
+        if self.task != "classify":
+            from .dense import predict
+
+            return predict(self, images, batch_size=batch_size, **detection)
+        if detection:
+            raise OptionError(f"{', '.join(detection)}: options of detectors; this model is a "
+                              "classifier")
         single = not _is_list(images)
         scores = self.forward(self.preprocess(images), batch_size)
         if not np.isfinite(scores).all():

@@ -118,6 +118,12 @@ def detect(proto: onnx.ModelProto, input_dtype, gradients: str | None = None) ->
     io = np.dtype(input_dtype).name
     if quant is None:
         mode = "upcast" if compute != "float32" or io != "float32" else "exact"
+        if gradients is not None:
+            import warnings
+
+            warnings.warn(f"gradients={gradients!r} applies to int8 models; this model is "
+                          f"{compute}, so its gradients are {mode} and the option is ignored",
+                          stacklevel=3)
     elif gradients == "ste" and quant == "qoperator":
         raise PrecisionError(
             "gradients='ste' needs QuantizeLinear/DequantizeLinear around float ops, but this "

@@ -22,13 +22,15 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 @dataclass(frozen=True)
 class Render:
-    """How the pictures are drawn: the rendering flags of ``onnxviz explain`` (same defaults)."""
+    """How the pictures are drawn: the rendering flags of ``onnxviz explain`` (same defaults);
+    ``npy`` also writes each heatmap as ``<stem>.<method>.heatmap.npy`` beside them."""
 
     cmap: str = "jet"
     alpha: float = 0.4
     clip: float = 1.0
     threshold: float = 0.5
     top_percent: float | None = None
+    npy: bool = False
 
 
 #: The pictures of ``onnxviz explain``: its rendering defaults (also the server's).
@@ -123,10 +125,11 @@ def pictures(image: np.ndarray, e, render: Render = PNGS, kinds=PICTURES) -> dic
     return {k: p for k, p in pics.items() if p is not None}
 
 
-def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, render: Render = PNGS,
-                           npy: bool = False) -> dict[str, str]:
+def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e,
+                           render: Render = PNGS) -> dict[str, str]:
     """Write ``<stem>.<method>.{heatmap,overlay,mask}.png`` (+ superpixels for LIME, + the
-    float32 ``.heatmap.npy`` with ``npy``); returns ``{kind: path}`` (a record's ``outputs``).
+    float32 ``.heatmap.npy`` with ``render.npy``); returns ``{kind: path}`` (a record's
+    ``outputs``).
 
     The heatmap PNG is the coloured map at the model's input resolution; overlay and mask are at
     the original image's size. A map with NaN or infinite values is not drawn (``{}``).
@@ -139,7 +142,7 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e, render
     paths = {}
     for kind, pic in pictures(image, e, render).items():
         paths[kind] = str(viz.write_png(folder / f"{base}.{kind}.png", pic))
-    if npy:
+    if render.npy:
         p = folder / f"{base}.heatmap.npy"
         try:
             np.save(p, np.asarray(e.heatmap, np.float32))

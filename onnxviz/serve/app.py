@@ -28,6 +28,7 @@ from .batching import Batcher
 from .engine import Item, results
 from .errors import (
     Busy,
+    MethodNotAllowed,
     NotFound,
     RequestError,
     Timeout,
@@ -159,6 +160,8 @@ class Server:
                 headers["Retry-After"] = str(e.retry_after)
             if isinstance(e, Unauthorized):
                 headers["WWW-Authenticate"] = "Bearer"
+            if isinstance(e, MethodNotAllowed):
+                headers["Allow"] = e.allow
             bug = code == 500
             message = "internal error (logged by the server)" if bug else one_line(e)
             fields["error"] = one_line(e)
@@ -244,6 +247,9 @@ def create_app(server: Server) -> Starlette:
         name, _, verb = spec.partition(":")
         if request.method == "GET":
             async def ready(fields):
+                if verb in ("predict", "explain"):
+                    raise MethodNotAllowed(f"{verb} takes POST, not GET: POST /v1/models/"
+                                           f"{name}:{verb}")
                 if verb:
                     raise NotFound(f"no GET route for {spec!r}")
                 server.model(name)

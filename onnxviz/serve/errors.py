@@ -22,6 +22,17 @@ class NotFound(RequestError):
     status = 404
 
 
+class MethodNotAllowed(RequestError):
+    """A path that exists, asked with the wrong HTTP method (``GET NAME:explain``); ``allow``
+    lists the methods it takes (the ``Allow`` header)."""
+
+    status = 405
+
+    def __init__(self, message: str, allow: str = "POST"):
+        super().__init__(message)
+        self.allow = allow
+
+
 class TooLarge(RequestError):
     """A body past ``--max-body-mb`` or an image past ``--max-pixels``."""
 

@@ -14,20 +14,52 @@ from ..errors import OptionError
 from .colormaps import apply_colormap
 
 
-def caption(image, text: str, height: int = 20, scale: float = 0.45) -> np.ndarray:
-    """``image`` with a white band above holding ``text`` (ASCII; other characters become '?')."""
+def caption(image, text: str, height: int = 20, scale: float = 0.45,
+            wrap: bool = False) -> np.ndarray:
+    """``image`` with a white band above holding ``text`` (ASCII; other characters become '?'):
+    shortened with ``~`` until it fits, or with ``wrap`` broken over as many lines as it needs."""
     import cv2
 
     img = np.asarray(image)
-    band = np.full((height, img.shape[1], 3), 255, np.uint8)
     text = text.encode("ascii", "replace").decode("ascii")
-    # shorten until it fits
     font = cv2.FONT_HERSHEY_SIMPLEX
+    if wrap:
+        lines = _wrap(text, lambda t: cv2.getTextSize(t, font, scale, 1)[0][0] <= img.shape[1] - 4)
+        band = np.full((height * len(lines), img.shape[1], 3), 255, np.uint8)
+        for i, line in enumerate(lines):
+            cv2.putText(band, line, (2, height * (i + 1) - 6), font, scale, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+        return np.concatenate([band, img], axis=0)
+    band = np.full((height, img.shape[1], 3), 255, np.uint8)
+    # shorten until it fits
     while text and cv2.getTextSize(text, font, scale, 1)[0][0] > img.shape[1] - 4:
         text = text[:-2] + "~" if len(text) > 2 else ""
     cv2.putText(band, text, (2, height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1,
                 cv2.LINE_AA)
     return np.concatenate([band, img], axis=0)
+
+
+def _wrap(text: str, fits) -> list[str]:
+    """``text`` in lines that each ``fits``: broken at spaces, a word too long for a line cut."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if fits(candidate):
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while word and not fits(word):  # a word wider than the picture
+            cut = len(word)
+            while cut > 1 and not fits(word[:cut]):
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    if line or not lines:
+        lines.append(line)
+    return lines
 
 
 def tile(images, cols: int | None = None, pad: int = 2, background: int = 255,

@@ -46,8 +46,9 @@ def picture(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
 
 
 def captioned(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
-    """:func:`picture` with the caption written above it (ASCII, as PNG files carry it)."""
-    return caption(picture(e, cmap=cmap, alpha=alpha), caption_text(e))
+    """:func:`picture` with the whole caption written above it, over as many lines as it needs
+    (ASCII, as PNG files carry it)."""
+    return caption(picture(e, cmap=cmap, alpha=alpha), caption_text(e), wrap=True)
 
 
 def to_png(e) -> bytes:
@@ -79,5 +80,32 @@ def show(e, *, cmap: str = "jet", alpha: float = 0.4) -> None:
 
 
 def save(e, path, *, cmap: str = "jet", alpha: float = 0.4) -> Path:
-    """Writes :func:`captioned` to ``path`` as PNG; returns the path."""
-    return write_png(path, captioned(e, cmap=cmap, alpha=alpha))
+    """Writes the overlay with its whole caption to ``path`` as PNG; returns the path.
+
+    With the image as it was given (``e.source``), the overlay is at the photo's own size and
+    aspect ratio (the heatmap resized to it, as ``onnxviz explain`` draws), the caption wrapped
+    over as many lines as it needs; otherwise :func:`picture` at the model's input size.
+    """
+    pic = _on_photo(e, cmap=cmap, alpha=alpha)
+    if pic is None:
+        return write_png(path, captioned(e, cmap=cmap, alpha=alpha))
+    return write_png(path, caption(pic, caption_text(e), wrap=True))
+
+
+def _on_photo(e, *, cmap: str, alpha: float):
+    """The overlay on the original photo, or None (no source, a flattened input, a map that is
+    not the image's)."""
+    if e.source is None or e.image is None or np.ndim(e.heatmap) != 2 \
+            or np.shape(e.image)[:2] != np.shape(e.heatmap):
+        return None
+    from ..imageio import read_image
+
+    try:
+        photo = read_image(e.source)
+    except Exception:  # the file moved since: the model-size picture still says it all
+        return None
+    pic = overlay(photo, e.heatmap, alpha=alpha, cmap=cmap, clip_percent=CLIP_PERCENT)
+    factor = -(-MIN_SIDE // pic.shape[1])
+    if factor > 1:
+        pic = np.repeat(np.repeat(pic, factor, axis=0), factor, axis=1)
+    return pic

@@ -73,3 +73,21 @@ def test_cli_bad_model_before_ray(image_folder, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a valid ONNX model" in err[0]
+
+
+def test_cli_npy_with_ray(ray_cluster, model_path, image_folder, tmp_path):
+    """--npy writes each heatmap beside its PNGs, as the local engine does (it wrote none)."""
+    import numpy as np
+
+    from onnxviz.distributed import read_results
+
+    out = tmp_path / "npy"
+    r = onnxviz("explain", model_path, *image_folder[1][:2], "-m", "gradcam", "--engine", "ray",
+                "--address", ray_cluster, "--workers", "1", "--out", out, "--quiet", "--npy")
+    assert r.returncode == 0, r.stderr
+    table = read_results(out)
+    assert table.num_rows == 2
+    for outputs, heat in zip(table["outputs"].to_pylist(), table["heatmap"].to_pylist()):
+        path = dict(outputs)["heatmap_npy"]
+        assert path.endswith(".gradcam.heatmap.npy")
+        np.testing.assert_array_equal(np.load(path).ravel(), np.asarray(heat, np.float32).ravel())

@@ -116,6 +116,15 @@ def test_wrong_http_method(server):
     assert r.status_code == 405 and list(r.json()) == ["error"]
 
 
+@pytest.mark.parametrize("verb", ["explain", "predict"])
+def test_get_on_a_v1_verb_is_405(server, verb):
+    """docs/serving.md promises 405 for a wrong HTTP method; GET NAME:explain was a 404."""
+    r = server.client.get(f"/v1/models/shapes:{verb}")
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == "POST" and "takes POST" in r.json()["error"]
+    assert server.client.get("/v1/models/shapes:nothing").status_code == 404
+
+
 def test_still_serving_after_bad_requests(server):
     """Run after the bad requests: the same process answers, nothing was a 500."""
     assert server.alive()

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import TargetError
-from ...perturb import stream
+from ...perturb import baseline, parse_fill, stream
+from ...perturb.fill import NAMED
 from .._checks import check_choice
 from ..base import Timer
+from ..baselines import reference
 
-SCORES = ("probability", "logit")
+from ..ranges import SCORES  # noqa: E402,F401
 
 
 @dataclass
@@ -66,6 +68,35 @@ def to_input(model, pixels: np.ndarray, geo: Geometry) -> np.ndarray:
         px = px.reshape(1, 1, -1, 3)
     x = model.normalize(px)[0]
     return np.ascontiguousarray(x.reshape(geo.sample_shape), dtype=geo.dtype)
+
+
+class Fill:
+    """What hidden pixels show, the same for every perturbation method (occlusion, RISE, LIME,
+    KernelSHAP) and checked by the same code: a word of :data:`onnxviz.perturb.fill.NAMED`, a grey
+    level or a colour (pixels, 0..255), ``"zero"`` (the zero model input, Captum's default), a
+    model-space tensor of the input's shape (pasted as it is, as Captum's ``baselines``), or a
+    pixel image (an array or an image file, preprocessed like the image); see
+    :mod:`onnxviz.explainers.baselines`.
+    """
+
+    def __init__(self, model, value, geo: Geometry, option: str = "fill"):
+        self.model, self.geo = model, geo
+        ref = reference(model, value, option, tuple(NAMED))
+        self.value = parse_fill(value) if ref is None else None
+        self.fixed = None if ref is None else self._fixed(ref)
+
+    def _fixed(self, ref) -> np.ndarray:
+        geo = self.geo
+        if ref.kind == "pixels":
+            return to_input(self.model, ref.value.reshape(*geo.size, 3), geo)
+        return np.ascontiguousarray(ref.value.reshape(geo.sample_shape), dtype=geo.dtype)
+
+    def sample(self, pixels: np.ndarray, segments: np.ndarray | None = None) -> np.ndarray:
+        """The fill for one image as one sample in kernel layout (model space); ``segments``:
+        LIME's superpixels, which ``"mean"`` fills each with its own mean colour."""
+        if self.fixed is not None:
+            return self.fixed
+        return to_input(self.model, baseline(pixels, self.value, segments=segments), self.geo)
 
 
 def check_score(score: str) -> str:

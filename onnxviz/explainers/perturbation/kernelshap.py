@@ -16,13 +16,13 @@ from typing import ClassVar
 import numpy as np
 
 from ...errors import OptionError
-from ...perturb import baseline, lime_batch, parse_fill, relabel, segment
+from ...perturb import lime_batch, relabel, segment
 from ...perturb.segment import METHODS as SEGMENTATIONS
 from .._checks import check_positive_ints
 from ..base import Explainer, Explanation, Timer
 from ..ranges import Range
 from ..registry import register
-from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
+from .common import Fill, TargetScores, check_score, explain_each, geometry, run_set, to_input
 
 #: Most superpixels the exact mode enumerates (2**16 coalitions).
 MAX_EXACT = 16
@@ -136,7 +136,7 @@ class KernelShap(Explainer):
         self.segments = None if segments is None else relabel(segments, self.geo.size)
         self.seg_options = {"kernel_size": kernel_size, "max_dist": max_dist, "ratio": ratio,
                             "n_segments": n_segments, "compactness": compactness, "scale": scale}
-        self.fill, self.score = parse_fill(fill), check_score(score)
+        self.fill, self.score = Fill(model, fill, self.geo), check_score(score)
         self.num_samples, self.exact = int(num_samples), bool(exact)
         self.segmentation, self.seed = segmentation, int(seed)
         self.batch_size, self.progress = int(batch_size), progress
@@ -165,7 +165,7 @@ class KernelShap(Explainer):
                               "(n_segments with segmentation='slic' or 'grid') or drop exact")
         with timer("prepare"):
             x0 = to_input(self.model, px, geo)
-            fill_x = to_input(self.model, baseline(px, self.fill, segments=seg), geo)
+            fill_x = self.fill.sample(px, segments=seg)
             keep = all_coalitions(m) if self.exact else kernel_coalitions(self.num_samples, m,
                                                                            self.seed)
         got = TargetScores(self.model, target, len(keep))

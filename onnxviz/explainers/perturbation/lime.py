@@ -14,16 +14,16 @@ import numpy as np
 
 from ...errors import OptionError
 from ...perturb import (
-    baseline, lime_batch, lime_kernel, parse_fill, relabel, sample_matrix, segment, weighted_ridge,
+    lime_batch, lime_kernel, relabel, sample_matrix, segment, weighted_ridge,
 )
 from ...perturb.segment import METHODS as SEGMENTATIONS
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
 from .._checks import check_positive_ints
-from .common import check_score, explain_each, geometry, resolve, run_set, to_input
+from .common import Fill, check_score, explain_each, geometry, resolve, run_set, to_input
 
 
-@dataclass
+@dataclass(repr=False)
 class LimeExplanation(Explanation):
     """An :class:`Explanation` that keeps LIME's samples, so any label can be explained later.
 
@@ -116,7 +116,9 @@ class Lime(Explainer):
         compactness: SLIC's compactness.
         scale: Felzenszwalb's scale.
         fill: hidden superpixels show ``"mean"`` (their own mean colour, lime's default),
-            ``"gray"``, ``"black"``, ``"blur"``, a number or one number per channel.
+            ``"gray"``, ``"black"``, ``"blur"``, a number or one number per channel, or any
+            occlusion fill: ``"zero"``, a model-space tensor or an image (see
+            :class:`.common.Fill`).
         kernel_width: width of the exponential kernel on the cosine distance.
         alpha: ridge penalty.
         top_labels: also fit the surrogate for the model's top classes (``extras["top_labels"]``).
@@ -149,7 +151,7 @@ class Lime(Explainer):
         self.segments = None if segments is None else relabel(segments, self.geo.size)
         self.seg_options = dict(kernel_size=kernel_size, max_dist=max_dist, ratio=ratio,
                                 n_segments=n_segments, compactness=compactness, scale=scale)
-        self.fill, self.score = parse_fill(fill), check_score(score)
+        self.fill, self.score = Fill(model, fill, self.geo), check_score(score)
         self.num_samples, self.segmentation = int(num_samples), segmentation
         self.kernel_width, self.alpha = float(kernel_width), float(alpha)
         self.top_labels = int(top_labels or 0)
@@ -176,7 +178,7 @@ class Lime(Explainer):
             seg = self.superpixels(px)
         with timer("prepare"):
             x0 = to_input(self.model, px, geo)
-            fill_x = to_input(self.model, baseline(px, self.fill, segments=seg), geo)
+            fill_x = self.fill.sample(px, segments=seg)
             keep = sample_matrix(self.num_samples, int(seg.max()) + 1, self.seed)
         scores = None
 

@@ -6,24 +6,13 @@ Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 20
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import numpy as np
 
-from ...perturb import (
-    baseline,
-    occlusion_batch,
-    occlusion_heatmap,
-    parse_fill,
-    patch_grid,
-)
-from ...perturb.fill import NAMED
+from ...perturb import occlusion_batch, occlusion_heatmap, patch_grid
 from .._checks import check_positive_ints
 from ..base import Explainer, Explanation, Timer
-from ..baselines import reference
-from ..ranges import Range
 from ..registry import register
-from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
+from .common import Fill, TargetScores, check_score, explain_each, geometry, run_set, to_input
 
 
 @register
@@ -50,9 +39,6 @@ class Occlusion(Explainer):
     name = "occlusion"
     family = "perturbation"
     summary = "score drop when a sliding patch hides part of the image (Zeiler & Fergus 2014)"
-    ranges: ClassVar[dict] = {
-        "fill": Range(float, -1e6, 1e6, text=True, per_channel=True, array=True)}
-
     def __init__(self, model, *, patch=32, stride=8, fill="gray", edges="truncate",
                  score="probability", batch_size=32, progress=False):
         super().__init__(model, patch=patch, stride=stride, fill=fill, edges=edges, score=score,
@@ -60,9 +46,7 @@ class Occlusion(Explainer):
         check_positive_ints(batch_size=batch_size)
         self.score = check_score(score)
         self.geo = geometry(model)
-        ref = reference(model, fill, "fill", tuple(NAMED))
-        self.fill = parse_fill(fill) if ref is None else None
-        self.base = None if ref is None else self._sample(ref)
+        self.fill = Fill(model, fill, self.geo)
         self.rects, self.grid = patch_grid(self.geo.size, patch, stride, edges)
         if len(self.rects) == 1:
             import warnings
@@ -72,13 +56,6 @@ class Occlusion(Explainer):
                           f"smaller patch (e.g. patch={max(1, min(self.geo.size) // 7)}, "
                           f"stride={max(1, min(self.geo.size) // 28)})", stacklevel=2)
         self.batch_size, self.progress = int(batch_size), progress
-
-    def _sample(self, ref) -> np.ndarray:
-        """A tensor or image baseline as one sample in kernel layout (model space)."""
-        geo = self.geo
-        if ref.kind == "pixels":
-            return to_input(self.model, ref.value.reshape(*geo.size, 3), geo)
-        return np.ascontiguousarray(ref.value.reshape(geo.sample_shape), dtype=geo.dtype)
 
     def explain(self, images, target=None) -> list[Explanation]:
         """One :class:`Explanation` per image; ``heatmap`` = mean drop of the patches covering a pixel.
@@ -93,8 +70,7 @@ class Occlusion(Explainer):
         geo, rects = self.geo, self.rects
         with timer("prepare"):
             x0 = to_input(self.model, px, geo)
-            base = self.base if self.fill is None else to_input(self.model,
-                                                                baseline(px, self.fill), geo)
+            base = self.fill.sample(px)
         total = len(rects) + 1
         sink = TargetScores(self.model, target, total)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import OptionError
-from ...perturb import baseline, blend_batch, mask_params, parse_fill, rise_masks, weighted_mask_sum
+from ...perturb import blend_batch, mask_params, rise_masks, weighted_mask_sum
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
 from .._checks import check_positive_ints
-from .common import TargetScores, check_score, explain_each, geometry, run_set, to_input
+from .common import Fill, TargetScores, check_score, explain_each, geometry, run_set, to_input
 
 
 @register
@@ -27,7 +27,9 @@ class Rise(Explainer):
         cells: side of the coarse random grid (s in the paper).
         p: probability that a grid cell is kept.
         fill: what masked-out pixels blend towards: ``"black"`` (the paper's ``I . M``),
-            ``"gray"``, ``"mean"``, ``"blur"``, a number, or one number per channel.
+            ``"gray"``, ``"mean"``, ``"blur"``, a number, or one number per channel, or any
+            occlusion fill: ``"zero"``, a model-space tensor or an image (see
+            :class:`.common.Fill`).
         score: ``"probability"`` (softmax, as the paper) or ``"logit"``.
         seed: seed of the masks; the same seed gives the same saliency.
         batch_size: images per ONNX Runtime call.
@@ -45,9 +47,9 @@ class Rise(Explainer):
         check_positive_ints(num_masks=num_masks, cells=cells, batch_size=batch_size)
         if not 0.0 < float(p) <= 1.0:
             raise OptionError(f"p (the keep probability) must be in (0, 1], got {p!r}")
-        self.fill = parse_fill(fill)
         self.score = check_score(score)
         self.geo = geometry(model)
+        self.fill = Fill(model, fill, self.geo)
         if cells > min(self.geo.size):
             raise OptionError(f"cells={cells} is more than the image side {min(self.geo.size)}")
         self.num_masks, self.cells, self.p = int(num_masks), int(cells), float(p)
@@ -68,7 +70,7 @@ class Rise(Explainer):
         geo = self.geo
         with timer("prepare"):
             x0 = to_input(self.model, px, geo)
-            base = to_input(self.model, baseline(px, self.fill), geo)
+            base = self.fill.sample(px)
         total = self.num_masks + 1  # sample 0: the unperturbed image, not part of the average
         sink = TargetScores(self.model, target, total)
         acc = np.zeros(geo.size, np.float64)

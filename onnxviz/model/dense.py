@@ -1,0 +1,89 @@
+"""Predictions of detectors and segmenters (``Model.predict`` when ``model.task`` is not
+``classify``): boxes in the photo's pixels after NMS, or a class map and each class's area."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OptionError
+
+
+@dataclass
+class Segmentation:
+    """A segmenter's answer for one image.
+
+    Attributes:
+        class_map: int (H, W) class index per pixel, at the photo's size.
+        areas: ``{label: fraction of the photo}`` for every class present, largest first.
+        labels: the class names, by index.
+    """
+
+    class_map: np.ndarray
+    areas: dict = field(default_factory=dict)
+    labels: list = field(default_factory=list)
+
+    def records(self) -> list[dict]:
+        """One JSON-ready dict per class present: ``label``, ``class``, ``area`` (a fraction)."""
+        index = {name: k for k, name in enumerate(self.labels)}
+        return [{"label": name, "class": index[name], "area": round(float(a), 6)}
+                for name, a in self.areas.items()]
+
+
+def _photos(images) -> list[np.ndarray]:
+    from ..imageio import read_image
+
+    items = images if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise OptionError("no images given")
+    return [read_image(item, exact=True) for item in items]
+
+
+def _inputs(model, photos) -> np.ndarray:
+    from ..imageio import resize
+
+    size = model.input.size
+    return model.normalize(np.stack([resize(p, size) for p in photos]))
+
+
+def predict(model, images, *, batch_size=None, score_threshold: float = 0.25,
+            iou_threshold: float = 0.45, max_detections: int = 300):
+    """:class:`~onnxviz.detection.Detections` (detectors) or :class:`Segmentation` (segmenters)
+    per image: one for one image, a list for a list. Zero detections above the threshold is a
+    normal answer (an empty ``Detections``)."""
+    from ..detection.boxes import detections
+    from ..detection.layouts import decode
+
+    for name, v, lo, hi in (("score_threshold", score_threshold, 0.0, 1.0),
+                            ("iou_threshold", iou_threshold, 0.0, 1.0)):
+        if not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
+            raise OptionError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+    if not isinstance(max_detections, int) or max_detections < 1:
+        raise OptionError(f"max_detections must be an integer >= 1, got {max_detections!r}")
+    single = not isinstance(images, (list, tuple))
+    photos = _photos(images)
+    raw = model.run(_inputs(model, photos), [model.score_output],
+                    batch_size)[model.score_output]
+    out = []
+    for photo, r in zip(photos, raw):
+        if model.task == "detect":
+            out.append(detections(decode(r, model.layout), model.input.size, photo.shape[:2],
+                                  model.label_of, score_threshold=float(score_threshold),
+                                  iou_threshold=float(iou_threshold),
+                                  max_detections=max_detections))
+        else:
+            out.append(_segmentation(model, r, photo.shape[:2]))
+    return out[0] if single else out
+
+
+def _segmentation(model, logits: np.ndarray, size) -> Segmentation:
+    import cv2
+
+    classes = np.argmax(logits, axis=0).astype(np.int32)  # (h, w) at the output's resolution
+    full = cv2.resize(classes, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
+    counts = np.bincount(full.ravel(), minlength=model.num_classes)
+    order = np.argsort(-counts, kind="stable")
+    labels = [model.label_of(k) for k in range(model.num_classes)]
+    areas = {labels[k]: counts[k] / full.size for k in order if counts[k]}
+    return Segmentation(full.astype(np.int64), areas, labels)
