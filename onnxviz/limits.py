@@ -2,12 +2,14 @@
 
 Every limit has a default that fits the machine and can be changed for one process:
 
-- **memory budget**: a fraction (:data:`MEMORY_FRACTION`) of the memory available when first asked;
+- **memory budget**: a fraction (:data:`MEMORY_FRACTION`) of the memory available when first asked
+  (less under an address-space or container limit, page cache counted as free);
   ``ONNXVIZ_MEMORY_BUDGET`` (bytes, ``"4G"``, ``"512M"`` or ``"30%"``) or :func:`set_memory_budget`.
   Batch sizes are cut to fit it (:func:`fit_batch`); work that cannot fit even one sample at a
   time is refused with the numbers (:func:`check_memory`).
 - **pixels**: images larger than :data:`MAX_PIXELS` (``ONNXVIZ_MAX_PIXELS``) are refused from their
-  header, before decoding; model inputs are checked against the memory budget before any probe.
+  header, before decoding; the runs made while loading a model are sized from its declared
+  shapes against the memory budget before any of them runs (:mod:`onnxviz.model.budget`).
 - **threads**: at most the machine's cores x 4.
 - **files**: only regular files are read (a FIFO, a device or ``/dev/zero`` would block or read
   forever); text files (labels) at most :data:`MAX_TEXT_BYTES`.
@@ -30,26 +32,70 @@ MEMORY_FRACTION = 0.5
 MAX_PIXELS = int(os.environ.get("ONNXVIZ_MAX_PIXELS", 100_000_000))
 #: Largest labels or other text file read.
 MAX_TEXT_BYTES = 64 << 20
-#: Seconds a run made while loading a model may take.
-PROBE_SECONDS = float(os.environ.get("ONNXVIZ_PROBE_TIMEOUT", 60))
+#: Seconds a run made while loading a model may take (what a user waits for at a prompt).
+PROBE_SECONDS = float(os.environ.get("ONNXVIZ_PROBE_TIMEOUT", 10))
 
 _budget: int | None = None
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable`` on Linux, physical memory elsewhere)."""
+    """Bytes of memory available now: ``MemAvailable`` on Linux (physical memory elsewhere), less
+    where this process is held to less: the room left under its address-space limit
+    (``ulimit -v``, ``RLIMIT_AS``) or its container's memory limit (cgroup ``memory.max``)."""
+    found = _meminfo("MemAvailable")
+    if found is None:
+        try:
+            found = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            found = 8 << 30
+    return max(0, min(found, _address_space_left(), _cgroup_left()))
+
+
+def _meminfo(key: str, path: str = "/proc/meminfo") -> int | None:
+    """A ``kB`` field of ``/proc/meminfo`` (or ``/proc/self/status``) in bytes, or None."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _address_space_left() -> float:
+    """Bytes this process may still map under ``RLIMIT_AS`` (inf when unlimited)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        return float("inf")
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return float("inf")
+    return soft - (_meminfo("VmSize", "/proc/self/status") or 0)
+
+
+def _cgroup_left(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> float:
+    """Bytes left under this process's cgroup v2 ``memory.max``, reclaimable page cache counted as
+    free (inf when unlimited)."""
+    try:
+        with open(proc) as f:
+            rel = next((ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")), None)
+        if rel is None:
+            return float("inf")
+        folder = Path(root) / rel.lstrip("/")
+        most = (folder / "memory.max").read_text().strip()
+        if most == "max":
+            return float("inf")
+        used = int((folder / "memory.current").read_text())
+        for line in (folder / "memory.stat").read_text().splitlines():
+            if line.startswith("inactive_file "):  # page cache the kernel reclaims first
+                used -= int(line.split()[1])
+        return int(most) - max(0, used)
+    except (OSError, ValueError, IndexError):
+        return float("inf")
 
 
 def parse_bytes(text, what: str = "memory budget") -> int:

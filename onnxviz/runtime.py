@@ -2,7 +2,8 @@
 
 Sessions are built with graph optimizations on and intra-/inter-op spinning off, so the cores are
 free for Numba and Python work between runs, and CUDA is used when ``onnxruntime-gpu`` and a device
-are present. Sessions are cached per (serialized graph, providers, threads).
+are present. Sessions are cached per (serialized graph, providers, threads); threads asking for one
+session at the same time wait for the one that builds it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 
+from ._once import KeyedLock
 from .errors import ModelError, OptionError, UnsupportedOpError
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
 _CACHE_SIZE = 16
 _LOCK = threading.Lock()
+_BUILDING = KeyedLock()
 
 #: Default number of samples per ``InferenceSession.run`` call in :func:`run_batched`.
 DEFAULT_BATCH = 32
@@ -42,10 +45,11 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _options(threads: int | None):
+def _options(threads: int | None, arena: bool = True):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    so.enable_cpu_mem_arena = arena
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -59,7 +63,7 @@ def _options(threads: int | None):
 
 
 def session(model, providers: Sequence[str] | None = None, threads: int | None = None,
-            cache: bool = True):
+            cache: bool = True, arena: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``model``, cached per graph and options.
 
     Args:
@@ -67,6 +71,8 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
         providers: execution providers; default CUDA when available, else CPU.
         threads: intra-op thread count; default lets ONNX Runtime choose.
         cache: keep the session for later calls (off for one-off runs such as shape probes).
+        arena: keep freed memory for the session's later runs (ONNX Runtime's CPU arena); off for
+            one-off runs, whose memory then goes back as soon as each run ends.
 
     Returns:
         The (possibly cached) session.
@@ -79,23 +85,30 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 
     data = model if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
     providers = list(providers) if providers else default_providers()
-    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads)
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    options = _options(threads)
+    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads, arena)
+    if not cache:
+        return _build(data, providers, threads, arena)
+    with _BUILDING(key):  # threads asking for the same session at once: one builds it
+        with _LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
+        sess = _build(data, providers, threads, arena)
+        with _LOCK:
+            _CACHE[key] = sess
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return sess
+
+
+def _build(data: bytes, providers: list, threads: int | None, arena: bool):
+    import onnxruntime as ort
+
+    options = _options(threads, arena)  # OptionError for a bad thread count, as it is
     try:
-        sess = ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
+        return ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise _ort_error(e, data) from None
-    if not cache:
-        return sess
-    with _LOCK:
-        _CACHE[key] = sess
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return sess
 
 
 _NOT_REGISTERED = re.compile(r"([\w.]*):(\w+)\((-?\d+)\) is not a registered function/op")

@@ -8,9 +8,9 @@ import pytest
 import onnxviz as ov
 from onnxviz.explainers import get
 
-CARD_ORDER = ("occlusion", "lime", "rise", "kernelshap", "saliency", "smoothgrad",
+CARD_ORDER = ("occlusion", "lime", "rise", "kernelshap", "drise", "saliency", "smoothgrad",
               "integrated_gradients", "gradient_x_input", "cam", "gradcam", "gradcam++",
-              "hirescam", "xgradcam", "layercam", "scorecam", "eigencam", "eigengradcam",
+              "hirescam", "odam", "xgradcam", "layercam", "scorecam", "eigencam", "eigengradcam",
               "gradcam_elementwise", "ablationcam", "fullgrad", "attention_rollout",
               "attention_gradient", "guided_backprop", "deconvolution", "guided_gradcam",
               "deeplift", "deeplift_shap", "lrp", "gradient_shap")

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "onnxviz"
 #: The floors, lowest first: each a tuple of rooms (a subpackage or a top-level module of
 #: ``onnxviz``; ``onnxviz`` itself is the public API of ``onnxviz/__init__.py``).
 FLOORS = (
-    ("errors", "limits"),
+    ("errors", "limits", "_once"),
     ("imageio", "runtime", "perturb", "autodiff", "detection", "data"),
     ("model",),
     ("explainers", "metrics", "viz", "inside"),

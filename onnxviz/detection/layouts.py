@@ -33,7 +33,8 @@ class Candidates:
     Attributes:
         xyxy: (A, 4) float32 boxes ``x0, y0, x1, y1`` in the model input's pixels.
         scores: (A, C) float32 class confidences (objectness included for ``yolov5``).
-        objectness: (A,) float32 objectness, ones for layouts without it.
+        objectness: (A,) float32 objectness; for a layout without it (``yolov8``), each
+            candidate's best class score, which plays its part (D-RISE's ``O_j``).
         probs: (A, C) float32 class probabilities without objectness (D-RISE's ``P``).
     """
 
@@ -89,7 +90,7 @@ def decode(raw: np.ndarray, layout: str) -> Candidates:
     check_layout(layout, (1, *raw.shape))
     if layout == "yolov8":
         box, probs = raw[:4].T, raw[4:].T
-        obj = np.ones(len(box), np.float32)
+        obj = probs.max(axis=1)  # no objectness: a candidate's best class score plays its part
         scores = probs
     else:
         box, obj, probs = raw[:, :4], raw[:, 4], raw[:, 5:]
@@ -133,3 +134,31 @@ def drise_weights(cands: Candidates, boxes: np.ndarray, classes: np.ndarray) -> 
     cos = np.where(norm > 0, p[:, np.asarray(classes, np.int64)].T / np.where(norm > 0, norm, 1),
                    0.0)  # (K, A): P_j[c_t] / |P_j|, the cosine with a one-hot P_t
     return (iou * cands.objectness[None, :].astype(np.float64) * cos).max(axis=1)
+
+
+def drise_weights_batch(raws: np.ndarray, layout: str, boxes: np.ndarray,
+                        classes: np.ndarray) -> np.ndarray:
+    """:func:`drise_weights` for a batch of raw head outputs at once: (n, K) float64. Vectorised
+    over the masked images, the anchors and the targets (the per-image form costs more than a
+    small detector's forward pass)."""
+    raws = np.asarray(raws, np.float32)
+    if layout == "yolov8":
+        box = raws[:, :4].transpose(0, 2, 1)  # (n, A, 4)
+        probs = raws[:, 4:].transpose(0, 2, 1)  # (n, A, C)
+        obj = probs.max(axis=2)
+    else:
+        box, obj, probs = raws[:, :, :4], raws[:, :, 4], raws[:, :, 5:]
+    half = box[..., 2:] / 2
+    lo, hi = box[..., :2] - half, box[..., :2] + half  # (n, A, 2)
+    t = np.asarray(boxes, np.float64).reshape(-1, 4)
+    tlo, thi = t[:, None, None, :2], t[:, None, None, 2:]  # (K, 1, 1, 2)
+    inter = np.prod(np.clip(np.minimum(hi, thi) - np.maximum(lo, tlo), 0, None), axis=-1)
+    area = np.prod(np.clip(hi - lo, 0, None), axis=-1)  # (n, A)
+    tarea = np.prod(np.clip(t[:, 2:] - t[:, :2], 0, None), axis=1)[:, None, None]
+    union = area[None] + tarea - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)  # (K, n, A)
+    p = probs.astype(np.float64)
+    norm = np.sqrt((p * p).sum(axis=2))  # (n, A)
+    picked = np.moveaxis(p[..., np.asarray(classes, np.int64)], 2, 0)  # (K, n, A)
+    cos = np.where(norm > 0, picked / np.where(norm > 0, norm, 1), 0.0)
+    return (iou * obj[None].astype(np.float64) * cos).max(axis=2).T

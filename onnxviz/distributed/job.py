@@ -254,16 +254,7 @@ def _connected(ray, address, progress: bool, log: Path | None = None):
     started = False
     try:
         if not ray.is_initialized():
-            local = address is None and not os.environ.get("RAY_ADDRESS")
-            kwargs = {"include_dashboard": False} if local else {}
-            try:
-                ray.init(address=address, logging_level="warning" if verbose else "error",
-                         log_to_driver=verbose,
-                         **kwargs)
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise DistributedError(f"cannot join the Ray cluster at {address or 'RAY_ADDRESS'}"
-                                       f": {first}") from None
+            _init(ray, address, verbose)
             started = True
         yield
     finally:
@@ -321,6 +312,85 @@ def _fd(stream) -> int | None:
         return stream.fileno()
     except (OSError, ValueError, AttributeError):
         return None
+
+
+#: Tries at starting a local cluster. Ray gives its raylet a fixed 30 s to register (Ray 2.60:
+#: ``raylet_start_wait_time_s``, not a setting); on a loaded machine it can miss them, and a
+#: second try a moment later passes.
+START_TRIES = 2
+#: Seconds Ray waits for the port of a local cluster's GCS server, unless the environment sets
+#: ``RAY_gcs_server_port_wait_time_s`` (Ray's default: 30).
+GCS_PORT_WAIT_S = 120
+
+
+def _init(ray, address, verbose: bool) -> None:
+    """``ray.init``: join ``address``, or start a local cluster, given the time a loaded machine
+    needs; a start-up that still times out says what to do in one line. ``verbose``: Ray's
+    warnings and the workers' output reach the terminal (else only its errors)."""
+    local = address is None and not os.environ.get("RAY_ADDRESS")
+    kwargs = {"include_dashboard": False} if local else {}
+    for attempt in range(1, (START_TRIES if local else 1) + 1):
+        spawned = _children()
+        try:
+            with _env("RAY_gcs_server_port_wait_time_s", str(GCS_PORT_WAIT_S) if local else None):
+                ray.init(address=address, logging_level="warning" if verbose else "error",
+                         log_to_driver=verbose, **kwargs)
+            return
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DistributedError(f"cannot join the Ray cluster at {address or 'RAY_ADDRESS'}"
+                                   f": {first}") from None
+        except Exception as e:  # Ray raises a bare Exception when its start-up times out
+            if not isinstance(e, TimeoutError) and "timed out" not in str(e):
+                raise
+            _stop_new(spawned)  # what the failed start left running
+            if attempt < START_TRIES and local:
+                continue
+            where = ("Ray's local cluster" if local
+                     else f"the Ray cluster at {address or 'RAY_ADDRESS'}")
+            raise DistributedError(
+                f"{where} did not start in time ({attempt} tries; the machine may be busy): retry "
+                "in a minute, or start a cluster with `ray start --head` and pass its address "
+                "with --address") from None
+
+
+def _children() -> set:
+    """PIDs of this process's descendants."""
+    try:
+        import psutil  # Ray's dependency
+
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except Exception:  # noqa: BLE001 - cleaning up is best effort
+        return set()
+
+
+def _stop_new(before: set) -> None:
+    """Kill the Ray processes among the descendants started since ``before`` (what a failed
+    ``ray.init`` left: its GCS server, raylet and agents)."""
+    try:
+        import psutil
+
+        for p in psutil.Process().children(recursive=True):
+            try:
+                if p.pid not in before and "ray" in " ".join(p.cmdline()).lower():
+                    p.kill()
+            except psutil.Error:  # already gone
+                pass
+    except Exception:  # noqa: BLE001 - cleaning up is best effort
+        pass
+
+
+@contextmanager
+def _env(name: str, value: str | None):
+    """``os.environ[name] = value`` while the block runs, unless it is set already."""
+    if value is None or name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _cause(err: BaseException) -> str:

@@ -22,7 +22,12 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         **options: the method's keyword options (see ``onnxviz.explainers.get(method).options()``).
 
     Returns:
-        One :class:`Explanation` for one image, a list for a list.
+        One :class:`Explanation` for one image, a list for a list. A detector
+        (``model.task == "detect"``) gives a list of one Explanation per explained box, in image
+        order: ``target`` is None (every detection after NMS; ``score_threshold``,
+        ``iou_threshold`` and ``max_detections`` may be given with the options), a detection's
+        index, or ``{"box": [x0, y0, x1, y1], "label": name}`` in the photo's pixels
+        (:mod:`onnxviz.explainers.boxes`).
     """
     from ..errors import OptionError
 
@@ -30,6 +35,10 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         raise OptionError(f"method must be a name from onnxviz.METHODS, got "
                           f"{type(method).__name__} {method!r}"[:200])
     cls = get(method)
+    nms = {}
+    if getattr(model, "task", "classify") == "detect":
+        nms = {k: options.pop(k) for k in ("score_threshold", "iou_threshold", "max_detections")
+               if k in options}
     known = cls.options()
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -43,5 +52,16 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         raise OptionError("no images given")
     if single and isinstance(target, (list, tuple)):
         raise OptionError("one image was given but a list of targets")
+    if getattr(cls, "boxes_only", False) and getattr(model, "task", "classify") != "detect":
+        raise OptionError(f"{method} explains the boxes of object detectors; this model is a "
+                          f"{getattr(model, 'task', 'classify')} model")
+    if getattr(model, "task", "classify") == "segment":
+        from .boxes import explain_regions
+
+        return explain_regions(cls, model, batch, target, options)
+    if nms or getattr(model, "task", "classify") == "detect":
+        from .boxes import explain_boxes
+
+        return explain_boxes(cls, model, batch, target, options, nms)
     result = cls(model, **options).explain(batch, target=target)
     return result[0] if single else result

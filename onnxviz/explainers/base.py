@@ -127,6 +127,10 @@ class Explainer:
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""  # "perturbation", "gradient", "cam"
     summary: ClassVar[str] = ""  # one line for the CLI help and the README table
+    #: the model tasks the method explains (``classify``; ``detect`` for D-RISE, which reads the
+    #: raw head itself; classifier methods explain a detector's boxes through
+    #: :class:`onnxviz.explainers.boxes.BoxView`)
+    tasks: ClassVar[tuple] = ("classify",)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -143,13 +147,19 @@ class Explainer:
         if not (hasattr(model, "forward") and hasattr(model, "input")):
             raise OptionError(f"{self.name} needs a model loaded with onnxviz.load(path), got "
                               f"{type(model).__name__}")
-        task = getattr(model, "task", "classify")
-        if task != "classify":
-            what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
-            raise OptionError(f"{self.name} explains the class scores of a classifier; this model "
-                              f"is {what} of {model.num_classes} classes, and explanations per box "
-                              f"or region are not available yet: predict lists what it finds")
         check_options(self.name, params, self.option_specs())
+        task = getattr(model, "task", "classify")
+        if task not in self.tasks and "detect" in self.tasks:
+            raise OptionError(f"{self.name} explains the boxes of object detectors; this model is "
+                              f"a {task} model")
+        if task not in self.tasks:
+            what = (f"a {model.layout} detector" if task == "detect" else "a segmenter")
+            hint = ("onnxviz.explain(model, image, method, target=None | detection index | "
+                    "{'box': [x0, y0, x1, y1], 'label': name}) explains its boxes"
+                    if task == "detect" else "onnxviz.explain(model, image, method, target=None "
+                    "| class | {'label': name, 'mask': (H, W) booleans}) explains its regions")
+            raise OptionError(f"{self.name} explains class scores; this model is {what} of "
+                              f"{model.num_classes} classes: {hint}")
         if "seed" in params:
             check_seed(params["seed"])
         self.model = model

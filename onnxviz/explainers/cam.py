@@ -303,6 +303,27 @@ class HiResCAM(CAMExplainer):
 
 
 @register
+class ODAM(HiResCAM):
+    """ODAM (Zhao & Chan, "ODAM: Gradient-based instance-specific visual explanations for object
+    detection", ICLR 2023, https://arxiv.org/abs/2304.06354, eq. 3): ``ReLU(sum_k g_k * A_k)``,
+    the gradient of one box's score times the activations, element-wise, at the feature level
+    the box's anchor comes from. HiResCAM's formula with a box as the target; detectors only
+    (through :mod:`onnxviz.explainers.boxes`, which picks each box's level).
+    """
+
+    name = "odam"
+    summary = "ODAM: one box's score gradient times the activations of its feature level " \
+              "(Zhao & Chan 2023; detectors)"
+    boxes_only = True
+
+    @classmethod
+    def applies_to(cls, model):
+        if getattr(model, "task", "classify") == "classify" and not hasattr(model, "anchors"):
+            return "odam explains the boxes of object detectors; this model is a classifier"
+        return None
+
+
+@register
 class XGradCAM(CAMExplainer):
     """XGrad-CAM (Fu et al. 2020, https://arxiv.org/abs/2008.02312, eq. 9).
 

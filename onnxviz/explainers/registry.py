@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from ..errors import OptionError, close_matches
 from .base import Explainer
 
@@ -13,6 +15,7 @@ _REGISTRY: dict[str, type[Explainer]] = {}
 _MODULES = ("perturbation", "saliency", "cam", "scorecam", "cam_more", "attention", "modified",
             "lrp", "gradient_shap")
 _loaded = False
+_LOADING = threading.RLock()
 
 
 def register(cls: type[Explainer]) -> type[Explainer]:
@@ -31,13 +34,16 @@ def _load_all() -> None:
         return
     import importlib
 
-    for mod in _MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:  # a family not built yet
-            if e.name != f"{__package__}.{mod}":
-                raise
-    _loaded = True
+    with _LOADING:  # threads explaining at once import the families once, in one order
+        if _loaded:
+            return
+        for mod in _MODULES:
+            try:
+                importlib.import_module(f"{__package__}.{mod}")
+            except ModuleNotFoundError as e:  # a family not built yet
+                if e.name != f"{__package__}.{mod}":
+                    raise
+        _loaded = True
 
 
 def methods() -> list[str]:

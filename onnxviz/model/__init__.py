@@ -17,8 +17,8 @@ import numpy as np
 from .. import limits, runtime
 from ..autodiff.graph import toposort
 from ..errors import ExecutionError, ModelError, OnnxvizError, guard
+from . import budget, loading
 from . import labels as _labels
-from . import loading
 from . import preprocessing as _pre
 from .core import Model, Prediction
 from .inputs import InputSpec, find_input, probe
@@ -85,15 +85,38 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     loading.check(proto)
     loading.refuse_lost_constants(proto, input)
     spec = find_input(proto, input)
-    limits.check_memory(3 * int(np.prod(spec.shape)) * spec.dtype.itemsize,
-                        f"checking the model on 3 inputs of shape {spec.shape}")
-    x = probe(spec, 2)
+    budget.refuse_endless_loops(proto)
+    probes: dict[int, tuple] = {}  # sessions of the load-time runs, dropped after loading
+
+    def probe_session(p, size):
+        hit = probes.get(id(p))
+        if hit is None or hit[0] is not p:
+            q = budget.resized(p, spec, size) if size != spec.size else p
+            hit = probes[id(p)] = (p, runtime.session(q, providers=providers, threads=threads,
+                                                      cache=False, arena=False))
+        return hit[1]
+
+    def runs_at(p, size):
+        try:
+            xs = probe(spec, 1, size=size)
+            limits.run_limited(probe_session(p, size), None, {spec.name: xs})
+            return True
+        except ExecutionError:  # stopped by the time limit: the model would never load
+            raise
+        except Exception:
+            return False
+        finally:
+            probes.clear()
+
+    plan = budget.probe_plan(proto, spec, runs_at)
+    if plan.note:
+        notes.append(plan.note)
+    x = probe(spec, plan.batches, size=plan.size)
 
     def run(p, sel=1):
         xs = x[sel[0]:sel[1]] if isinstance(sel, tuple) else x[:sel]
         try:
-            sess = runtime.session(p, providers=providers, threads=threads)
-            return limits.run_limited(sess, None, {spec.name: xs})
+            return limits.run_limited(probe_session(p, plan.size), None, {spec.name: xs})
         except ExecutionError:  # stopped by the time limit: the model would never load
             raise
         except Exception:
@@ -103,16 +126,21 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
     proto, upgraded = loading.upgrade_opset(proto, run)
     if upgraded:
         notes.append(f"upgraded opset {old} -> {loading.default_opset(proto)}")
-    proto, fixed = loading.make_batch_symbolic(proto, spec.name, run)
-    if spec.batch == 1 and not fixed:
-        notes.append("made the fixed batch size 1 symbolic")
+    if plan.batches > 1:
+        proto, fixed = loading.make_batch_symbolic(proto, spec.name, run)
+        if spec.batch == 1 and not fixed:
+            notes.append("made the fixed batch size 1 symbolic")
+    else:
+        fixed = True
     proto = loading.infer_shapes(proto)
     spec = find_input(proto, spec.name)
 
     score, prob, out = find_score(proto, output)
     # the session of the final graph: raises UnsupportedOpError for ops ONNX Runtime cannot run
     sess = runtime.session(proto, providers=providers, threads=threads)
-    first, fixed = _first_run(sess, proto, out, spec, x, fixed)
+    first, fixed = _first_run(sess if plan.size == spec.size else probe_session(proto, plan.size),
+                              proto, out, spec, x, fixed)
+    probes.clear()
     kind = _task.resolve(proto, first.shape, out, task, layout)
     num_classes = kind.num_classes if first.ndim > 1 else 1
     channels = spec.channels

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from .. import runtime
+from .._once import KeyedLock
 from ..errors import LayerError, NonFiniteWarning, OptionError, TargetError, guard
 from . import layers as _layers
 from . import targets as _targets
@@ -81,6 +82,7 @@ class Model(NumericForm):
             *proto.graph.value_info, *proto.graph.input, *proto.graph.output)}
         self._exposed: OrderedDict[tuple[str, ...], onnx.ModelProto] = OrderedDict()
         self._lock = threading.Lock()
+        self._first_use = KeyedLock()  # what the model computes on first use, computed once
         self._sessions: dict[int, tuple] = {}
         self._layers: list | None = None
         self._tensors: list | None = None
@@ -173,7 +175,7 @@ class Model(NumericForm):
             hit = self._sessions.get(id(proto))
         if hit is not None and hit[0] is proto:
             return hit[1]
-        sess = runtime.session(proto, providers=self.providers, threads=self.threads)
+        sess = runtime.session(proto, providers=self.providers, threads=self.threads)  # built once
         with self._lock:
             self._sessions[id(proto)] = (proto, sess)
             while len(self._sessions) > 10:
@@ -261,6 +263,7 @@ class Model(NumericForm):
             raise OptionError(f"{', '.join(detection)}: options of detectors; this model is a "
                               "classifier")
         single = not _is_list(images)
+        self.fit_batch(batch_size, what="a forward run")  # refused before reading the images
         scores = self.forward(self.preprocess(images), batch_size)
         if not np.isfinite(scores).all():
             bad = int(np.count_nonzero(~np.isfinite(scores).all(axis=1)))
@@ -351,25 +354,27 @@ class Model(NumericForm):
             grad: also fill ``Layer.grad_reachable`` (whether gradients of the score reach the
                 layer, from :func:`onnxviz.autodiff.reachable`; a graph walk, done once).
         """
-        if self._layers is None:
-            from . import tokens as _tokens
+        with self._first_use("_layers"):
+            if self._layers is None:
+                from . import tokens as _tokens
 
-            # sizes static inference left open (TorchScript transformers) come from the probe
-            shapes = {o: self.shape_of(o) for n in self.proto.graph.node for o in n.output if o}
-            found = _layers.collect(self.proto, shapes,
-                                    keep=lambda shape: _tokens.token_grid(self, shape) is not None)
-            self._layers = _tokens.with_grids(self, found)
-        if grad and self._layers and self._layers[0].grad_reachable is None:
-            from dataclasses import replace
+                # sizes static inference left open (TorchScript transformers) come from the probe
+                shapes = {o: self.shape_of(o) for n in self.proto.graph.node for o in n.output
+                          if o}
+                found = _layers.collect(self.proto, shapes, keep=lambda shape:
+                                        _tokens.token_grid(self, shape) is not None)
+                self._layers = _tokens.with_grids(self, found)
+            if grad and self._layers and self._layers[0].grad_reachable is None:
+                from dataclasses import replace
 
-            try:
-                from ..autodiff import reachable
-            except ImportError:  # autodiff not available: leave the flags unknown
-                return list(self._layers)
-            flows = reachable(self.proto, self.score_output)
-            self._layers = [replace(lay, grad_reachable=bool(flows.get(lay.tensor, False)))
-                            for lay in self._layers]
-        return list(self._layers)
+                try:
+                    from ..autodiff import reachable
+                except ImportError:  # autodiff not available: leave the flags unknown
+                    return list(self._layers)
+                flows = reachable(self.proto, self.score_output)
+                self._layers = [replace(lay, grad_reachable=bool(flows.get(lay.tensor, False)))
+                                for lay in self._layers]
+            return list(self._layers)
 
     @guard("layer")
     def layer(self, name: str):

@@ -12,21 +12,34 @@ import threading
 import numpy as np
 
 from .. import runtime
+from .._once import KeyedLock
 from ..errors import OptionError
 
 _LOCK = threading.Lock()
+_BUILDING = KeyedLock()
 
 
 def gradient_session(model, of: str, wrt: tuple, expose: tuple = (), rules: str | None = None):
     """The cached ``(GradientModel, session)`` of ``model`` for these names and rule set."""
-    from ..autodiff import gradient_model
-
-    cache = model.__dict__.setdefault("_gradient_cache", {})
     key = (of, tuple(wrt), tuple(expose), rules)
     with _LOCK:
-        hit = cache.get(key)
+        hit = model.__dict__.setdefault("_gradient_cache", {}).get(key)
     if hit is not None:
         return hit
+    with _BUILDING((id(model), key)):  # threads asking at once: one builds, the others wait
+        with _LOCK:
+            cache = model.__dict__.setdefault("_gradient_cache", {})
+            hit = cache.get(key)
+        if hit is None:
+            hit = _build(model, of, wrt, expose, rules)
+            with _LOCK:
+                cache[key] = hit
+    return hit
+
+
+def _build(model, of: str, wrt: tuple, expose: tuple, rules: str | None):
+    from ..autodiff import gradient_model
+
     _check_float(model, wrt)
     providers = list(model.providers or runtime.default_providers())
     cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
@@ -36,8 +49,6 @@ def gradient_session(model, of: str, wrt: tuple, expose: tuple = (), rules: str 
     gm = gradient_model(src, of=of, wrt=list(wrt), expose=list(expose), cpu=cpu,
                         facts=facts, rules=rules)
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
-    with _LOCK:
-        cache[key] = (gm, sess)
     return gm, sess
 
 

@@ -133,7 +133,12 @@ def _layout(a, c) -> str:
     return "NCHW"
 
 
-def probe(spec: InputSpec, n: int, seed: int = 0) -> np.ndarray:
-    """A deterministic random input batch of ``n`` samples (normal values in model layout)."""
+def probe(spec: InputSpec, n: int, seed: int = 0, size=None) -> np.ndarray:
+    """A deterministic random input batch of ``n`` samples (normal values in model layout), at
+    spatial ``size`` (H, W) when given instead of the input's."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, *spec.shape)).astype(spec.dtype)
+    shape = spec.shape
+    if size is not None:
+        h, w = size
+        shape = (spec.channels, h, w) if spec.layout == "NCHW" else (h, w, spec.channels)
+    return rng.standard_normal((n, *shape)).astype(spec.dtype)

@@ -2,12 +2,15 @@
 
 Kept apart from :mod:`.core` as a mixin of ``Model``: the sizes the probe of :mod:`.shapes` fills
 in where static inference stops, and the precision (float32, float16, int8 forms) that decides how
-gradients are defined (:mod:`.precision`). Both are computed on first use and cached on the model.
+gradients are defined (:mod:`.precision`). Both are computed on first use, by one thread when
+several ask at once, and cached on the model.
 """
 
 from __future__ import annotations
 
 import onnx
+
+from ..errors import ResourceError
 
 #: The largest batch an option or ``forward(..., batch_size=)`` may ask for (the methods' range
 #: of ``batch_size``, :data:`onnxviz.explainers.ranges.RANGES`, is read from here).
@@ -43,7 +46,10 @@ class NumericForm:
             return s
         if tensor not in self._shapes and not self._produced(tensor):
             return s
-        found = self.shape_facts().symbols.get(tensor)
+        try:
+            found = self.shape_facts().symbols.get(tensor)
+        except ResourceError:  # the probe would not fit the memory budget: what inference knows
+            return s
         return tuple(found) if found is not None else s
 
     def _produced(self, tensor: str) -> bool:
@@ -59,15 +65,21 @@ class NumericForm:
         See :mod:`onnxviz.model.shapes`: every size except those following the batch is static
         for an image model, and the gradient rules use these facts.
         """
-        with self._lock:
-            facts = self.__dict__.get("_shape_facts")
+        facts = self.__dict__.get("_shape_facts")
         if facts is None:
             from .shapes import shape_facts
 
-            facts = shape_facts(self.proto, self.input.name, self.input.shape, self.input.dtype,
-                                fixed_batch=self.fixed_batch)
-            with self._lock:
-                self.__dict__["_shape_facts"] = facts
+            with self._first_use("_shape_facts"):  # one probe, however many threads ask
+                facts = self.__dict__.get("_shape_facts")
+                if facts is None:
+                    try:
+                        facts = shape_facts(self.proto, self.input.name, self.input.shape,
+                                            self.input.dtype, fixed_batch=self.fixed_batch)
+                    except ResourceError as e:  # refused before running: again, unsized
+                        facts = e
+                    self.__dict__["_shape_facts"] = facts
+        if isinstance(facts, ResourceError):
+            raise ResourceError(str(facts))
         return facts
 
     @property
@@ -78,8 +90,12 @@ class NumericForm:
         if found is None:
             from .precision import detect
 
-            found = detect(self.proto, self.input.dtype, self.__dict__.get("_gradient_option"))
-            self.__dict__["_precision"] = found
+            with self._first_use("_precision"):
+                found = self.__dict__.get("_precision")
+                if found is None:
+                    found = detect(self.proto, self.input.dtype,
+                                   self.__dict__.get("_gradient_option"))
+                    self.__dict__["_precision"] = found
         return found
 
     @property
@@ -104,8 +120,11 @@ class NumericForm:
         if src is None:
             from .precision import gradient_source
 
-            src = gradient_source(self.proto, self.precision)
-            self.__dict__["_gradient_source"] = src
+            with self._first_use("_gradient_source"):
+                src = self.__dict__.get("_gradient_source")
+                if src is None:
+                    src = gradient_source(self.proto, self.precision)
+                    self.__dict__["_gradient_source"] = src
         return src
 
     def sample_bytes(self, grad: bool = False) -> int:

@@ -116,6 +116,10 @@ def shape_facts(proto: onnx.ModelProto, input_name: str, sample_shape, dtype=np.
 
     Returns:
         The :class:`ShapeFacts`; empty dicts when static inference already knew everything.
+
+    Raises:
+        ResourceError: the probe runs would not fit the memory budget (sized before they run,
+            :func:`onnxviz.model.budget.check_run`).
     """
     from ..autodiff.graph import GraphInfo
 
@@ -156,6 +160,11 @@ def shape_facts(proto: onnx.ModelProto, input_name: str, sample_shape, dtype=np.
     if not wanted:
         return ShapeFacts()
     batches = (1,) if fixed_batch else PROBE_BATCHES
+    from .budget import check_run
+    from .inputs import find_input
+
+    check_run(proto, find_input(proto, input_name), max(batches),
+              f"the shape probe ({max(batches)} inputs of shape {tuple(sample_shape)})")
     runs: list[list] = [[] for _ in batches]
     for chunk in _chunks(wanted, sizes, max(batches), np.dtype(dtype).itemsize):
         for r, b in zip(runs, batches):
@@ -222,7 +231,7 @@ def _probe_run(proto, input_name, sample_shape, dtype, batch, wanted, providers)
     feeds = {input_name: x}
     try:
         sess = runtime.session(probe, providers=providers or ["CPUExecutionProvider"],
-                               cache=False)
+                               cache=False, arena=False)
         outs = limits.run_limited(sess, wanted, feeds, what=f"the shape probe at batch {batch}")
     except OnnxvizError:
         raise

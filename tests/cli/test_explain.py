@@ -43,7 +43,9 @@ def read_png(path):
     return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1]
 
 
-CNN_METHODS = [m for m in ov.METHODS if ov.explainers.get(m).family != "attention"]
+CNN_METHODS = [m for m in ov.METHODS if ov.explainers.get(m).family != "attention"
+               and "classify" in ov.explainers.get(m).tasks
+               and not getattr(ov.explainers.get(m), "boxes_only", False)]
 
 
 @pytest.mark.parametrize("method", CNN_METHODS)
@@ -227,7 +229,8 @@ def test_docs_cli_reference_is_generated_from_the_registry():
         f"{gen.DOC.name} is out of date: run python tools/gen_cli_reference.py --write"
 
 
-@pytest.mark.parametrize("method", [m for m in ov.METHODS if m not in CNN_METHODS])
+@pytest.mark.parametrize("method", [m for m in ov.METHODS
+                                    if ov.explainers.get(m).family == "attention"])
 def test_attention_methods_from_the_cli(method, repo_root, tmp_path, capsys):
     """The attention family on the bundled shapes ViT; on a CNN, naming one is a one-line error
     and ``all`` skips it (Explainer.applies_to)."""

@@ -154,3 +154,19 @@ def test_drise_weights_as_the_paper_writes_them():
             cos = onehot @ p / (np.linalg.norm(onehot) * np.linalg.norm(p))
             best = max(best, box_iou(targets[t], cands.xyxy[j])[0, 0] * cands.objectness[j] * cos)
         assert got[t] == pytest.approx(best, rel=1e-9)
+
+
+@pytest.mark.parametrize("layout", ["yolov8", "yolov5"])
+def test_drise_weights_batch_equals_one_at_a_time(layout):
+    from onnxviz.detection.layouts import drise_weights_batch
+
+    rng = np.random.default_rng(4)
+    n, a, c = 5, 30, 3
+    centre, size = rng.uniform(5, 35, (n, a, 2)), rng.uniform(1, 12, (n, a, 2))
+    probs, obj = rng.random((n, a, c)), rng.random((n, a, 1))
+    raws = (np.concatenate([centre, size, probs], 2).transpose(0, 2, 1) if layout == "yolov8"
+            else np.concatenate([centre, size, obj, probs], 2)).astype(np.float32)
+    targets, classes = _random_boxes(rng, 4), np.array([0, 2, 1, 2])
+    want = np.stack([drise_weights(decode(r, layout), targets, classes) for r in raws])
+    np.testing.assert_allclose(drise_weights_batch(raws, layout, targets, classes), want,
+                               rtol=1e-6, atol=1e-9)

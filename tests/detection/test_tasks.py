@@ -51,13 +51,11 @@ def detector(layout: str = "yolov8", metadata: bool = False) -> onnx.ModelProto:
         nodes += [helper.make_node("Concat", ["box", "cls"], ["head"], axis=1),
                   helper.make_node("Reshape", ["head", "flat"], ["out"])]
         out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4 + 3, G * G])
-    else:  # yolov5: objectness 1 everywhere, anchors first
-        nodes += [helper.make_node("Conv", ["cell", "one_w", "one_b"], ["obj"]),
+    else:  # yolov5: objectness = the cell's best class score, anchors first
+        nodes += [helper.make_node("ReduceMax", ["cls"], ["obj"], axes=[1], keepdims=1),
                   helper.make_node("Concat", ["box", "obj", "cls"], ["head"], axis=1),
                   helper.make_node("Reshape", ["head", "flat"], ["flat_head"]),
                   helper.make_node("Transpose", ["flat_head"], ["out"], perm=[0, 2, 1])]
-        inits += [numpy_helper.from_array(np.zeros((1, 3, 1, 1), np.float32), "one_w"),
-                  numpy_helper.from_array(np.ones(1, np.float32), "one_b")]
         out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", G * G, 5 + 3])
     g = helper.make_graph(nodes, "cells", [helper.make_tensor_value_info(
         "x", TensorProto.FLOAT, ["N", 3, S, S])], [out], inits)
@@ -159,12 +157,16 @@ def test_a_segmenter_predicts_a_class_map():
     assert {r["label"] for r in s.records()} == set(s.areas)
 
 
-def test_methods_refuse_a_detector_by_name():
+def test_explainers_built_on_a_detector_point_to_box_targets():
+    from onnxviz.explainers import get
+
     m = ov.load(detector())
     for method in ("gradcam", "occlusion", "saliency"):
-        with pytest.raises(OptionError, match=f"{method} explains the class scores of a "
-                                              "classifier; this model is a yolov8 detector"):
-            ov.explain(m, scene(), method=method)
+        with pytest.raises(OptionError, match=f"{method} explains class scores; this model is a "
+                                              "yolov8 detector of 3 classes: onnxviz.explain"):
+            get(method)(m)
+    with pytest.raises(OptionError, match="explains its regions"):
+        get("saliency")(ov.load(segmenter()))
 
 
 def test_classifiers_are_unchanged(effnet_path):

@@ -83,6 +83,42 @@ def endless_loop():
                   [h.make_tensor("M", T.INT64, [], [2**62]), h.make_tensor("c", T.BOOL, [], [True])])
 
 
+def slow_loop():
+    """A Loop whose body computes its condition (``i < 2**62``): nothing in its constants says
+    how long it runs, so only the probe time limit stops it."""
+    body = h.make_graph(
+        [h.make_node("Less", ["i", "limit"], ["cond_out"]),
+         h.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
+        [h.make_tensor_value_info("i", T.INT64, []),
+         h.make_tensor_value_info("cond_in", T.BOOL, []),
+         h.make_tensor_value_info("v_in", T.FLOAT, ["N", 3])],
+        [h.make_tensor_value_info("cond_out", T.BOOL, []),
+         h.make_tensor_value_info("v_out", T.FLOAT, ["N", 3])],
+        [h.make_tensor("one", T.FLOAT, [], [1.0]), h.make_tensor("limit", T.INT64, [], [2**62])])
+    nodes = [h.make_node("ReduceMean", ["x"], ["r"], axes=[2, 3], keepdims=0),
+             h.make_node("Loop", ["", "c", "r"], ["y"], body=body)]
+    return _model(nodes, [h.make_tensor_value_info("y", T.FLOAT, ["N", 3])],
+                  [h.make_tensor("c", T.BOOL, [], [True])])
+
+
+def big_conv(side=8000, channels=8, batch=1, stride=1, head="pool"):
+    """A 1 KB model that declares a fixed ``batch x 3 x side x side`` input: one 3x3 Conv, then
+    GlobalAveragePool (``head="pool"``: any input size gives ``channels`` scores) or Flatten
+    (``head="flatten"``: the scores' count follows the input size)."""
+    k = nh.from_array(np.random.default_rng(2).standard_normal((channels, 3, 3, 3))
+                      .astype(np.float32), "k")
+    nodes = [h.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1], strides=[stride, stride])]
+    if head == "pool":
+        nodes += [h.make_node("GlobalAveragePool", ["c"], ["p"]),
+                  h.make_node("Flatten", ["p"], ["y"])]
+        classes = channels
+    else:
+        nodes.append(h.make_node("Flatten", ["c"], ["y"]))
+        classes = channels * (-(-side // stride)) ** 2
+    return _model(nodes, [h.make_tensor_value_info("y", T.FLOAT, [batch, classes])], [k],
+                  shape=(batch, 3, side, side))
+
+
 def scalar_out():
     nodes, w = _linear()
     nodes.append(h.make_node("ReduceSum", ["y"], ["s"], keepdims=0))

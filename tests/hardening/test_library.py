@@ -126,7 +126,7 @@ def test_batch_mixing_model_is_detected_at_load():
 def test_probe_time_limit(monkeypatch):
     monkeypatch.setattr(limits, "PROBE_SECONDS", 1.0)
     with pytest.raises(ov.errors.ExecutionError, match="took more than 1 s"):
-        ov.load(crafted.endless_loop().SerializeToString(), preprocess="unit")
+        ov.load(crafted.slow_loop().SerializeToString(), preprocess="unit")
 
 
 def test_model_input_larger_than_the_budget_is_refused_before_allocating():

@@ -25,15 +25,23 @@ PEAK_LIMIT = 2.5 * (1 << 30)
 TIMEOUT = 120
 
 
-def run_cli(argv, cwd, env=None, timeout=TIMEOUT):
-    """``onnxviz ARGV`` in a subprocess: (status, stdout, stderr, peak RSS bytes, seconds)."""
+def run_cli(argv, cwd, env=None, timeout=TIMEOUT, address_space=None):
+    """``onnxviz ARGV`` in a subprocess: (status, stdout, stderr, peak RSS bytes, seconds);
+    ``address_space`` bytes limit its address space (``ulimit -v``)."""
     full = {**os.environ, "ONNXVIZ_MEMORY_BUDGET": "2G", **(env or {})}
     t = time.perf_counter()
     peak_file = Path(cwd) / ".peak"
     full["ONNXVIZ_TEST_PEAK"] = str(peak_file)
+
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
     p = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=cwd, env=full,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         errors="backslashreplace")
+                         errors="backslashreplace",
+                         preexec_fn=limit if address_space else None)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -66,11 +74,12 @@ sys.exit(main(sys.argv[1:]))
 def w(tmp_path_factory):
     d = tmp_path_factory.mktemp("hostile")
     f = {}
-    for name in ("tiny", "gray", "nan_out", "batch_mixer", "endless_loop", "scalar_out",
-                 "string_out", "zipmap_out"):
+    for name in ("tiny", "gray", "nan_out", "batch_mixer", "endless_loop", "slow_loop",
+                 "scalar_out", "string_out", "zipmap_out"):
         f[name] = crafted.save(getattr(crafted, name)(), d / f"{name}.onnx")
     f["big_input"] = crafted.save(crafted.big_input(20000), d / "big.onnx")
     f["huge_input"] = crafted.save(crafted.big_input(100000), d / "huge.onnx")
+    f["big_conv"] = crafted.save(crafted.big_conv(8000), d / "big_conv.onnx")
     img = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
     cv2.imwrite(str(d / "img.png"), img)
     f["img"] = str(d / "img.png")
@@ -178,9 +187,31 @@ def test_reproducer(case, w, tmp_path):
     _check(code, err, peak, status, needle)
 
 
-def test_endless_loop_stops_at_the_probe_time_limit(w, tmp_path):
+def test_endless_loop_is_refused_from_its_constants(w, tmp_path):
     _, f = w
-    code, _, err, peak, secs = run_cli(["inspect", f["endless_loop"]], tmp_path,
+    code, _, err, peak, _ = run_cli(["inspect", f["endless_loop"]], tmp_path)
+    _check(code, err, peak, 2, "runs 4,611,686,018,427,387,904 iterations")
+
+
+@pytest.mark.parametrize("budget", ["2G", ""], ids=["budget-2G", "default-budget"])
+def test_a_1kb_model_with_a_huge_input_stays_in_the_budget(budget, w, tmp_path):
+    """The issue's 1 KB file (1x3x8000x8000, one Conv, GlobalAveragePool) under a 5 GiB address
+    space: ``inspect`` describes it from probes on smaller inputs, ``predict`` refuses with the
+    numbers; both stay under the peak limit."""
+    _, f = w
+    env = {"ONNXVIZ_MEMORY_BUDGET": budget}
+    code, out, err, peak, _ = run_cli(["inspect", f["big_conv"]], tmp_path, env=env,
+                                      address_space=5 << 30)
+    _check(code, err, peak, 0, None)
+    assert "checked at load on 500x500 inputs" in out and "Nx8x8000x8000" in out, out
+    code, _, err, peak, _ = run_cli(["predict", f["big_conv"], f["img"]], tmp_path, env=env,
+                                    address_space=5 << 30)
+    _check(code, err, peak, 2, "more than the memory budget")
+
+
+def test_slow_loop_stops_at_the_probe_time_limit(w, tmp_path):
+    _, f = w
+    code, _, err, peak, secs = run_cli(["inspect", f["slow_loop"]], tmp_path,
                                        env={"ONNXVIZ_PROBE_TIMEOUT": "3"})
     _check(code, err, peak, 2, "took more than 3 s")
     assert secs < 60

@@ -5,7 +5,8 @@ from .occlusion import Occlusion
 from .lime import Lime, LimeExplanation
 from .rise import Rise
 from .kernelshap import KernelShap
+from .drise import DRise
 
 # isort: on
 
-__all__ = ["KernelShap", "Lime", "LimeExplanation", "Occlusion", "Rise"]
+__all__ = ["DRise", "KernelShap", "Lime", "LimeExplanation", "Occlusion", "Rise"]

@@ -1,0 +1,373 @@
+"""Explaining a detector per box: every classifier method, through a classifier view of the head.
+
+A detection is one anchor of the raw head (the tensor before NMS) and one class; the score it is
+explained by is that anchor's class score, ``raw[4 + c, a]`` in the ``yolov8`` layout (the element
+ODAM differentiates, Zhao & Chan 2023). :class:`BoxView` shows a detector to the methods as a
+classifier whose class ``k`` is the k-th target box: its ``forward`` returns those K scores and
+its ``gradients`` seed those K elements of the raw head, so occlusion, RISE, LIME, KernelSHAP,
+the gradient methods, the rule sets and the CAMs explain a box without knowing boxes exist.
+
+Targets (``target=`` of :func:`onnxviz.explain` on a detector): None explains every detection the
+model makes (after NMS); an int is a detection's index; a dict ``{"box": [x0, y0, x1, y1],
+"label": name or class}`` (or a ``(box, label)`` pair) is matched to the candidate of that class
+whose box overlaps it most (best IoU), as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` and
+D-RISE match a box; the box is in the photo's pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TargetError
+
+
+class LinearView:
+    """A detector or segmenter seen as a classifier of K target scores, each a fixed linear
+    function of the raw output: ``score_k = sum(weights[k] * raw)`` (a one-hot row picks a box's
+    anchor score; a mask row sums a class's logits over a region).
+
+    Args:
+        model: the detector or segmenter (:class:`onnxviz.Model`).
+        weights: (K, size of one image's raw output) float32.
+        names: the K names the view gives its classes.
+    """
+
+    task = "classify"
+    prob_output = None
+    layout = None
+
+    def __init__(self, model, weights: np.ndarray, names):
+        self._model = model
+        self.weights = np.ascontiguousarray(weights, np.float32)
+        self.labels = list(names)
+        self.num_classes = len(self.labels)
+
+    def __getattr__(self, name):  # everything else is the model's (input, layers, runs)
+        return getattr(self._model, name)
+
+    @property
+    def is_regression(self) -> bool:
+        """The target scores are the model's own numbers (a confidence, a sum of logits): never
+        softmaxed again."""
+        return True
+
+    def label_of(self, index: int) -> str:
+        index = int(index)
+        if not 0 <= index < self.num_classes:
+            raise TargetError(f"target {index} is out of range 0..{self.num_classes - 1}")
+        return self.labels[index]
+
+    def resolve_targets(self, target, scores) -> np.ndarray:
+        n = len(scores)
+        items = list(target) if isinstance(target, (list, tuple, np.ndarray)) else [target] * n
+        out = [0 if t is None else int(t) for t in items]
+        for t in out:
+            self.label_of(t)
+        return np.asarray(out, np.int64)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        """The K target scores of each input row, (N, K) float32."""
+        m = self._model
+        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
+        return (raw.reshape(len(raw), -1).astype(np.float64) @ self.weights.T.astype(np.float64)
+                ).astype(np.float32)
+
+    def probabilities(self, scores):
+        return np.asarray(scores, np.float32)
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
+        """Gradients of ``sum(seed * target scores)``: the seed spread on the raw output."""
+        raw_seed = np.asarray(seed, np.float32) @ self.weights
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
+        return grads, exposed, (scores.astype(np.float64) @ self.weights.T.astype(np.float64)
+                                ).astype(np.float32)
+
+
+class BoxView(LinearView):
+    """A detector seen as a classifier of its K target boxes (see the module doc): each row of
+    its weights is one-hot, so the scores and the seeds are read and written by index (no
+    dense (K, 4+C x A) matrix: a YOLOv8 head has 705,600 elements).
+
+    Args:
+        model: the detector (:class:`onnxviz.Model` with ``task == "detect"``).
+        anchors: (K,) anchor index of each target.
+        classes: (K,) class of each target.
+        names: the K names the view gives its classes.
+    """
+
+    def __init__(self, model, anchors, classes, names):
+        from ..detection.layouts import score_index
+
+        self.anchors = np.asarray(anchors, np.int64)
+        self.classes = np.asarray(classes, np.int64)
+        shape = tuple(model.shape_of(model.score_output)[1:])
+        self._flat = np.asarray([np.ravel_multi_index(
+            score_index(model.layout, int(a), int(c), model.num_classes), shape)
+            for a, c in zip(self.anchors, self.classes)], np.int64)
+        self._size = int(np.prod(shape))
+        super().__init__(model, np.zeros((len(self._flat), 0), np.float32), names)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        m = self._model
+        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
+        return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
+        seed = np.asarray(seed, np.float32)
+        raw_seed = np.zeros((len(seed), self._size), np.float32)
+        np.add.at(raw_seed, (slice(None), self._flat), seed)
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
+        return grads, exposed, scores[:, self._flat]
+
+
+class RegionView(LinearView):
+    """A segmenter seen as a classifier of K regions: ``score_k`` is the sum of class ``c_k``'s
+    logits over mask ``k`` (pytorch-grad-cam's ``SemanticSegmentationTarget``, Seg-Grad-CAM's
+    region score, Vinogradova et al. 2020). Weights are a class channel and an (h, w) mask at the
+    output's resolution, so each row is one channel's mask."""
+
+    def __init__(self, model, classes, masks: np.ndarray, names):
+        self.classes = np.asarray(classes, np.int64)
+        shape = tuple(model.shape_of(model.score_output)[1:])  # (C, h, w)
+        self._masks = np.asarray(masks, np.float32).reshape(len(self.classes), *shape[1:])
+        self._shape = shape
+        super().__init__(model, np.zeros((len(self.classes), 0), np.float32), names)
+
+    def _pick(self, raw: np.ndarray) -> np.ndarray:
+        raw = raw.reshape(len(raw), *self._shape)
+        return np.stack([(raw[:, c] * m).sum(axis=(1, 2)) for c, m in
+                         zip(self.classes, self._masks)], axis=1).astype(np.float32)
+
+    def forward(self, x, batch_size=None) -> np.ndarray:
+        m = self._model
+        return self._pick(m.run(x, [m.score_output], batch_size)[m.score_output])
+
+    def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
+        seed = np.asarray(seed, np.float32)
+        raw_seed = np.zeros((len(seed), *self._shape), np.float32)
+        for k, (c, mask) in enumerate(zip(self.classes, self._masks)):
+            raw_seed[:, c] += seed[:, k, None, None] * mask
+        kw = {"rules": rules} if rules is not None else {}
+        if reference is not None:
+            kw["reference"] = reference
+        grads, exposed, scores = self._model.gradients(x, raw_seed.reshape(len(seed), -1), wrt,
+                                                       expose, **kw)
+        return grads, exposed, self._pick(scores)
+
+
+def region_targets(model, photo: np.ndarray, target):
+    """``(classes, masks at the output's resolution, names, masks at the photo's size)`` of the
+    regions to explain in one photo: None explains every class the model predicts somewhere;
+    an int or a label, that class's predicted region; ``{"label": name, "mask": (H, W) bool at
+    the photo's size}`` a region of the user's."""
+    import cv2
+
+    x = model.normalize(_resized(photo, model.input.size))
+    logits = model.run(x, [model.score_output])[model.score_output][0]  # (C, h, w)
+    h, w = logits.shape[1:]
+    predicted = np.argmax(logits, axis=0)
+    if isinstance(target, dict):
+        if "mask" not in target:
+            raise TargetError("a region target is {'label': name, 'mask': (H, W) booleans}")
+        cls = _class_of(model, target.get("label", target.get("class")))
+        mask = np.asarray(target["mask"])
+        if mask.shape != photo.shape[:2]:
+            raise TargetError(f"the region mask has shape {mask.shape}; the image is "
+                              f"{photo.shape[0]}x{photo.shape[1]} (give a mask of its size)")
+        small = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+        rows = [(cls, small)]
+    else:
+        if target is None:
+            classes = [int(c) for c in np.unique(predicted)]
+        else:
+            classes = [_class_of(model, target)]
+        rows = [(c, predicted == c) for c in classes]
+    if any(not m.any() for _, m in rows):
+        empty = next(model.label_of(c) for c, m in rows if not m.any())
+        raise TargetError(f"the region of {empty!r} is empty at the model's output resolution "
+                          f"{h}x{w}: nothing to explain")
+    names = [f"{model.label_of(c)} region" for c, _ in rows]
+    big = [cv2.resize(m.astype(np.uint8), (photo.shape[1], photo.shape[0]),
+                      interpolation=cv2.INTER_NEAREST).astype(bool) for _, m in rows]
+    return [c for c, _ in rows], np.stack([m for _, m in rows]), names, big
+
+
+def explain_regions(cls, model, images, target, options: dict) -> list:
+    """Explain each image's target regions with method class ``cls``: one Explanation per
+    region; ``extras`` says the region's ``area`` (a fraction of the image)."""
+    from ..imageio import read_image
+
+    out = []
+    for img in images:
+        photo = read_image(img, exact=True)
+        classes, masks, names, big = region_targets(model, photo, target)
+        view = RegionView(model, classes, masks, names)
+        found = cls(view, **options).explain([img] * len(classes),
+                                             target=list(range(len(classes))))
+        for k, e in enumerate(found):
+            e.extras = {**e.extras, "region_label": names[k],
+                        "area": round(float(big[k].mean()), 6)}
+            e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
+            out.append(e)
+    return out
+
+
+def targets_of(model, photo: np.ndarray, target, nms: dict):
+    """``(anchors, classes, boxes in the photo, names)`` of the detections to explain in one
+    photo (see the module doc for ``target``)."""
+    from ..detection.boxes import match_box, scale_boxes
+    from ..detection.layouts import decode
+
+    size = model.input.size
+    x = model.normalize(_resized(photo, size))
+    raw = model.run(x, [model.score_output])[model.score_output][0]
+    cands = decode(raw, model.layout)
+    h, w = photo.shape[:2]
+    if target is None or isinstance(target, (int, np.integer)):
+        from ..detection.boxes import detections
+
+        found = detections(cands, size, (h, w), model.label_of, **nms)
+        if not len(found):
+            raise TargetError("the detector finds nothing scoring "
+                              f"{nms.get('score_threshold', 0.25):g} or more in this image: no box "
+                              "to explain (lower score_threshold, or give a box)")
+        picks = range(len(found)) if target is None else [int(target)]
+        if target is not None and not 0 <= int(target) < len(found):
+            raise TargetError(f"detection {int(target)} does not exist: the detector finds "
+                              f"{len(found)} in this image (0..{len(found) - 1})")
+        rows = [(int(found.anchor[k]), int(found.class_id[k]), found.xyxy[k]) for k in picks]
+    else:
+        box, label = _box_and_label(target)
+        cls = _class_of(model, label)
+        xyxy = np.asarray(box, np.float64)
+        if xyxy.shape != (4,) or not np.all(np.isfinite(xyxy)):
+            raise TargetError(f"a box is four numbers x0, y0, x1, y1, got {box!r}")
+        if xyxy[0] < 0 or xyxy[1] < 0 or xyxy[2] > w or xyxy[3] > h:
+            raise TargetError(f"box {xyxy.tolist()} is outside the {w}x{h} image")
+        anchor, _ = match_box(cands, scale_boxes(xyxy[None], (h, w), size)[0], cls)
+        rows = [(anchor, cls, xyxy.astype(np.float32))]
+    names = [f"{model.label_of(c)} [{', '.join(f'{v:.0f}' for v in b)}]" for _, c, b in rows]
+    inside = cands.xyxy[[r[0] for r in rows]] if target is None or not isinstance(
+        target, (dict, list, tuple)) else scale_boxes(np.stack([r[2] for r in rows]), (h, w), size)
+    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names, inside)
+
+
+def _resized(photo, size):
+    from ..imageio import resize
+
+    return resize(photo, size)[None]
+
+
+def _box_and_label(target):
+    if isinstance(target, dict):
+        if "box" not in target:
+            raise TargetError("a box target is {'box': [x0, y0, x1, y1], 'label': name}")
+        return target["box"], target.get("label", target.get("class"))
+    if isinstance(target, (list, tuple)) and len(target) == 2:
+        return target[0], target[1]
+    raise TargetError(f"a detector's target is None (every detection), a detection index, or "
+                      f"{{'box': [x0, y0, x1, y1], 'label': name}}; got {target!r}")
+
+
+def _class_of(model, label) -> int:
+    if label is None:
+        raise TargetError("a box target needs its class: {'box': [...], 'label': name}")
+    if isinstance(label, (int, np.integer)):
+        model.label_of(int(label))
+        return int(label)
+    names = [model.label_of(k).lower() for k in range(model.num_classes)]
+    if str(label).lower() not in names:
+        raise TargetError(f"unknown class {label!r}; the detector's classes: "
+                          f"{', '.join(model.label_of(k) for k in range(model.num_classes))}")
+    return names.index(str(label).lower())
+
+
+def feature_levels(model) -> list[tuple[int, int, str]]:
+    """The head's feature levels: ``(first anchor, end anchor, layer)`` per level, high
+    resolution first, as YOLO heads concatenate their levels (80x80 + 40x40 + 20x20 = 8400
+    anchors at 640 px). A level's layer is the last 4-D tensor of its grid that a Conv reads:
+    the head's own feature at that level, where a CAM of the box is drawn (ODAM, Zhao & Chan
+    2023). Empty when the 4-D layers' grids do not add up to the anchors."""
+    from itertools import combinations
+
+    cache = model.__dict__.setdefault("_onnxviz_levels", {})
+    if "levels" in cache:
+        return cache["levels"]
+    shape = model.shape_of(model.score_output)
+    anchors = shape[2] if model.layout == "yolov8" else shape[1]
+    conv_inputs = {n.input[0] for n in model.proto.graph.node if n.op_type == "Conv" and n.input}
+    last: dict[tuple[int, int], str] = {}
+    for layer in model.layers():
+        s = layer.shape
+        if len(s) != 4 or not all(isinstance(d, int) for d in s[1:]):
+            continue
+        grid = (s[2], s[3]) if model.input.layout == "NCHW" else (s[1], s[2])
+        if layer.tensor in conv_inputs:
+            last[grid] = layer.name
+    grids = sorted(last, key=lambda g: -g[0] * g[1])
+    levels: list = []
+    for k in range(1, min(4, len(grids)) + 1):
+        for combo in combinations(grids, k):
+            if sum(g[0] * g[1] for g in combo) == anchors:
+                start = 0
+                for g in combo:
+                    levels.append((start, start + g[0] * g[1], last[g]))
+                    start += g[0] * g[1]
+                break
+        if levels:
+            break
+    cache["levels"] = levels
+    return levels
+
+
+def level_layer(model, anchor: int) -> str | None:
+    """The feature-level layer of ``anchor`` (:func:`feature_levels`), or None."""
+    for start, end, layer in feature_levels(model):
+        if start <= anchor < end:
+            return layer
+    return None
+
+
+def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
+    """Explain each image's target boxes with method class ``cls``: one Explanation per box,
+    in image order; each says its ``box`` (photo pixels), ``anchor`` and class in ``extras``."""
+    from ..imageio import read_image
+
+    out = []
+    for img in images:
+        photo = read_image(img, exact=True)
+        anchors, classes, boxes, names, inside = targets_of(model, photo, target, nms)
+        view = BoxView(model, anchors, classes, names)
+        if "detect" in cls.tasks:  # D-RISE: every box from one pass over the raw head
+            px = model.to_pixels([img])[0]
+            found = cls(model, **options).explain_boxes(px, inside, np.asarray(classes), names)
+            confidence = view.forward(model.normalize(px[None]))[0]
+            for e, c in zip(found, confidence):
+                e.extras["drise_weight"], e.score = e.score, float(c)
+        elif cls.family == "cam" and options.get("layer") is None and "layer" in cls.options():
+            found = [None] * len(anchors)  # each box at its own feature level, by default
+            groups: dict = {}
+            for k, a in enumerate(anchors):
+                groups.setdefault(level_layer(model, int(a)), []).append(k)
+            for layer, ks in groups.items():
+                sub = BoxView(model, [anchors[k] for k in ks], [classes[k] for k in ks],
+                              [names[k] for k in ks])
+                done = cls(sub, **{**options, "layer": layer}).explain(
+                    [img] * len(ks), target=list(range(len(ks))))
+                for k, e in zip(ks, done):
+                    found[k] = e
+        else:
+            found = cls(view, **options).explain([img] * len(anchors),
+                                                 target=list(range(len(anchors))))
+        for k, e in enumerate(found):
+            e.extras = {**e.extras, "box": [round(float(v), 2) for v in boxes[k]],
+                        "anchor": int(anchors[k]), "box_label": names[k]}
+            e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
+            out.append(e)
+    return out
