@@ -5,10 +5,13 @@ exported with the TorchScript exporter (opset 17, symbolic batch) and with dynam
 
 - ``onnxviz gradient``: ``Model.grad`` (the gradient graph with the probe's static sizes),
   forward + backward in one ONNX Runtime run, one-hot targets;
-- ``torch autograd``: forward + ``backward()`` of the target logits, same thread count;
+- ``torch autograd.grad``: forward + ``torch.autograd.grad(score, input)``, the input gradient only
+  (what Captum computes; ``.backward()`` would also compute every weight gradient), same thread
+  count;
 - ``ORT forward``: the plain forward pass of the same file (the floor).
 
-Target of issue 9: onnxviz >= 2x torch autograd on ViT-Tiny and Swin-Tiny. Run from the repository
+Targets: issue 9, onnxviz >= 2x torch autograd; issue 25, >= 1.3x torch autograd.grad on
+ViT-Tiny and Swin-Tiny (issue 25's table is ``benchmarks/gradients.py --zoo``). Run from the repository
 root (timm and torch from the test extra)::
 
     python benchmarks/transformers.py                 # both models, batch 16, 2 threads
@@ -64,7 +67,7 @@ def bench(key: str, exporter: str, batch: int, threads: int, repeats: int, profi
     import torch
 
     import onnxviz as ov
-    from benchmarks.gradients import _interleaved
+    from benchmarks.gradients import _interleaved, torch_input_grad
     from onnxviz import runtime
 
     timm = _timm()
@@ -90,16 +93,11 @@ def bench(key: str, exporter: str, batch: int, threads: int, repeats: int, profi
     ours = m.grad(xn, list(targets))  # builds and caches the gradient graph
     build = time.perf_counter() - t0
     fwd = runtime.session(m.proto, providers=["CPUExecutionProvider"], threads=threads)
-    tt = torch.from_numpy(targets)
-
-    def torch_grad():
-        xx = x.clone().requires_grad_(True)
-        net(xx)[torch.arange(batch), tt].sum().backward()
-        return xx.grad
+    torch_grad = torch_input_grad(net, x, torch.from_numpy(targets))
 
     times = {k: min(v) for k, v in _interleaved({
         "onnxviz gradient (ORT)": lambda: m.grad(xn, list(targets)),
-        "torch autograd": torch_grad,
+        "torch autograd.grad": torch_grad,
         "ORT forward only (floor)": lambda: fwd.run(None, {m.input.name: xn}),
     }, repeats).items()}
     ref = torch_grad().numpy()
@@ -109,9 +107,9 @@ def bench(key: str, exporter: str, batch: int, threads: int, repeats: int, profi
     print(f"{'method':<28}{'s / batch':>12}{'images / s':>14}")
     for name, t in times.items():
         print(f"{name:<28}{t:>12.3f}{batch / t:>14.1f}")
-    g, tr, f = (times["onnxviz gradient (ORT)"], times["torch autograd"],
+    g, tr, f = (times["onnxviz gradient (ORT)"], times["torch autograd.grad"],
                 times["ORT forward only (floor)"])
-    print(f"onnxviz vs torch autograd: {tr / g:.2f}x throughput (target >= 2x); "
+    print(f"onnxviz vs torch autograd.grad: {tr / g:.2f}x throughput (target >= 1.3x); "
           f"forward+backward / forward: {g / f:.2f}x; max |diff| / max |grad| = {err:.1e}")
     if profile:
         from benchmarks.gradients import _profile

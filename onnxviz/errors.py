@@ -88,6 +88,12 @@ class NonFiniteWarning(UserWarning):
     (``Explanation.extras["nonfinite"]``) and is not drawn as if valid."""
 
 
+class BlankMapWarning(UserWarning):
+    """A map is constant (all zero, most often a gradient that vanished: a saturated int8
+    quantizer, dead ReLUs); the result says why (``Explanation.extras["blank"]``) and is not
+    drawn as if it were a finding."""
+
+
 def guard(what: str):
     """Decorator for user-facing entry points: any exception that is not an
     :class:`OnnxvizError` (nor KeyboardInterrupt/SystemExit) becomes one naming ``what`` and the

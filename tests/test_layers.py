@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "onnxviz"
 FLOORS = (
     ("errors", "limits", "_once"),
     ("imageio", "runtime", "perturb", "autodiff", "detection", "data"),
-    ("model",),
+    ("model", "incremental"),
     ("explainers", "metrics", "viz", "inside"),
     ("onnxviz",),
     ("results",),

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ..errors import LayerError, UnsupportedOpError
-from .graph import GraphInfo, fold_pads
+from .graph import GraphInfo, fold_pads, fuse_gelu
 from .registry import Context, find_rule, supported_ops
 
 
@@ -85,10 +85,10 @@ class _Walk:
 
     def visit(self, node: onnx.NodeProto):
         ctx = self.ctx
-        r = find_rule(node.op_type, self.info.opset)
+        r = find_rule(node.op_type, self.info.opset, node.domain)
         fn = self.overrides.get(node.op_type)  # a rule set's rule comes before the registry's
         if node.domain not in ("", "ai.onnx"):
-            r = fn = None
+            fn = None
         skip = set(r.nondiff) if r is not None else set()
         needs = [
             bool(x) and x in self.reach and i not in skip and self.info.is_float(x)
@@ -153,7 +153,9 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
         expose: further tensor names to add as outputs (e.g. CAM activations).
         cpu: build for ONNX Runtime's CPU provider only: strided convolutions' input gradients
             use MaxUnpool zero insertion + a stride-1 Conv (faster on the CPU; ONNX Runtime has
-            no CUDA MaxUnpool kernel). Default: forms every provider runs natively.
+            no CUDA MaxUnpool kernel), and exact-GELU chains become ONNX Runtime's fused
+            ``com.microsoft`` Gelu before opset 20 (:func:`.graph.fuse_gelu`; from opset 20 the
+            standard Gelu, always). Default: forms every provider runs natively.
         facts: sizes and integer values that static shape inference could not find, from
             :func:`onnxviz.model.shapes.shape_facts` (``Model`` passes them; a graph whose shapes
             inference knows needs none).
@@ -181,11 +183,17 @@ def gradient_model(model, of: str, wrt, expose=(), *, cpu: bool = False,
     model = copy.deepcopy(model)
     wrt = [wrt] if isinstance(wrt, str) else list(wrt)
     expose = [expose] if isinstance(expose, str) else list(expose)
-    names = GraphInfo.of(model).tensor_names()
+    info = GraphInfo.of(model)
+    names = info.tensor_names()
     for n in [of, *wrt, *expose]:
         if n not in names:
             raise LayerError(n, sorted(names), what="tensor")
     fold_pads(model, keep={of, *wrt, *expose})
+    if rules is None:  # a rule set may give the chain's ops rules of their own
+        erf = cpu and info.opset < 20 and any(n.op_type == "Erf" for n in model.graph.node)
+        before = GraphInfo.of(copy.deepcopy(model), facts) if erf else None
+        if fuse_gelu(model, keep={of, *wrt, *expose}, contrib=cpu) and before is not None:
+            facts = before  # ONNX shape inference does not know the contrib op's output
     info = GraphInfo.of(model, facts)
     names = info.tensor_names()
     for n in [of, *wrt, *expose]:

@@ -279,9 +279,100 @@ def reachable(model: onnx.ModelProto, of: str) -> dict[str, bool]:
         outs = [flows[o] for o in n.output if o in flows]
         if not outs or n.op_type in NON_DIFFERENTIABLE:
             continue
-        ok = all(outs) and find_rule(n.op_type, info.opset) is not None
+        ok = all(outs) and find_rule(n.op_type, info.opset, n.domain) is not None
         for i in info.diff_slots(n):
             name = n.input[i]
             if info.is_float(name):
                 flows[name] = flows.get(name, True) and ok
     return flows
+
+
+def _scalar(consts: dict, name: str) -> float | None:
+    v = consts.get(name)
+    if v is None or np.size(v) != 1:
+        return None
+    return float(np.ravel(v)[0])
+
+
+def fuse_gelu(model: onnx.ModelProto, keep, *, contrib: bool) -> int:
+    """Replace exact-GELU chains ``0.5 * x * (1 + erf(x / sqrt(2)))`` by one ``Gelu`` node (in place).
+
+    The chain is what the exporters write for ``torch.nn.GELU()``. ONNX Runtime fuses it into one
+    kernel in the plain forward, but not in the gradient graph, where the backward would read its
+    intermediates. As one node, the forward part runs ONNX Runtime's fused kernel and the backward
+    reads only ``x`` (``rules/activations.py``). The node is ``Gelu`` from opset 20, else the
+    ``com.microsoft`` contrib op when ``contrib`` (ONNX Runtime builds only); with neither, nothing is
+    fused. Chains whose intermediates are in ``keep`` or used elsewhere are left alone. Returns the
+    number fused.
+    """
+    g = model.graph
+    opset = default_opset(model)
+    if opset < 20 and not contrib:
+        return 0
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            v = _constant_node_value(n)
+            if v is not None:
+                consts[n.output[0]] = v
+    users = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            users[i].append(n)
+    keep = set(keep) | {o.name for o in g.output}
+
+    def only_user(t, op):
+        us = users[t]
+        if len(us) != 1 or t in keep or us[0].op_type != op or us[0].domain not in ("", "ai.onnx"):
+            return None
+        return us[0]
+
+    def other(node, t):
+        return node.input[1] if node.input[0] == t else node.input[0]
+
+    fused, dead = [], set()
+    for n in list(g.node):
+        if n.op_type != "Erf" or n.domain not in ("", "ai.onnx"):
+            continue
+        scale = next((p for p in g.node if n.input[0] in p.output), None)
+        if (scale is None or scale.op_type not in ("Div", "Mul") or n.input[0] in keep
+                or len(users[n.input[0]]) != 1):
+            continue
+        x, c = scale.input[0], _scalar(consts, scale.input[1])
+        if c is None or not np.isclose(c if scale.op_type == "Div" else 1 / c, np.sqrt(2), rtol=1e-6):
+            continue
+        add = only_user(n.output[0], "Add")
+        if add is None or _scalar(consts, other(add, n.output[0])) != 1.0:
+            continue
+        m1 = only_user(add.output[0], "Mul")
+        if m1 is None:
+            continue
+        a = other(m1, add.output[0])
+        if a == x:  # x * (1 + erf) then * 0.5
+            m2 = only_user(m1.output[0], "Mul")
+            ok = m2 is not None and _scalar(consts, other(m2, m1.output[0])) == 0.5
+            chain = [scale, n, add, m1, m2]
+        elif _scalar(consts, a) == 0.5:  # (1 + erf) * 0.5 then * x
+            m2 = only_user(m1.output[0], "Mul")
+            ok = m2 is not None and other(m2, m1.output[0]) == x
+            chain = [scale, n, add, m1, m2]
+        else:  # (x * 0.5) * (1 + erf)
+            half = next((p for p in g.node if a in p.output), None)
+            ok = (half is not None and half.op_type == "Mul" and len(users[a]) == 1 and a not in keep
+                  and x in half.input and _scalar(consts, other(half, x)) == 0.5)
+            chain = [scale, n, add, half, m1]
+            m2 = m1
+        if not ok:
+            continue
+        domain = "" if opset >= 20 else "com.microsoft"
+        node = helper.make_node("Gelu", [x], [m2.output[0]], name=(m2.name or m2.output[0]) + "/gelu",
+                                domain=domain)
+        g.node.insert(list(g.node).index(m2), node)
+        fused.append(node)
+        for c_node in chain:
+            g.node.remove(c_node)
+            dead.update(i for i in c_node.input if i and i != x)
+    if fused and opset < 20 and not any(i.domain == "com.microsoft" for i in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    _prune(g, dead - keep)
+    return len(fused)

@@ -51,17 +51,23 @@ NON_DIFFERENTIABLE = frozenset(
 QUANTIZERS = frozenset({"QuantizeLinear", "DynamicQuantizeLinear"})
 
 
-def rule(op_type: str, *, since: int = 1, nondiff: Iterable[int] = ()):
+def _key(op_type: str, domain: str) -> str:
+    return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
+
+
+def rule(op_type: str, *, since: int = 1, nondiff: Iterable[int] = (), domain: str = ""):
     """Register ``fn`` as the gradient rule of ``op_type`` for opsets ``>= since``.
 
     Args:
-        op_type: ONNX operator name (default domain).
+        op_type: ONNX operator name.
         since: first default-domain opset the rule applies to.
         nondiff: input slots that are never differentiated (shape, axes, indices inputs).
+        domain: the operator's domain; ``"com.microsoft"`` for the ONNX Runtime contrib ops that
+            the gradient graph's forward part is fused into (:func:`.graph.fuse_gelu`).
     """
 
     def deco(fn: RuleFn) -> RuleFn:
-        rules = _RULES.setdefault(op_type, [])
+        rules = _RULES.setdefault(_key(op_type, domain), [])
         rules.append(Rule(op_type, since, fn, tuple(nondiff)))
         rules.sort(key=lambda r: r.since)
         return fn
@@ -69,10 +75,10 @@ def rule(op_type: str, *, since: int = 1, nondiff: Iterable[int] = ()):
     return deco
 
 
-def find_rule(op_type: str, opset: int) -> Rule | None:
+def find_rule(op_type: str, opset: int, domain: str = "") -> Rule | None:
     """The rule for ``op_type`` at ``opset``: the newest one with ``since <= opset``."""
     found = None
-    for r in _RULES.get(op_type, ()):
+    for r in _RULES.get(_key(op_type, domain), ()):
         if r.since <= opset:
             found = r
     return found
@@ -82,7 +88,7 @@ def supported_ops() -> list[str]:
     """Sorted ONNX op types that have a gradient rule."""
     from . import rules  # noqa: F401  (registers the rules)
 
-    return sorted(_RULES)
+    return sorted(k for k in _RULES if ":" not in k)
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):

@@ -67,6 +67,8 @@ def print_output(args, record: dict, path) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) -> None:
     """MODEL plus the options of :func:`onnxviz.load`."""
+    from ..model.precision import GRADIENT_MODES
+
     if positional:
         parser.add_argument("model", metavar="MODEL", help="path to an .onnx file")
     g = parser.add_argument_group("model options")
@@ -92,10 +94,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
     g.add_argument("--layout", choices=["yolov8", "yolov5"], default=None,
                    help="a detector's raw output: yolov8 [N, 4+C, A] or yolov5 [N, A, 5+C] "
                         "(default: the metadata, else the shape)")
-    g.add_argument("--gradients", metavar="MODE", choices=["ste", "surrogate"],
+    g.add_argument("--gradients", metavar="MODE", choices=list(GRADIENT_MODES),
                    help="int8 files: gradients by the straight-through estimator through the "
-                        "quantizers (ste) or of the float graph on dequantized weights "
-                        "(surrogate); default: ste for QDQ and dynamic, surrogate for QOperator "
+                        "quantizers (ste; ste-logit reads the quantizer of the logits as the "
+                        "identity) or of the float graph on dequantized weights (surrogate); "
+                        "default: ste-logit for QDQ, ste for dynamic, surrogate for QOperator "
                         "(onnxviz inspect tells)")
 
 

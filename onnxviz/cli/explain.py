@@ -126,11 +126,13 @@ def run(args) -> int:
 
 
 def _print(args, src, e, paths) -> None:
+    from ..explainers.base import not_drawn
+
     if args.json:
         line = dumps(Record.of(printable(src), e, paths))
     else:
         t = e.timings.get("total", float("nan"))
-        shown = paths.get("overlay", "not drawn: " + e.extras.get("nonfinite", ""))
+        shown = paths.get("overlay", "not drawn: " + not_drawn(e))
         line = (f"{printable(src)}  {e.method:<20} {e.label} ({e.target}) "
                 f"{e.score_kind} {e.score:.4g}  {t:.2f} s  -> {shown}")
     tqdm.write(line, file=sys.stdout)  # clears the progress bars first

@@ -10,6 +10,8 @@ _GRADIENT_MODES = {
     "exact": "exact gradients",
     "upcast": "gradients of a float32 upcast copy (mode upcast)",
     "ste": "the straight-through estimator through the quantizers (mode ste)",
+    "ste-logit": "the straight-through estimator through the quantizers, of the logits before "
+                 "their output quantizer (mode ste-logit)",
     "surrogate": "the float graph on dequantized weights (mode surrogate)",
 }
 

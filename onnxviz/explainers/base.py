@@ -13,11 +13,6 @@ import numpy as np
 from ._checks import check_seed
 
 
-#: ``extras`` keys that say a map is not a finding (a sentence each); ``repr``, the CLI line, the
-#: report card and the JSON record show them.
-FLAGS = ("nonfinite",)
-
-
 @dataclass(repr=False)
 class Explanation:
     """What an explainer says about one image and one target.
@@ -53,7 +48,8 @@ class Explanation:
     source: Any = field(default=None, compare=False)
 
     def __repr__(self) -> str:
-        """One line: method, label, score and its kind, the heatmap's shape, and any flag."""
+        """One line: method, label, score and its kind, the heatmap's shape, and any flag
+        (:data:`FLAGS`: a map that is not a finding)."""
         shape = "x".join(str(n) for n in np.shape(self.heatmap))
         flags = "".join(f", {k}: {self.extras[k]}" for k in FLAGS if self.extras.get(k))
         return (f"<{type(self).__name__} {self.method}: class {int(self.target)} {self.label!r}, "
@@ -217,12 +213,30 @@ def _say_gradient_mode(explain):
             for e in out:
                 e.extras.setdefault("gradients", mode)
         for e in out:
-            flag_nonfinite(e)
+            flag_unusable(e, self)
             if e.params.get("layer", "") is None and e.extras.get("layer"):
                 e.params = {**e.params, "layer": e.extras["layer"]}  # the layer actually used
         return out
 
     return wrapper
+
+
+#: The ``extras`` keys that mark a map which is no finding, and the word that names each.
+FLAGS = {"nonfinite": "not finite", "blank": "blank"}
+
+
+def not_drawn(e: Explanation) -> str:
+    """Why ``e``'s map must not be drawn as if it were a finding, in words (``""`` when it may
+    be): the flags of :data:`FLAGS` it carries. Every front door (CLI line and files, report
+    card, notebook caption, server answer) asks this."""
+    return "; ".join(f"{word}: {e.extras[k]}" for k, word in FLAGS.items() if e.extras.get(k))
+
+
+def flag_unusable(e: Explanation, explainer=None) -> None:
+    """Flag a map that is no finding, and warn: :func:`flag_nonfinite`, else :func:`flag_blank`."""
+    flag_nonfinite(e)
+    if not e.extras.get("nonfinite"):
+        flag_blank(e, explainer)
 
 
 def flag_nonfinite(e: Explanation) -> None:
@@ -243,7 +257,63 @@ def flag_nonfinite(e: Explanation) -> None:
     if bad:
         e.extras["nonfinite"] = "; ".join(bad)
         warnings.warn(f"{e.method}: the model's output is not finite ({'; '.join(bad)}): "
-                      "the map is not valid", NonFiniteWarning, stacklevel=4)
+                      "the map is not valid", NonFiniteWarning, stacklevel=5)
+
+
+def flag_blank(e: Explanation, explainer=None) -> None:
+    """Mark an explanation whose map is constant (all zero, most often: a gradient that
+    vanished) with ``extras["blank"]``, a sentence with the reason, and warn
+    (:class:`~onnxviz.errors.BlankMapWarning`): such a map is reported, never drawn.
+
+    For a method that differentiates, the reason says whether the gradient of the explained
+    score is zero at every input value and, for an int8 file, which quantizers saturate where
+    the gradient reaches them (:func:`onnxviz.model.saturation.why_vanished`).
+    """
+    import warnings
+
+    from ..errors import BlankMapWarning
+
+    heat = np.asarray(e.heatmap)
+    if heat.size == 0 or np.ptp(heat) != 0:
+        return
+    v = float(heat.flat[0])
+    reason = ["the map is all zero" if v == 0 else f"the map is constant ({v:.4g} everywhere)"]
+    model = getattr(explainer, "model", None)
+    if _differentiates(explainer) and e.image is not None and hasattr(model, "gradients"):
+        reason += _vanished(model, e, explainer)
+    e.extras["blank"] = "; ".join(reason)
+    warnings.warn(f"{e.method}: {e.extras['blank']} (not drawn as a finding)", BlankMapWarning,
+                  stacklevel=5)
+
+
+def _differentiates(explainer) -> bool:
+    return explainer is not None and explainer.family != "perturbation" and getattr(
+        explainer, "needs_gradients", True)
+
+
+def _vanished(model, e: Explanation, explainer) -> list[str]:
+    """Sentences on the gradient of ``e``'s target at its image where the method takes it (the
+    input, or a CAM's layers); empty when it is not zero."""
+    from ..model.saturation import why_vanished
+
+    layers = getattr(explainer, "layers", None) or []
+    cam = explainer.family == "cam" and layers
+    wrt = [ly.tensor for ly in layers] if cam else [model.input.name]
+    where = f"layer {layers[0].name!r}" if cam else "every input value"
+    said = []
+    try:  # a diagnosis only: the map's flag stands without it (BLE001: any failure)
+        x = model.normalize(np.asarray(e.image)[None])
+        seed = np.zeros((1, model.num_classes), np.float32)
+        seed[0, int(e.target)] = 1
+        grads, _, _ = model.gradients(x, seed, wrt=wrt)
+        if any(np.any(g) for g in grads.values()):
+            return []
+        said.append(f"the gradient of logit {int(e.target)} is zero at {where} "
+                    f"(gradients {getattr(model, 'gradient_mode', 'exact')})")
+        said.append(why_vanished(model, x, int(e.target)))
+    except Exception:  # noqa: BLE001
+        pass
+    return [s for s in said if s]
 
 
 class Timer:

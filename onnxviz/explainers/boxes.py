@@ -65,12 +65,16 @@ class LinearView:
             self.label_of(t)
         return np.asarray(out, np.int64)
 
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        """The K target scores of raw outputs (N, ...) of the model: (N, K) float32 (what a
+        runner of the whole graph, such as incremental occlusion's, hands back)."""
+        return (np.asarray(raw).reshape(len(raw), -1).astype(np.float64)
+                @ self.weights.T.astype(np.float64)).astype(np.float32)
+
     def forward(self, x, batch_size=None) -> np.ndarray:
         """The K target scores of each input row, (N, K) float32."""
         m = self._model
-        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
-        return (raw.reshape(len(raw), -1).astype(np.float64) @ self.weights.T.astype(np.float64)
-                ).astype(np.float32)
+        return self.from_raw(m.run(x, [m.score_output], batch_size)[m.score_output])
 
     def probabilities(self, scores):
         return np.asarray(scores, np.float32)
@@ -110,9 +114,8 @@ class BoxView(LinearView):
         self._size = int(np.prod(shape))
         super().__init__(model, np.zeros((len(self._flat), 0), np.float32), names)
 
-    def forward(self, x, batch_size=None) -> np.ndarray:
-        m = self._model
-        raw = m.run(x, [m.score_output], batch_size)[m.score_output]
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw)
         return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
 
     def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
@@ -144,9 +147,8 @@ class RegionView(LinearView):
         return np.stack([(raw[:, c] * m).sum(axis=(1, 2)) for c, m in
                          zip(self.classes, self._masks)], axis=1).astype(np.float32)
 
-    def forward(self, x, batch_size=None) -> np.ndarray:
-        m = self._model
-        return self._pick(m.run(x, [m.score_output], batch_size)[m.score_output])
+    def from_raw(self, raw: np.ndarray) -> np.ndarray:
+        return self._pick(np.asarray(raw))
 
     def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
         seed = np.asarray(seed, np.float32)

@@ -134,6 +134,8 @@ RANGES: dict[str, Range] = {
     "stride": Range(int, 1, 65536, pair=True),
     "fill": Range(float, -1e6, 1e6, text=True, per_channel=True, array=True,
                   words=("gray", "black", "mean", "blur", "zero")),
+    "projective_threshold": Range(float, 0, 1, open_low=True),
+    "drilldown": Range(float, 0, 1, open_low=True),
     # LIME
     "num_samples": Range(int, 1, 100_000),
     "kernel_size": Range(float, 0, 100, open_low=True),

@@ -50,9 +50,10 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         threads: ONNX Runtime intra-op threads.
         batch_size: images per ONNX Runtime call (default 32).
         gradients: how gradients of an int8 model are defined: ``"ste"`` (straight-through
-            estimator through QuantizeLinear/DynamicQuantizeLinear; default for QDQ and dynamic
-            quantization) or ``"surrogate"`` (the float graph on dequantized weights; default for
-            QOperator files). See :mod:`onnxviz.model.precision`; ``Model.gradient_mode``.
+            estimator through QuantizeLinear/DynamicQuantizeLinear; default for dynamic
+            quantization), ``"ste-logit"`` (the same, of the logit before its output quantizer;
+            default for QDQ) or ``"surrogate"`` (the float graph on dequantized weights; default
+            for QOperator files). See :mod:`onnxviz.model.precision`; ``Model.gradient_mode``.
         task: ``"classify"``, ``"detect"`` or ``"segment"``; default (None or ``"auto"``): the
             file's ``onnxviz.task`` metadata, else the output's shape (:mod:`.task`).
         layout: a detector's raw head layout (``"yolov8"``: ``[N, 4+C, A]``; ``"yolov5"``:

@@ -98,20 +98,22 @@ def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
     wrt = [wrt] if isinstance(wrt, str) else list(wrt)
     expose = [expose] if isinstance(expose, str) else list(expose)
     x = model._check_x(x) if hasattr(model, "_check_x") else np.asarray(x)
-    of = model.score_output
+    score = model.score_output
+    # the differentiated tensor: the score, or the logit before its output quantizers
+    of = model.gradient_of() if hasattr(model, "gradient_of") else score
     w_names = [_tensor(model, w) for w in wrt]
     e_names = [_tensor(model, e) for e in expose]
     outputs = {o.name for o in model.proto.graph.output}
-    e_all = tuple(dict.fromkeys(e_names + ([] if of in outputs else [of])))
+    e_all = tuple(dict.fromkeys(e_names + ([] if score in outputs else [score])))
     gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all, rules)
-    of_out = of if of in outputs else gm.exposed[of]
+    score_out = score if score in outputs else gm.exposed[score]
     seed = np.asarray(seed, dtype=np.float32)
     if seed.shape[0] != len(x):
         raise OptionError(f"seed has {seed.shape[0]} rows for {len(x)} images")
     of_shape = model.shape_of(of) if hasattr(model, "shape_of") else ()
     if len(of_shape) > 2 and all(isinstance(d, int) and d > 0 for d in of_shape[1:]):
         seed = seed.reshape((len(x), *of_shape[1:]))
-    outs = [of_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
+    outs = [score_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
             *(gm.exposed[e] for e in dict.fromkeys(e_names))]
     x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
     feeds = {model.input.name: x_in, gm.seed: seed}
@@ -130,7 +132,7 @@ def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
     by = dict(zip(outs, res))
     grads = {w: by[gm.grads[n]] for w, n in zip(wrt, w_names)}
     exposed = {e: by[gm.exposed[n]] for e, n in zip(expose, e_names)}
-    scores = by[of_out].reshape(len(x), -1).astype(np.float32, copy=False)
+    scores = by[score_out].reshape(len(x), -1).astype(np.float32, copy=False)
     return grads, exposed, scores
 
 

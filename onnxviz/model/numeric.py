@@ -100,8 +100,9 @@ class NumericForm:
 
     @property
     def gradient_mode(self) -> str:
-        """How gradients are defined: ``"exact"``, ``"upcast"`` (float16), ``"ste"`` or
-        ``"surrogate"`` (int8). Set it to ``"ste"``, ``"surrogate"`` or None (the default)."""
+        """How gradients are defined: ``"exact"``, ``"upcast"`` (float16), ``"ste-logit"``,
+        ``"ste"`` or ``"surrogate"`` (int8). Set it to one of the last three or None (the
+        default)."""
         return self.precision.gradients
 
     @gradient_mode.setter
@@ -113,6 +114,21 @@ class NumericForm:
             self.__dict__.update(_gradient_option=mode, _precision=found)
             self.__dict__.pop("_gradient_cache", None)
             self.__dict__.pop("_gradient_source", None)
+            self.__dict__.pop("_gradient_of", None)
+
+    def gradient_of(self) -> str:
+        """The tensor gradient methods differentiate for the score: ``score_output``, or in
+        mode ``"ste-logit"`` the logit before the quantizers that round and clip the file's
+        output (:func:`onnxviz.model.saturation.before_output_quantizers`)."""
+        of = self.__dict__.get("_gradient_of")
+        if of is None:
+            of = self.score_output
+            if self.gradient_mode == "ste-logit":
+                from .saturation import before_output_quantizers
+
+                of, _ = before_output_quantizers(self.gradient_source(), of)
+            self.__dict__["_gradient_of"] = of
+        return of
 
     def gradient_source(self) -> onnx.ModelProto:
         """The graph gradient methods differentiate (``proto`` itself for float32 models)."""

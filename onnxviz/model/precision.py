@@ -12,7 +12,12 @@ that has them, built here from the file (same tensor names, so layers are found 
   straight-through estimator (Bengio et al. 2013, https://arxiv.org/abs/1308.3432) through each
   QuantizeLinear, masked where the value saturates, as quantization-aware training and
   ``torch.fake_quantize_per_tensor_affine`` define it (mode ``"ste"``, rules in
-  ``onnxviz/autodiff/rules/quant.py``).
+  ``onnxviz/autodiff/rules/quant.py``). The default, ``"ste-logit"``, differentiates the logit
+  before its output quantizer (:func:`.saturation.before_output_quantizers`): the one that
+  rounds and clips the logits the file returns is read as the identity, every other one as in
+  ``"ste"``.
+  The top class's logit is the value most likely to pass the range calibrated on a few images;
+  there ``"ste"`` defines its whole gradient as zero.
 * **dynamic** (DynamicQuantizeLinear + ConvInteger/MatMulInteger): ``"ste"`` keeps the
   deployed rounding and computes the integer convolutions in float (exact up to float32 sums).
 * **surrogate** (any int8 form, the default for QOperator files whose QLinearConv/QGemm/...
@@ -33,7 +38,9 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import PrecisionError
 
 #: The gradient modes a user can ask for (``ov.load(..., gradients=...)``).
-GRADIENT_MODES = ("ste", "surrogate")
+GRADIENT_MODES = ("ste", "ste-logit", "surrogate")
+#: The modes that keep the file's quantizers (straight-through estimator).
+STE_MODES = ("ste", "ste-logit")
 _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 _DYNAMIC = frozenset({"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"})
 #: QOperator op -> (float op, [(input, scale, zero-point slots) of its data inputs], slot of an
@@ -63,7 +70,8 @@ class Precision:
         io: the image input's dtype (``"float32"``, ``"float16"``).
         quantization: ``None``, ``"qdq"``, ``"qoperator"`` or ``"dynamic"``.
         gradients: the gradient mode gradient methods use: ``"exact"`` (float32), ``"upcast"``
-            (float16, computed on a float32 copy), ``"ste"`` or ``"surrogate"`` (int8).
+            (float16, computed on a float32 copy), ``"ste-logit"``, ``"ste"`` or
+            ``"surrogate"`` (int8).
     """
 
     compute: str
@@ -98,10 +106,11 @@ def detect(proto: onnx.ModelProto, input_dtype, gradients: str | None = None) ->
     Args:
         proto: the model.
         input_dtype: numpy dtype of the image input.
-        gradients: None (the form's default), ``"ste"`` or ``"surrogate"``.
+        gradients: None (the form's default: ``"ste-logit"`` for QDQ, ``"ste"`` for dynamic,
+            ``"surrogate"`` for QOperator), or one of :data:`GRADIENT_MODES`.
 
     Raises:
-        PrecisionError: an unknown mode, or ``"ste"`` for a QOperator model.
+        PrecisionError: an unknown mode, or an STE mode for a QOperator model.
     """
     if gradients is not None and gradients not in GRADIENT_MODES:
         raise PrecisionError(f"gradients must be one of {', '.join(GRADIENT_MODES)} (or None "
@@ -124,33 +133,33 @@ def detect(proto: onnx.ModelProto, input_dtype, gradients: str | None = None) ->
             warnings.warn(f"gradients={gradients!r} applies to int8 models; this model is "
                           f"{compute}, so its gradients are {mode} and the option is ignored",
                           stacklevel=3)
-    elif gradients == "ste" and quant == "qoperator":
+    elif gradients in STE_MODES and quant == "qoperator":
         raise PrecisionError(
-            "gradients='ste' needs QuantizeLinear/DequantizeLinear around float ops, but this "
-            "QOperator model computes in integers (QLinearConv, QGemm, ...); use "
+            f"gradients={gradients!r} needs QuantizeLinear/DequantizeLinear around float ops, but "
+            "this QOperator model computes in integers (QLinearConv, QGemm, ...); use "
             "gradients='surrogate' (the same graph with dequantized float weights)")
     else:
-        mode = gradients or ("surrogate" if quant == "qoperator" else "ste")
+        mode = gradients or {"qoperator": "surrogate", "qdq": "ste-logit"}.get(quant, "ste")
     return Precision(compute, io, quant, mode)
 
 
 def gradient_source(proto: onnx.ModelProto, precision: Precision) -> onnx.ModelProto:
     """The graph whose gradients stand for ``proto``'s, for ``precision.gradients``.
 
-    Returns ``proto`` itself for float32 models and QDQ in ``"ste"`` mode; otherwise a rewritten
+    Returns ``proto`` itself for float32 models and QDQ in an STE mode; otherwise a rewritten
     copy (same tensor names, ``value_info`` dropped since types change).
 
     Raises:
         PrecisionError: an integer op that no mode covers (names it and the supported ones).
     """
     mode, quant = precision.gradients, precision.quantization
-    if mode == "exact" or (mode == "ste" and quant == "qdq"):
+    if mode == "exact" or (mode in STE_MODES and quant == "qdq"):
         src = proto
     else:
         src = copy.deepcopy(proto)
         del src.graph.value_info[:]
         if quant == "dynamic":
-            _dynamic(src.graph, ste=mode == "ste")
+            _dynamic(src.graph, ste=mode in STE_MODES)
         if mode == "surrogate":
             _surrogate(src.graph)
         _prune(src.graph)
@@ -287,12 +296,20 @@ def _surrogate(g: onnx.GraphProto) -> None:
     QuantizeLinear and DequantizeLinear become Identity, constant DequantizeLinear inputs float
     initializers, and each QOperator op its float op. A quantizer whose zero point is its type's
     minimum also stands for the ReLU the quantization tool fused into it (it represents no
-    negative value) and becomes a Relu, except on a graph input (nothing was fused there).
+    negative value) and becomes a Relu, except on a graph input (nothing was fused there). A Pad
+    that QOperator files run on a quantized tensor pads with the real value of its integer
+    constant.
     """
     consts = _Consts(g)
     inputs = {i.name for i in g.input}
+    qparams = _quant_params(g, consts)
     for n in list(g.node):
         name = n.name or n.output[0]
+        if n.op_type == "Pad" and _at(n, 2) and n.input[0] in qparams:
+            c = consts.get(n.input[2])
+            if c is not None and np.issubdtype(c.dtype, np.integer):
+                n.input[2] = consts.add(_dequantize(c, *qparams[n.input[0]]),
+                                        f"{n.input[2]}_float")
         if n.op_type == "QuantizeLinear":
             if n.input[0] in inputs:
                 _replace(g, n, [_identity(n.input[0], n.output[0], name)])
@@ -317,6 +334,21 @@ def _surrogate(g: onnx.GraphProto) -> None:
                 f"no float surrogate for {n.op_type!r} at node {name!r} (supported quantized "
                 f"ops: QuantizeLinear, DequantizeLinear, {', '.join(sorted(_QOPERATOR))}, "
                 "DynamicQuantizeLinear with ConvInteger/MatMulInteger)")
+
+
+def _quant_params(g: onnx.GraphProto, consts: _Consts) -> dict:
+    """(scale, zero point) of each quantized tensor: a QuantizeLinear's or QOperator op's output,
+    and the output of an op that passes such a tensor on (Pad, MaxPool, Reshape, ...)."""
+    found = {}
+    for n in g.node:
+        if n.op_type == "QuantizeLinear":
+            found[n.output[0]] = (consts.get(_at(n, 1)), consts.get(_at(n, 2)))
+        elif n.op_type in _QOPERATOR and _at(n, _QOPERATOR[n.op_type][3]):
+            out = _QOPERATOR[n.op_type][3]
+            found[n.output[0]] = (consts.get(_at(n, out)), consts.get(_at(n, out + 1)))
+        elif n.op_type != "DequantizeLinear" and n.input and n.input[0] in found:
+            found.update({o: found[n.input[0]] for o in n.output if o})
+    return found
 
 
 def _at(n: onnx.NodeProto, i: int) -> str:

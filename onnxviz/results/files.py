@@ -132,11 +132,13 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e,
     ``outputs``).
 
     The heatmap PNG is the coloured map at the model's input resolution; overlay and mask are at
-    the original image's size. A map with NaN or infinite values is not drawn (``{}``).
+    the original image's size. A map that is no finding (NaN or infinite values, or blank:
+    :func:`onnxviz.explainers.base.not_drawn`) is not drawn (``{}``).
     """
     from .. import viz
+    from ..explainers.base import not_drawn
 
-    if e.extras.get("nonfinite"):  # reported by the explainer's warning; never drawn
+    if not_drawn(e):  # not finite or blank: reported by the explainer's warning; never drawn
         return {}
     base = f"{stem}.{e.method}"
     paths = {}

@@ -115,7 +115,12 @@ def results(explanations: list, items: list[Item]) -> list[Result]:
 
 def render(e, image: np.ndarray, outputs) -> dict:
     """The PNGs of ``outputs`` as base64 text: ``heatmap_png`` (model input size) and
-    ``overlay_png`` (the sent image's size)."""
+    ``overlay_png`` (the sent image's size); empty text for a map that is no finding (not
+    finite or blank: the answer's ``extras`` or ``flags`` say why)."""
+    from ..explainers.base import not_drawn
+
+    if not_drawn(e):
+        return {k: "" for k in ("heatmap_png", "overlay_png") if k in outputs}
     kinds = [k.removesuffix("_png") for k in outputs if k in ("heatmap_png", "overlay_png")]
     pics = pictures(image, e, PNGS, kinds)
     return {f"{k}_png": base64.b64encode(viz.encode_png(p)).decode("ascii")

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..errors import ImageError
+from ..explainers.base import not_drawn
 from ..results import EXPLANATION_FIELDS, Record
 from .errors import RequestError, TooLarge
 from .images import image_of, pixels_of
@@ -139,6 +140,9 @@ def v2_response(name: str, request_id, method: str, results: list, names) -> dic
     }
     out = {"model_name": name, "outputs": [{"name": k, **tensors[k]()} for k in names],
            "parameters": {"method": method}}
+    flags = [not_drawn(e) or None for e in es]
+    if any(flags):  # one per image: why its map is no finding (None where it is one)
+        out["parameters"]["flags"] = flags
     if request_id is not None:
         out["id"] = str(request_id)
     return out

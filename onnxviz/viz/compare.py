@@ -36,9 +36,13 @@ def compare(image, heatmaps, alpha: float = 0.4, cmap: str = "jet", height: int 
     Returns:
         RGB ``uint8`` image.
     """
+    from ..explainers.base import not_drawn
+
     img = check_image(image)
-    if not isinstance(heatmaps, dict):
-        heatmaps = {getattr(e, "method", str(i)): e.heatmap for i, e in enumerate(heatmaps)}
+    if not isinstance(heatmaps, dict):  # a map that is no finding: the photo alone, so titled
+        heatmaps = {getattr(e, "method", str(i)) + (f" ({not_drawn(e).split(':')[0]})"
+                                                   if not_drawn(e) else ""):
+                    None if not_drawn(e) else e.heatmap for i, e in enumerate(heatmaps)}
     if not heatmaps:
         raise OptionError("compare() needs at least one heatmap")
     tiles, titles = [], []
@@ -46,7 +50,8 @@ def compare(image, heatmaps, alpha: float = 0.4, cmap: str = "jet", height: int 
         tiles.append(_fit(img, height))
         titles.append("original")
     for title, hm in heatmaps.items():
-        tiles.append(_fit(overlay(img, hm, alpha=alpha, cmap=cmap, clip_percent=clip_percent),
-                          height))
+        pic = img if hm is None else overlay(img, hm, alpha=alpha, cmap=cmap,
+                                             clip_percent=clip_percent)
+        tiles.append(_fit(pic, height))
         titles.append(str(title))
     return tile(tiles, cols=cols or len(tiles), titles=titles)

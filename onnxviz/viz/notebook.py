@@ -27,7 +27,9 @@ CLIP_PERCENT = 1.0
 def caption_text(e) -> str:
     """``"gradcam: class 285 Egyptian cat, logit 12.3"`` for an :class:`Explanation` (the
     score's unit: probability or logit)."""
-    note = " (not finite: no valid map)" if e.extras.get("nonfinite") else ""
+    from ..explainers.base import not_drawn
+
+    note = f" ({not_drawn(e)}: no valid map)" if not_drawn(e) else ""
     return (f"{e.method}: class {int(e.target)} {e.label}, "
             f"{getattr(e, 'score_kind', 'score')} {float(e.score):.4g}{note}")
 
@@ -35,7 +37,12 @@ def caption_text(e) -> str:
 def picture(e, *, cmap: str = "jet", alpha: float = 0.4) -> np.ndarray:
     """The explanation's overlay (RGB ``uint8``), at least :data:`MIN_SIDE` pixels wide, without
     its caption."""
-    if e.image is not None:
+    from ..explainers.base import not_drawn
+
+    if e.image is not None and not_drawn(e):  # no finding: the pixels alone, under the note
+        pic = np.asarray(e.image)
+        pic = pic if pic.dtype == np.uint8 else np.clip(pic, 0, 255).astype(np.uint8)
+    elif e.image is not None:
         pic = overlay(e.image, e.heatmap, alpha=alpha, cmap=cmap, clip_percent=CLIP_PERCENT)
     else:
         pic = apply_colormap(e.heatmap, cmap, clip_percent=CLIP_PERCENT)

@@ -158,9 +158,13 @@ def _summary(method: str) -> str:
 
 
 def _card(img: np.ndarray, e, alpha: float, cmap: str, max_side: int, clip: float) -> str:
+    from ..explainers.base import not_drawn
+
     if e.extras.get("nonfinite"):
         return _failed_card(e.method, "the model's output is not finite ("
                             f"{e.extras['nonfinite']}): no valid map to show")
+    if not_drawn(e):
+        return _failed_card(e.method, f"{not_drawn(e)}: no finding to show")
     total = e.timings.get("total") if e.timings else None
     pic = method_picture(img, e, alpha, cmap, clip)
     heat = apply_colormap(e.heatmap, cmap, clip_percent=clip)

@@ -54,3 +54,70 @@ def test_strided_depthwise_cpu_form_matches_torch(case):
         np.testing.assert_allclose(dx, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     one = session(gm.model).run([gm.grads["x"]], {"x": x[1:2], gm.seed: seed[1:2]})[0]
     np.testing.assert_allclose(one[0], ref[1], rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+GELU_CHAINS = {  # the three orders exporters write 0.5 * x * (1 + erf(x / sqrt(2))) in
+    "x_times_then_half": ["d = Div(x, sqrt2)", "e = Erf(d)", "a = Add(e, one)", "m = Mul(x, a)",
+                          "y = Mul(m, half)"],
+    "half_then_x": ["d = Mul(x, rsqrt2)", "e = Erf(d)", "a = Add(one, e)", "m = Mul(a, half)",
+                    "y = Mul(x, m)"],
+    "half_x_first": ["h = Mul(x, half)", "d = Div(x, sqrt2)", "e = Erf(d)", "a = Add(e, one)",
+                     "y = Mul(h, a)"],
+}
+
+
+def _gelu_model(body: list[str], opset: int):
+    """z = W @ gelu(x) + x: the chain between a MatMul and a residual Add, as in a transformer MLP."""
+    import onnx.parser
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((6, 6)).astype(np.float32) * 0.5
+    text = f"""
+    <ir_version: 8, opset_import: ["" : {opset}]>
+    g (float[N, 6] x) => (float[N, 6] z) {{
+        sqrt2 = Constant <value = float {{{float(np.sqrt(2))!r}}}> ()
+        rsqrt2 = Constant <value = float {{{float(1 / np.sqrt(2))!r}}}> ()
+        one = Constant <value = float {{1.0}}> ()
+        half = Constant <value = float {{0.5}}> ()
+        {chr(10).join(body)}
+        p = MatMul(y, w)
+        z = Add(p, x)
+    }}"""
+    m = onnx.parser.parse_model(text)
+    m.graph.initializer.append(numpy_helper.from_array(w, "w"))
+    return m, w
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+@pytest.mark.parametrize("chain", list(GELU_CHAINS))
+def test_gelu_chain_fused_matches_torch(chain, opset):
+    model, w = _gelu_model(GELU_CHAINS[chain], opset)
+    gm = gradient_model(model, of="z", wrt=["x"], cpu=True)
+    ops = [(n.domain, n.op_type) for n in gm.model.graph.node]
+    assert ("" if opset >= 20 else "com.microsoft", "Gelu") in ops
+    assert ops.count(("", "Erf")) == 1 and ops.count(("", "Div")) == 1  # the backward's only
+    plain = gradient_model(model, of="z", wrt=["x"])  # portable graph: fused only from opset 20
+    assert (("", "Gelu") in [(n.domain, n.op_type) for n in plain.model.graph.node]) == (opset >= 20)
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-4, 4, (3, 6)).astype(np.float32)
+    seed = rng.standard_normal((3, 6)).astype(np.float32)
+    xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+    zt = F.gelu(xt) @ torch.from_numpy(w.astype(np.float64)) + xt
+    (zt * torch.from_numpy(seed.astype(np.float64))).sum().backward()
+    ref = xt.grad.numpy()
+    for g in (gm, plain):
+        sess = session(g.model)
+        dx, z = sess.run([g.grads["x"], "z"], {"x": x, g.seed: seed})
+        np.testing.assert_allclose(z, zt.detach().numpy(), rtol=0, atol=1e-5 * np.abs(z).max())
+        np.testing.assert_allclose(dx, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+        one = sess.run([g.grads["x"]], {"x": x[2:], g.seed: seed[2:]})[0]  # batch size changes nothing
+        np.testing.assert_allclose(one, dx[2:], rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+def test_gelu_chain_kept_when_an_intermediate_is_read():
+    model, _ = _gelu_model(GELU_CHAINS["x_times_then_half"], 17)
+    gm = gradient_model(model, of="z", wrt=["x"], expose=["e"], cpu=True)
+    assert "Gelu" not in {n.op_type for n in gm.model.graph.node}
+    gm = gradient_model(model, of="z", wrt=["x"], cpu=True, rules="guided_backprop")
+    assert "Gelu" not in {n.op_type for n in gm.model.graph.node}

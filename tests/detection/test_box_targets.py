@@ -136,3 +136,13 @@ def test_nothing_detected_says_so(model):
         ov.explain(model, scene(), method="saliency", score_threshold=0.999)
     found = ov.explain(model, scene(), method="saliency", score_threshold=0.9, max_detections=1)
     assert len(found) == 1 and CELL == 4
+
+
+def test_incremental_occlusion_of_a_box_is_the_full_one(model):
+    """Incremental occlusion runs the head's raw output; the box view picks its boxes from it."""
+    full = ov.explain(model, scene(), method="occlusion", patch=4, stride=2, incremental=False)
+    inc = ov.explain(model, scene(), method="occlusion", patch=4, stride=2, incremental=True)
+    assert inc[0].extras["incremental"]["used"], inc[0].extras["incremental"]
+    for a, b in zip(full, inc):
+        np.testing.assert_allclose(b.heatmap, a.heatmap, rtol=0,
+                                   atol=1e-5 * np.abs(a.heatmap).max())

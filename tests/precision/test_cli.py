@@ -26,7 +26,7 @@ def test_gradients_flag_picks_the_mode_and_the_json_says_which(shapes_files, sha
     img = tmp_path / "rect.png"
     cv2.imwrite(str(img), np.ascontiguousarray(images[0][..., ::-1]))
     qdq = shapes_files["qdq"]
-    for mode in ("ste", "surrogate"):
+    for mode in ("ste", "ste-logit", "surrogate"):
         code, out, err = _run(["explain", qdq, img, "-m", "saliency", "--gradients", mode,
                                "-o", tmp_path / mode, "--json"], capsys)
         assert code == 0, err

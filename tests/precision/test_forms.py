@@ -16,7 +16,7 @@ from onnxviz.perturb import lime_kernel, mask_params, sample_matrix, weighted_ri
 EXPECTED = {  # form -> (compute, io, quantization, default gradient mode)
     "float32": ("float32", "float32", None, "exact"),
     "dynamic": ("int8", "float32", "dynamic", "ste"),
-    "qdq": ("int8", "float32", "qdq", "ste"),
+    "qdq": ("int8", "float32", "qdq", "ste-logit"),
     "qoperator": ("int8", "float32", "qoperator", "surrogate"),
     "fp16": ("float16", "float16", None, "upcast"),
     "fp16-io32": ("float16", "float32", None, "upcast"),

@@ -86,8 +86,7 @@ def _rel(a, b):
 
 @pytest.mark.parametrize("name", ["shapes", "resnet"])
 def test_qdq_ste_equals_torch_fake_quantized_twin(files, name, shapes_data, photos):
-    m = ov.load(files(name)["qdq"], threads=2)
-    assert m.gradient_mode == "ste"
+    m = ov.load(files(name)["qdq"], threads=2, gradients="ste")
     x = _x(name, files, shapes_data, photos)
     g = m.grad(x, 0)
     want = torch_twin(m.proto, x.astype(np.float64), 0)

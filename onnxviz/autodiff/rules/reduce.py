@@ -51,11 +51,13 @@ def reduce_sum(ctx, node):
 
 @rule("ReduceMean", nondiff=(1,))
 def reduce_mean(ctx, node):
-    g, axes, _ = _spread(ctx, node, ctx.gy(0))
-    if g is None:
+    axes = _axes(ctx, node)
+    if axes is None:
         return [ctx.gy(0)] + _rest(node)
     count = float(np.prod(ctx.static_dims(node.input[0], axes)))
-    return [ctx.emit("Mul", [g, ctx.fconst(1.0 / count)])] + _rest(node)
+    # scale the reduced gradient, then spread it: one pass over the input's size, not two
+    g, _, _ = _spread(ctx, node, ctx.emit("Mul", [ctx.gy(0), ctx.fconst(1.0 / count)]))
+    return [g] + _rest(node)
 
 
 def _reduce_extreme(ctx, node, cmp):

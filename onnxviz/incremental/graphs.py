@@ -1,0 +1,104 @@
+"""The ONNX graphs a :class:`~.plan.Plan` runs: one static-shape crop graph per segment of the
+prefix, and the suffix graph that reads the frontier tensors whole.
+
+A crop graph copies the prefix nodes with their weights; window ops lose their padding (their
+gathered inputs arrive padded with the right value, so they run "valid" and every output is
+exact, at the border too) and a Pad becomes an Identity.
+"""
+
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto, helper
+
+from .plan import Plan, node_inputs
+
+_WINDOW_ATTRS = ("pads", "auto_pad", "ceil_mode")
+
+
+def gathered(tensor: str, step_index: int, j: int) -> str:
+    """The name of a gathered read in a crop graph."""
+    return f"{tensor}#read{step_index}_{j}"
+
+
+def _model(proto, nodes, inputs, outputs, initializers, name) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=initializers)
+    m = helper.make_model(graph, opset_imports=list(proto.opset_import))
+    m.ir_version = proto.ir_version
+    return m
+
+
+def _value(name: str, dims) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(dims))
+
+
+def _dims(window, size) -> list:
+    dims = ["N", *window.shape[1:]]
+    dims[window.spatial[0]], dims[window.spatial[1]] = size
+    return dims
+
+
+def segment_models(proto, plan: Plan, consts) -> list[tuple[onnx.ModelProto, list, list]]:
+    """One crop graph per segment: ``(model, inputs, outputs)`` where inputs are
+    ``(name, tensor, read or None, the reading node's output)`` (None: a direct crop) and outputs
+    tensor names."""
+    nodes = list(proto.graph.node)
+    later: list[set] = []
+    for k in range(len(plan.segments)):
+        used = set(plan.frontier)
+        for seg in plan.segments[k + 1:]:
+            used.update(r.tensor for s in seg for r in s.reads.values())
+        later.append(used)
+    out = []
+    for k, seg in enumerate(plan.segments):
+        made = {nodes[s.index].output[0] for s in seg}
+        inputs, feeds, inits, new_nodes = [], {}, {}, []
+        for s in seg:
+            node = nodes[s.index]
+            names = list(node.input)
+            for j, t in enumerate(node.input):
+                r = s.reads.get(j)
+                if r is None:
+                    if t and t in consts and t not in inits:
+                        inits[t] = consts.tensor(t)
+                    continue
+                if r.direct:
+                    if t not in made and t not in feeds:
+                        feeds[t] = (t, t, None, node.output[0])
+                        inputs.append(_value(t, _dims(plan.windows[t], r.size)))
+                    continue
+                name = gathered(t, s.index, j)
+                names[j] = name
+                feeds[name] = (name, t, r, node.output[0])
+                inputs.append(_value(name, _dims(plan.windows[t], r.size)))
+            new_nodes.append(_crop_node(node, names))
+        outputs = [nodes[s.index].output[0] for s in seg
+                   if nodes[s.index].output[0] in later[k]]
+        values = [_value(t, _dims(plan.windows[t], plan.windows[t].size)) for t in outputs]
+        m = _model(proto, new_nodes, inputs, values, list(inits.values()), f"crop{k}")
+        out.append((m, list(feeds.values()), outputs))
+    return out
+
+
+def _crop_node(node, names) -> onnx.NodeProto:
+    if node.op_type == "Pad":
+        return helper.make_node("Identity", [names[0]], list(node.output), name=node.name)
+    new = onnx.NodeProto()
+    new.CopyFrom(node)
+    del new.input[:]
+    new.input.extend(names)
+    if node.op_type in ("Conv", "MaxPool", "AveragePool"):
+        keep = [a for a in new.attribute if a.name not in _WINDOW_ATTRS]
+        del new.attribute[:]
+        new.attribute.extend(keep)
+    return new
+
+
+def suffix_model(proto, plan: Plan, score_output: str) -> onnx.ModelProto:
+    """The graph from the frontier tensors (whole, batch first) to ``score_output``."""
+    nodes = [proto.graph.node[i] for i in plan.suffix]
+    reads = {t for n in nodes for t in node_inputs(n)}
+    inits = [t for t in proto.graph.initializer if t.name in reads]
+    inputs = [_value(t, ["N", *plan.windows[t].shape[1:]]) for t in plan.frontier]
+    output = helper.make_tensor_value_info(score_output, TensorProto.FLOAT, None)
+    return _model(proto, nodes, inputs, [output], inits, "suffix")

@@ -1,0 +1,152 @@
+"""Quantizers that saturate: the output quantizer the default int8 gradient reads as identity,
+and the diagnosis of a gradient that vanished.
+
+The straight-through estimator defines a QuantizeLinear's gradient as zero where its value leaves
+the integer range (:mod:`onnxviz.autodiff.rules.quant`). Inside a network that is the derivative
+of the ReLU6 the quantization tool fused into the quantizer; on the logits it is the clipping of
+the explained score itself: a logit past the range calibrated on a few images (the top class's
+is the likeliest) has no gradient at all, and its map is blank. ``gradients="ste-logit"`` (the
+QDQ default) differentiates the logit before those output quantizers
+(:func:`before_output_quantizers`); :func:`why_vanished` names the quantizers that cut a
+gradient when a map comes out blank anyway.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+def before_output_quantizers(proto: onnx.ModelProto, score: str) -> tuple[str, list[str]]:
+    """The tensor ``score`` is before its trailing QuantizeLinear -> DequantizeLinear pairs.
+
+    Args:
+        proto: the model.
+        score: the explained score tensor (``Model.score_output``).
+
+    Returns:
+        ``(tensor, quantizers)``: the value the output quantizers round and clip (``score``
+        itself when none does), and the names of those QuantizeLinear nodes, last first.
+    """
+    producer = {o: n for n in proto.graph.node for o in n.output if o}
+    names = []
+    while True:
+        dq = producer.get(score)
+        q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" \
+            else None
+        if q is None or q.op_type != "QuantizeLinear":
+            return score, names
+        names.append(q.name or q.output[0])
+        score = q.input[0]
+
+
+def _saturated(x: np.ndarray, q: onnx.NodeProto, consts: dict, edge: bool = False):
+    """``(mask, range)``: which values of ``x`` QuantizeLinear ``q`` saturates (``round(x / s) +
+    z`` outside its integer type; at its ends too with ``edge``, for values read after the
+    quantizer), and its real range in words; None when its scale or zero point is computed."""
+    s = consts.get(q.input[1])
+    z = consts.get(q.input[2]) if len(q.input) > 2 and q.input[2] else np.zeros((), np.uint8)
+    if s is None or z is None:
+        return None
+    info = np.iinfo(z.dtype)
+    s, z = np.asarray(s, np.float64), np.asarray(z, np.float64)
+    if s.ndim == 1 and s.size > 1 and x.ndim > 1:  # per-axis parameters
+        shape = [1] * x.ndim
+        shape[next((a.i for a in q.attribute if a.name == "axis"), 1) % x.ndim] = -1
+        s, z = s.reshape(shape), (z.reshape(shape) if z.size > 1 else z)
+    r = np.round(x / s) + z
+    lo, hi = float(np.min((info.min - z) * s)), float(np.max((info.max - z) * s))
+    if edge:
+        return (r <= info.min) | (r >= info.max), f"[{lo:.4g}, {hi:.4g}]"
+    return (r < info.min) | (r > info.max), f"[{lo:.4g}, {hi:.4g}]"
+
+
+def why_vanished(model, x: np.ndarray, target: int) -> str:
+    """Which quantizers cut the gradient of ``target``'s score at ``x`` (one image), in words.
+
+    Two causes are named: the file's own output for ``target`` sitting at its output
+    quantizer's bound (``(max - zero_point) x scale``; mode ``"ste"``), and any quantizer that
+    cuts the gradient inside the graph: the gradient reaching its output is non-zero and none
+    passes to its input, since the straight-through estimator zeroes every value it saturates.
+    Returns ``""`` for a model without QuantizeLinear in an STE mode, or when no quantizer is
+    the cause (a dead ReLU, a constant output).
+    """
+    from .precision import STE_MODES
+
+    if model.gradient_mode not in STE_MODES or model.precision.quantization != "qdq":
+        return ""
+    proto = model.gradient_source()
+    consts = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    nodes = {n.name or n.output[0]: n for n in proto.graph.node}
+    said, named = [], set()
+    _, outs = before_output_quantizers(proto, model.score_output)
+    if model.gradient_mode == "ste" and outs:
+        value = float(model.forward(x[:1])[0, target])
+        found = _saturated(np.float64(value), nodes[outs[0]], consts, edge=True)
+        if found is not None and found[0]:
+            said.append(f"the file's logit {target} is {value:.4g}, the bound of its output "
+                        f"quantizer {outs[0]!r} (range {found[1]}), where the "
+                        "straight-through estimator defines the gradient as zero")
+            named.add(outs[0])  # the cuts inside the graph are the other quantizers
+    return "; ".join(said + _cuts(model, proto, consts, x, target, named))
+
+
+def _cuts(model, proto, consts: dict, x: np.ndarray, target: int, named: set) -> list[str]:
+    """Sentences on the quantizers (but those ``named``) that stop the gradient of ``target``
+    inside the graph."""
+    upstream = _ancestors(proto, model.gradient_of())
+    consumers = {}
+    for n in proto.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    pairs = []  # (QuantizeLinear, the float DequantizeLinear output after it)
+    for n in proto.graph.node:
+        if n.op_type != "QuantizeLinear" or n.output[0] not in upstream:
+            continue
+        dq = next((c for c in consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"),
+                  None)
+        if dq is not None and n.input[0] not in consts and (n.name or n.output[0]) not in named:
+            pairs.append((n, dq.output[0]))
+    if not pairs:
+        return []
+    wrt = list(dict.fromkeys([q.input[0] for q, _ in pairs] + [d for _, d in pairs]))
+    seed = np.zeros((1, model.num_classes), np.float32)
+    seed[0, target] = 1
+    grads, exposed, _ = model.gradients(x[:1], seed, wrt=wrt,
+                                        expose=[q.input[0] for q, _ in pairs])
+    said = []
+    for q, dq in pairs:
+        if not np.any(grads[dq]) or np.any(grads[q.input[0]]):
+            continue
+        v = exposed[q.input[0]]
+        found = _saturated(v, q, consts)
+        if found is None:
+            continue
+        mask, span = found
+        name = q.name or q.output[0]
+        if v.size == model.num_classes and target < v.size:
+            said.append(f"quantizer {name!r} clips logit {target} at "
+                        f"{float(v.ravel()[target]):.4g} (range {span})")
+        else:
+            over = v[mask]
+            worst = float(over[np.argmax(np.abs(over))]) if over.size else float("nan")
+            said.append(f"quantizer {name!r} saturates {mask.mean():.0%} of its values "
+                        f"(range {span}, up to {worst:.4g}) where the gradient reaches it")
+        if len(said) == 3:
+            break
+    return said
+
+
+def _ancestors(proto: onnx.ModelProto, of: str) -> set:
+    producer = {o: n for n in proto.graph.node for o in n.output if o}
+    seen, todo = set(), [of]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        n = producer.get(t)
+        if n is not None:
+            todo.extend(i for i in n.input if i)
+    return seen
