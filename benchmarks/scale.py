@@ -65,9 +65,8 @@ def single_process(model_path: str, paths: list[str], method: str, opts: dict, o
                    threads: int | None = None) -> float:
     """Seconds of the local engine's loop: read, explain, three PNGs an image."""
     import onnxviz as ov
-    from onnxviz.cli.files import write_explanation_pngs
-    from onnxviz.distributed import Render
     from onnxviz.explainers.registry import get
+    from onnxviz.results import Render, write_explanation_pngs
 
     m = ov.load(model_path, threads=threads)
     ex = get(method)(m, **opts)

@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import OptionError, guard
 from .explainers._gradient import chunks
-from .explainers._layers import from_nchw, layer_layout, resolve_layer, to_nchw
+from .model.layouts import from_nchw, layer_layout, to_nchw
+from .model.tokens import resolve_layer
 
 
 @guard("activations")

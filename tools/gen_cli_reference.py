@@ -34,7 +34,8 @@ def explain_flags() -> dict[str, str]:
 
 def reference() -> str:
     """The Markdown table (one row per method)."""
-    from onnxviz.cli.options import ARRAY_FILES, describe_default
+    from onnxviz.cli.options import describe_default
+    from onnxviz.explainers.options import ARRAY_FILES
     from onnxviz.explainers.registry import get, methods
 
     flags = explain_flags()
@@ -51,7 +52,8 @@ def reference() -> str:
     rows += ["", "Allowed values (`onnxviz/explainers/ranges.py`: checked by the library, the CLI and "
              "the server alike, before any work):", "",
              "| option | flag | allowed |", "|---|---|---|"]
-    from onnxviz.cli.options import describe_range, option_table
+    from onnxviz.cli.options import describe_range
+    from onnxviz.explainers.options import option_table
 
     for opt, uses in option_table().items():
         allowed = describe_range(opt, uses).replace("|", "\\|")

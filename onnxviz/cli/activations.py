@@ -10,8 +10,10 @@ import json
 import re
 import sys
 
-from . import files, options
-from .common import add_common, load_model, model_command, table
+from ..explainers.options import parse_channels
+from ..results import out_dir, stems, table
+from . import files
+from .common import add_common, load_model, model_command
 
 
 def safe(name: str) -> str:
@@ -45,16 +47,16 @@ def run(args) -> int:
 
     if args.max_channels < 1:
         raise OptionError(f"--max-channels must be >= 1, got {args.max_channels}")
-    channels = options.parse_channels(args.channels)
+    channels = parse_channels(args.channels)
     sources = files.expand_images(args.images)
     images = files.read_images(sources)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
     layers = args.layer or [lay.name for lay in model.layers()]
     if not layers:
         raise OptionError("the model has no 4-D layers to show")
     rows = []
-    names = files.stems(sources)
+    names = stems(sources)
     with files.progress(len(images) * len(layers), "activations", args.quiet, unit="grid") as bar:
         for stem, src, img in zip(names, sources, images):
             acts = activations(model, img, layers=layers)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 
 from ..errors import OnnxvizError
+from ..explainers.options import for_model, method_kwargs, parse_methods
+from ..results import table
 from . import options
-from .common import add_model_args, load_model, print_json, table, warn
+from .common import add_model_args, load_model, print_json, warn
 
 
 def register(subparsers) -> None:
@@ -59,16 +61,16 @@ def run(args) -> int:
 
     if not 1 <= args.images <= 10_000:
         raise OnnxvizError(f"--images must be between 1 and 10000, got {args.images}")
-    methods = options.parse_methods(args.methods or ["all"])
+    methods = parse_methods(args.methods or ["all"])
     given = options.given_options(args)
-    settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    settings = {m: method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
     if args.quick:
         from .demo import demo_settings
 
         settings = {m: {**demo_settings([m])[m], **kw} for m, kw in settings.items()}
     image = read_image(args.image)
     model = load_model(args)
-    methods = options.for_model(methods, args.methods or ["all"], model)
+    methods = for_model(methods, args.methods or ["all"], model)
     n = 1 if args.quick else args.images
     rows = [{"method": "forward (floor)", "images": n, "seconds": bench_forward(model, image, n),
              "params": {}}]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from ..results import out_dir
 from . import files
 from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
 
@@ -43,7 +44,7 @@ def run(args) -> int:
     doc = baseline.read(args.baseline)
     sources, images, names, masks = files.images_and_masks(args.images, args.masks)
     match_images(doc, names, images)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
     total = len(images) * len(doc["methods"])
     with files.progress(total, "checking", args.quiet, unit="map") as bar:

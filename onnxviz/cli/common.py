@@ -1,4 +1,4 @@
-"""Helpers shared by the subcommands: model options, loading, JSON output, warnings."""
+"""Helpers shared by the subcommands: model options, loading, printing JSON, warnings."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
-import numpy as np
-
+from ..results import dumps
 
 IMAGES_HELP = "image files, folders of images, or skimage:NAME"
 
@@ -46,19 +44,20 @@ def add_layer_arg(parser: argparse.ArgumentParser, *, channels_help: str) -> Non
 
 
 def add_function_options(parser: argparse.ArgumentParser, function, skip, title: str) -> None:
-    """``--out``/``--quiet`` plus one flag per keyword option of ``function`` (minus ``skip``)."""
-    from . import files, options
+    """One flag per keyword option of ``function`` (minus ``skip``)."""
+    from ..explainers.options import function_options
+    from . import options
 
-    files.add_output_args(parser)
-    options.add_options(parser, options.function_options(function, skip), lambda _: (title, None))
+    options.add_options(parser, function_options(function, skip), lambda _: (title, None))
 
 
 def function_args(args, function, skip) -> tuple[dict, list[int] | None]:
     """The keyword options given for ``function`` and the parsed ``--channels`` list."""
+    from ..explainers.options import function_kwargs, parse_channels
     from . import options
 
-    kwargs = options.function_kwargs(function, options.given_options(args), skip)
-    return kwargs, options.parse_channels(args.channels)
+    kwargs = function_kwargs(function, options.given_options(args), skip)
+    return kwargs, parse_channels(args.channels)
 
 
 def print_output(args, record: dict, path) -> None:
@@ -124,46 +123,7 @@ def warn(message: str) -> None:
     print(f"onnxviz: warning: {message}", file=sys.stderr)
 
 
-def _default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def strict_json(obj):
-    """``obj`` with NaN and infinite floats as None (JSON has no NaN; a reader would choke)."""
-    if isinstance(obj, float | np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.ndarray):
-        return strict_json(obj.tolist())
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [strict_json(v) for v in obj]
-    return obj
-
-
-def dumps(obj, **kw) -> str:
-    """One JSON text, strict (no NaN), numpy values converted."""
-    return json.dumps(strict_json(obj), default=_default, allow_nan=False, **kw)
-
-
 def print_json(obj) -> None:
     """Print ``obj`` as indented JSON (numpy values converted, NaN as null)."""
     sys.stdout.write(dumps(obj, indent=2))
     sys.stdout.write("\n")
-
-
-def table(rows: list[list], headers: list[str]) -> str:
-    """A plain left-aligned text table."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

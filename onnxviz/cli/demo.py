@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import OnnxvizError
+from ..explainers.options import for_model, parse_methods
+from ..results import out_dir
 from . import files, options
 from .common import warn
 
@@ -78,13 +80,13 @@ def run(args) -> int:
     from ..explainers.registry import get
     from .report import build_report, effective_settings, model_summary
 
-    methods = options.parse_methods(args.methods or ["all"])
-    folder = files.out_dir(args.out)
+    methods = parse_methods(args.methods or ["all"])
+    folder = out_dir(args.out)
     model_path = Path(args.model) if args.model is not None else find_model()
     images = files.read_images([args.image])
     model = load(model_path, threads=args.threads)
     chosen = methods
-    methods = options.for_model(methods, args.methods or ["all"], model)
+    methods = for_model(methods, args.methods or ["all"], model)
     settings = demo_settings(methods)
     if not args.quiet:
         say(f"running {len(methods)} of {len(chosen)} methods on {model_path.name}"

@@ -6,6 +6,7 @@ function is a flag. Writes ``<image>.<layer>.dream.png`` per image.
 
 from __future__ import annotations
 
+from ..results import out_dir, stems
 from . import files
 from .activations import safe
 from .common import (
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
         description="Multi-scale gradient ascent on images that maximises a layer's channels.")
     add_layer_arg(p, channels_help="channels to amplify, e.g. 0-7 (default all)")
     add_common(p, json_help="print one JSON object per image")
+    files.add_output_args(p)
     add_function_options(p, deep_dream, SKIP, "deep dream options")
     p.set_defaults(func=run)
 
@@ -35,11 +37,11 @@ def run(args) -> int:
     kwargs, channels = function_args(args, deep_dream, SKIP)
     sources = files.expand_images(args.images)
     images = files.read_images(sources)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
     layer = model.layer(args.layer).name
     with files.progress(len(images), "dreaming", args.quiet, unit="img") as bar:
-        for stem, src, img in zip(files.stems(sources), sources, images):
+        for stem, src, img in zip(stems(sources), sources, images):
             out = deep_dream(model, img, args.layer, channels, **kwargs)
             path = viz.write_png(folder / f"{stem}.{safe(layer)}.dream.png", out)
             bar.update(1)

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 from ..errors import OptionError
+from ..explainers.options import convert, for_model, method_kwargs, parse_methods, parse_target
+from ..results import out_dir, stems, table
 from . import files, options
-from .common import IMAGES_HELP, add_common, load_model, model_command, print_json, table
+from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
 
 
 def register(subparsers) -> None:
@@ -70,7 +72,7 @@ def metric_options(items: list[str]) -> dict[str, dict]:
         if opt not in params:
             raise OptionError(f"metric {name!r} has no option {opt!r}; its options: "
                               f"{', '.join(params) or 'none'}")
-        out.setdefault(name, {})[opt] = options.convert(raw, params[opt], opt)
+        out.setdefault(name, {})[opt] = convert(raw, params[opt], opt)
     return out
 
 
@@ -80,7 +82,7 @@ def read_region_masks(folder, sources, images, size):
 
     if folder is None:
         return [None] * len(images)
-    names = files.stems(sources)
+    names = stems(sources)
     keys = [Path(s).name for s in sources]
     found = read_masks(folder, names, [im.shape[:2] for im in images], keys)
     return [to_input_size(m, size) for m in found]
@@ -95,21 +97,21 @@ def run(args) -> int:
     from .report import model_summary
 
     spec = args.methods or ["all"]
-    methods = options.parse_methods(spec)
+    methods = parse_methods(spec)
     given = options.given_options(args)
     for m in methods:
-        options.method_kwargs(m, given, strict=len(methods) == 1)
+        method_kwargs(m, given, strict=len(methods) == 1)
     names = metrics.parse(args.metrics or ["all"])
     opts = metric_options(args.metric_option)
-    target = options.parse_target(args.target)
+    target = parse_target(args.target)
     sources = files.expand_images(args.images)
     images = files.read_images(sources)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
     masks = read_region_masks(args.masks, sources, images, model.input.size)
     if args.masks is None:
         names = [n for n in names if not metrics.get(n).needs_mask or args.metrics]
-    methods = options.for_model(methods, spec, model)
+    methods = for_model(methods, spec, model)
     sections = [ReportImage(s, im) for s, im in zip(sources, images)]
     records = []
     with files.progress(len(images) * len(methods), "scoring", args.quiet, unit="map") as bar:

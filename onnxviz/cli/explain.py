@@ -11,9 +11,12 @@ import sys
 
 from tqdm import tqdm
 
-from ..distributed.cli import add_engine_args, engine_of
+from ..explainers.options import (for_model, method_kwargs, parse_methods, parse_target,
+                                  with_progress)
+from ..results import Record, dumps, out_dir, printable, stems, write_explanation_pngs
 from . import files, options
-from .common import IMAGES_HELP, add_common, load_model, model_command, warn, dumps
+from .common import IMAGES_HELP, add_common, load_model, model_command, warn
+from .ray import add_engine_args, engine_of
 
 
 def register(subparsers) -> None:
@@ -51,7 +54,7 @@ def build_explainers(model, methods, given, quiet=False, strict=True, skipped=No
     show = files.show_progress(quiet)
     out = []
     for m in methods:
-        kwargs = options.with_progress(m, options.method_kwargs(m, given, strict), show)
+        kwargs = with_progress(m, method_kwargs(m, given, strict), show)
         try:
             out.append(get(m)(model, **kwargs))
         except OnnxvizError as e:
@@ -75,33 +78,25 @@ def explain_all(model, images, methods, given, target, quiet=False, strict=True)
                 yield i, e
 
 
-def record(source: str, e, paths: dict) -> dict:
-    """The ``--json`` object of one explanation."""
-    d = e.to_dict()
-    return {"image": source, "method": d["method"], "target": d["target"], "label": d["label"],
-            "score": d["score"], "score_kind": d["score_kind"], "params": d["params"], "outputs": paths, "timings": d["timings"],
-            "extras": d["extras"]}
-
-
 def run(args) -> int:
     from ..errors import OnnxvizError
 
     if engine_of(args) == "ray":  # onnxviz.distributed: Ray Data, Parquet, resumable
-        from ..distributed.cli import cli_run
+        from .ray import cli_run
 
         return cli_run(args)
 
-    methods = options.parse_methods(args.methods)
+    methods = parse_methods(args.methods)
     given = options.given_options(args)
     for m in methods:  # convert and check every option before loading anything
-        options.method_kwargs(m, given, strict=len(methods) == 1)
-    files.check_render_args(args)
-    target = options.parse_target(args.target)
+        method_kwargs(m, given, strict=len(methods) == 1)
+    render = files.render_of(args)
+    target = parse_target(args.target)
     sources = files.expand_images(args.images)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
-    methods = options.for_model(methods, args.methods, model)
-    names = files.stems(sources)
+    methods = for_model(methods, args.methods, model)
+    names = stems(sources)
     skipped: list = []
     # one named method: its failure to apply is the answer; several (or all): skip and go on
     explainers = build_explainers(model, methods, given, args.quiet,
@@ -119,12 +114,12 @@ def run(args) -> int:
                     if strict:
                         raise
                     skipped.append((f"{src} ({ex.name})", str(err)))
-                    warn(f"skipped {ex.name} on {files.printable(src)}: {err}")
+                    warn(f"skipped {ex.name} on {printable(src)}: {err}")
                     continue
                 finally:
                     bar.update(1)
                 stem = names[i] if target is None else f"{names[i]}.t{e.target}"
-                paths = files.write_explanation_pngs(folder, stem, img, e, args)
+                paths = write_explanation_pngs(folder, stem, img, e, render)
                 done += 1
                 _print(args, src, e, paths)
     return files.summary(done, skipped, "map")
@@ -134,11 +129,11 @@ def _print(args, src, e, paths) -> None:
     from ..explainers.base import not_drawn
 
     if args.json:
-        line = dumps(record(files.printable(src), e, paths))
+        line = dumps(Record.of(printable(src), e, paths))
     else:
         t = e.timings.get("total", float("nan"))
         shown = paths.get("overlay", "not drawn: " + not_drawn(e))
-        line = (f"{files.printable(src)}  {e.method:<20} {e.label} ({e.target}) "
+        line = (f"{printable(src)}  {e.method:<20} {e.label} ({e.target}) "
                 f"{e.score_kind} {e.score:.4g}  {t:.2f} s  -> {shown}")
     tqdm.write(line, file=sys.stdout)  # clears the progress bars first
     sys.stdout.flush()

@@ -6,6 +6,7 @@ flag. Writes ``<layer>.filters.png`` (a captioned grid) and ``<layer>.ch<N>.png`
 
 from __future__ import annotations
 
+from ..results import out_dir
 from . import files
 from .activations import safe
 from .common import (
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
     add_layer_arg(p, channels_help="channels, e.g. 0-7,12 (default the first 8)")
     p.add_argument("--cols", type=int, default=None, metavar="N", help="grid columns")
     add_common(p, json_help="print the outputs as JSON")
+    files.add_output_args(p)
     add_function_options(p, visualize_filters, SKIP, "filter visualization options")
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args) -> int:
     kwargs, channels = function_args(args, visualize_filters, SKIP)
     if args.cols is not None and args.cols < 1:
         raise OptionError(f"--cols must be >= 1, got {args.cols}")
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
     layer = model.layer(args.layer).name
     if channels is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .common import add_common, add_model_args, load_model, print_json, table
+from ..results import table
+from .common import add_common, add_model_args, load_model, print_json
 
 
 _GRADIENT_MODES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..results import printable
 from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model, print_json
 
 
@@ -46,7 +47,7 @@ def run(args) -> int:
     for _, src, img in files.iter_images(sources, skipped,
                                                args.strict or len(sources) == 1):  # one image at a time
         preds = model.predict([img], top=args.top, **dense)[0]
-        name = files.printable(src)
+        name = printable(src)
         images += 1
         if dense:
             out.extend(_dense(args, model, name, preds, images > 1))

@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 from ..errors import OnnxvizError
+from ..explainers.options import (for_model, method_kwargs, parse_methods, parse_target,
+                                  with_progress)
+from ..results import out_dir, printable
 from . import files, options
 from .common import load_model, model_command, warn
 
@@ -85,7 +88,7 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
     failures, explainers = {}, []
     for m in methods:
         try:
-            kwargs = options.with_progress(m, settings.get(m, {}), files.show_progress(quiet))
+            kwargs = with_progress(m, settings.get(m, {}), files.show_progress(quiet))
             explainers.append(get(m)(model, **kwargs))
         except OnnxvizError as err:
             failures[m] = str(err)
@@ -153,23 +156,23 @@ def run(args) -> int:
         raise OnnxvizError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not 0.0 <= args.clip < 100.0:
         raise OnnxvizError(f"--clip must be in [0, 100), got {args.clip}")
-    methods = options.parse_methods(args.methods or ["all"])
+    methods = parse_methods(args.methods or ["all"])
     given = options.given_options(args)
-    settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
-    target = options.parse_target(args.target)
+    settings = {m: method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    target = parse_target(args.target)
     sources = files.expand_images(args.images)
     skipped: list = []
     names: list = []
 
     def images():  # decoded one at a time, as the report goes
         for _, src, img in files.iter_images(sources, skipped, strict=len(sources) == 1):
-            names.append(files.printable(src))
+            names.append(printable(src))
             yield img
 
     out = Path(args.out) if str(args.out).lower().endswith(".html") else \
-        files.out_dir(args.out) / "report.html"
+        out_dir(args.out) / "report.html"
     model = load_model(args)
-    methods = options.for_model(methods, args.methods or ["all"], model)
+    methods = for_model(methods, args.methods or ["all"], model)
     sections, failures = build_report(model, sources, images(), methods, settings, target,
                                       args.quiet, args.top)
     for sec, name in zip(sections, names):

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import OptionError
+from ..explainers.options import parse_methods
 from . import options
 from .common import add_model_args, load_model
 
@@ -97,7 +98,7 @@ def run(args) -> int:
 
 def served_methods(spec) -> list[str]:
     """``--method``: the methods requests may use, the default first (gradcam first for all)."""
-    methods = options.parse_methods(spec or ["gradcam"])
+    methods = parse_methods(spec or ["gradcam"])
     named = {n.strip() for part in (spec or []) for n in part.split(",")}
     if "all" in named and "gradcam" in methods and not (named - {"all"}):
         methods.remove("gradcam")

@@ -7,6 +7,8 @@ are kept in the baseline too, for ``check``'s region rule.
 from __future__ import annotations
 
 
+from ..explainers.options import for_model, method_kwargs, parse_methods
+from ..results import out_dir
 from . import files, options
 from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
 
@@ -35,14 +37,14 @@ def run(args) -> int:
     from ..gate import baseline
     from .evaluate import metric_options
 
-    methods = options.parse_methods(args.methods)
+    methods = parse_methods(args.methods)
     given = options.given_options(args)
-    settings = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    settings = {m: method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
     opts = metric_options(args.metric_option)
     sources, images, names, masks = files.images_and_masks(args.images, args.masks)
-    folder = files.out_dir(args.out)
+    folder = out_dir(args.out)
     model = load_model(args)
-    methods = options.for_model(methods, args.methods, model)
+    methods = for_model(methods, args.methods, model)
     settings = {m: settings[m] for m in methods}
     with files.progress(len(images) * len(methods), "snapshot", args.quiet, unit="map") as bar:
         records = baseline.observe(model, images, names, settings, masks=masks,

@@ -191,9 +191,32 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
 
 
 def cli_main(name: str, argv: Sequence[str] | None = None) -> int:
-    """``python -m onnxviz.convert.NAME ARGS``: the same as ``onnxviz convert NAME ARGS``."""
+    """``python -m onnxviz.convert.NAME ARGS``: the same as ``onnxviz convert NAME ARGS`` (the
+    converter's ``add_arguments`` and ``run``; an error is one line and exit status 2, a bad flag
+    too, ``--debug`` shows the traceback). The converters stand below the command line
+    (docs/internals.md), so this runs them without it."""
+    import argparse
+    import importlib
     import sys
 
-    from ..cli import main
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-    return main(["convert", name, *(sys.argv[1:] if argv is None else argv)])
+    mod = importlib.import_module(f"onnxviz.convert.{name}")
+    parser = Parser(prog=f"onnxviz convert {name}", description=mod.__doc__.split("\n\n")[0],
+                    allow_abbrev=False)
+    mod.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return int(mod.run(args) or 0)
+    except Exception as e:  # noqa: BLE001 - one line, as the command line says it
+        if args.debug:
+            raise
+        from ..errors import as_error
+
+        why = e if isinstance(e, OnnxvizError) else f"{as_error(e, 'convert')} (--debug shows " \
+                                                      "the traceback)"
+        print(f"onnxviz: error: {why}", file=sys.stderr)
+        return 2

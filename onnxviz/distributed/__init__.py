@@ -44,10 +44,9 @@ def require_ray():
 _LAZY = {
     "explain_dataset": ".job",
     "RunSummary": ".job",
-    "Render": ".worker",
+    "Render": "..results",
     "read_results": ".store",
     "read_errors": ".store",
-    "cli_run": ".cli",
 }
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "DistributedError",
     "Render",
     "RunSummary",
-    "cli_run",
     "explain_dataset",
     "read_errors",
     "read_results",

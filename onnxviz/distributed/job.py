@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..results import PNGS, Render, out_dir
 from . import DistributedError, require_ray, store
 from .sources import Plan, plan_sources
-from .worker import PNGS, ExplainBatch, Job, Render
+from .worker import ExplainBatch, Job
 
 #: Where Ray's own log lines go (in the output folder) unless --verbose.
 RAY_LOG = "ray.log"
@@ -177,8 +178,7 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
              model_batch_size, kind=None):
     """Model bytes, the driver's model, method names and per-method options, all checked."""
     from .. import load
-    from ..cli import options as cli_options
-    from ..errors import OptionError
+    from ..explainers.options import for_model, known_options, parse_methods, with_progress
     from ..explainers.registry import get
     from ..model import loading
 
@@ -190,16 +190,10 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
                                "model through the object store as one protobuf") from None
     m = load(data, preprocess=preprocess, labels=labels, input=input, output=output,
              gradients=gradients, batch_size=model_batch_size, **(kind or {}))
-    names = cli_options.for_model(cli_options.parse_methods(methods), methods, m)
+    names = for_model(parse_methods(methods), methods, m)
     options = dict(options or {})
-    opts = {}
-    for n in names:
-        cls, given = get(n), dict(options.get(n, {}))
-        unknown = sorted(set(given) - set(cls.options()))
-        if unknown:
-            raise OptionError(f"method {n!r} has no option {', '.join(unknown)}; its options: "
-                              f"{', '.join(cls.options()) or 'none'}")
-        opts[n] = cli_options.with_progress(n, given, False)
+    opts = {n: with_progress(n, known_options(n, dict(options.get(n, {}))), False)
+            for n in names}
     gray = np.full((*m.input.size, 3), 128, np.uint8)
     for n in names:  # a bad layer, option value or target fails here, not in every actor
         get(n)(m, **opts[n]).explain([gray], target=target)
@@ -207,8 +201,6 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
 
 
 def _out_folder(out) -> Path:
-    from ..cli.files import out_dir
-
     return out_dir(out).resolve()
 
 

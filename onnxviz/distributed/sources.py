@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import DistributedError, store
+from ..results import IMAGE_SUFFIXES, folder_images, shared_stems
+from . import DistributedError
 
 
 @dataclass
@@ -70,18 +71,13 @@ def plan_sources(source, done: dict[str, set[str]], methods: list[str], per_read
 
 
 def _local_plan(items: list[str], done, methods, per_read: int) -> Plan:
-    from ..cli.files import IMAGE_SUFFIXES
     from ..errors import ImageError
 
     keys, missing = [], []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(os.path.abspath(f) for f in p.iterdir()
-                           if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ImageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {p}")
-            keys += found
+            keys += [os.path.abspath(f) for f in folder_images(p)[0]]
         elif p.exists():
             keys.append(os.path.abspath(p))
         else:
@@ -93,13 +89,11 @@ def _local_plan(items: list[str], done, methods, per_read: int) -> Plan:
     todo = [k for k in keys if not _complete(done.get(k), methods)]
     return Plan(read=_binary_reader(todo, None, per_read), expected=todo, missing=missing,
                 blocks=_blocks(todo, per_read),
-                skip=_partial(todo, done), shared_stems=store.shared_stems(keys),
+                skip=_partial(todo, done), shared_stems=shared_stems(keys),
                 empty=not todo)
 
 
 def _uri_plan(uris: list[str], done, methods, per_read: int) -> Plan:
-    from ..cli.files import IMAGE_SUFFIXES
-
     schemes = {u.split("://", 1)[0].lower() for u in uris}
     if len(schemes) > 1:
         raise DistributedError(f"URIs of several filesystems ({', '.join(sorted(schemes))}); "
@@ -113,7 +107,7 @@ def _uri_plan(uris: list[str], done, methods, per_read: int) -> Plan:
     return Plan(read=_binary_reader(todo, exts, per_read), expected=None if folders else todo,
                 blocks=_blocks(todo, per_read),
                 skip={k: frozenset(v) for k, v in done.items()} if folders else _partial(todo, done),
-                scheme=schemes.pop(), shared_stems=None if folders else store.shared_stems(files),
+                scheme=schemes.pop(), shared_stems=None if folders else shared_stems(files),
                 empty=not todo)
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +45,13 @@ def part_name(config_key: str, keys) -> str:
     return f"part-{h.hexdigest()[:20]}.parquet"
 
 
-def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
+def explanation_table(records: list, heatmaps: list[np.ndarray]):
     """The explanations table of one batch.
 
     Args:
-        records: one :func:`onnxviz.cli.explain.record` dict per explanation (the fields of
-            ``onnxviz explain --json``: image, method, target, label, score, params, outputs,
-            timings, extras) plus ``score_kind``.
+        records: one :class:`onnxviz.results.Record` per explanation (the fields of
+            ``onnxviz explain --json``: image, method, target, label, score, score_kind, params,
+            outputs, timings, extras).
         heatmaps: the float32 (H, W) maps, in the same order.
 
     Returns:
@@ -64,8 +63,9 @@ def explanation_table(records: list[dict], heatmaps: list[np.ndarray]):
     """
     import pyarrow as pa
 
-    from ..cli.common import dumps
+    from ..results import dumps
 
+    records = [r.to_dict() for r in records]
     maps = np.stack([np.asarray(h, np.float32) for h in heatmaps])
     return pa.table({
         "image": pa.array([r["image"] for r in records], pa.string()),
@@ -214,32 +214,3 @@ def read_results(out):
 def read_errors(out):
     """The errors table of a run: image, method, stage, error, message (or None)."""
     return read_table(out, ERRORS)
-
-
-_SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
-
-
-def base_stem(key: str) -> str:
-    """The file-name-safe stem of an image key's file name (``photos/cat 1.jpg`` -> ``cat_1``)."""
-    name = key.rstrip("/").rsplit("/", 1)[-1]
-    name = name.rsplit(".", 1)[0] if "." in name else name
-    return _SAFE.sub("_", name).strip("._") or "image"
-
-
-def stem_of(key: str, shared: frozenset[str] | None) -> str:
-    """PNG file stem of an image key: :func:`base_stem`, plus a short hash of the whole key when
-    other images of the run have the same stem (``shared``; None: not known, always hash)."""
-    base = base_stem(key)
-    if shared is not None and base not in shared:
-        return base
-    return f"{base}-{hashlib.sha256(key.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
-
-
-def shared_stems(keys) -> frozenset[str]:
-    """The stems that more than one of ``keys`` has."""
-    seen: set[str] = set()
-    shared: set[str] = set()
-    for k in keys:
-        b = base_stem(k)
-        (shared if b in seen else seen).add(b)
-    return frozenset(shared)

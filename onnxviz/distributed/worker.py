@@ -17,24 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..results import PNGS, Record, Render, stem_of, write_explanation_pngs
 from . import store
-
-
-@dataclass(frozen=True)
-class Render:
-    """How the PNGs are drawn: the rendering flags of ``onnxviz explain`` (same defaults);
-    ``npy`` also writes each heatmap as ``<stem>.<method>.heatmap.npy`` beside them."""
-
-    cmap: str = "jet"
-    alpha: float = 0.4
-    clip: float = 1.0
-    threshold: float = 0.5
-    top_percent: float | None = None
-    npy: bool = False
-
-
-#: The PNGs of ``onnxviz explain``: its rendering defaults.
-PNGS = Render()
 
 
 @dataclass(frozen=True)
@@ -106,8 +90,6 @@ class ExplainBatch:
         self.explainers = {m: get(m)(self.model, **job.options[m]) for m in job.methods}
 
     def __call__(self, batch: dict) -> dict:
-        from ..cli.explain import record
-
         keys = [self._key(p) for p in batch["path"]]
         payload = batch["bytes"] if "bytes" in batch else batch["image"]
         images: dict[int, np.ndarray] = {}
@@ -128,15 +110,16 @@ class ExplainBatch:
         for m in self.job.methods:
             for i, e in self._explain(m, todo[m], images, keys, errors):
                 paths = self._pngs(keys[i], images[i], e)
-                records.append({**record(keys[i], e, paths), "score_kind": e.score_kind})
+                records.append(Record.of(keys[i], e, paths))
                 maps.append(e.heatmap)
-        name = store.part_name(self.job.config_key, [r["image"] for r in records + errors])
+        name = store.part_name(self.job.config_key,
+                               [r.image for r in records] + [r["image"] for r in errors])
         if records:
             store.write_part(self.out / store.EXPLANATIONS, name,
                              store.explanation_table(records, maps))
         if errors:
             store.write_part(self.out / store.ERRORS, name, store.error_table(errors))
-        rows = [(r["image"], r["method"], "ok") for r in records] + \
+        rows = [(r.image, r.method, "ok") for r in records] + \
                [(r["image"], r["method"], "error") for r in errors]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
         return {"image": np.array([r[0] for r in rows], dtype=object),
@@ -179,11 +162,9 @@ class ExplainBatch:
     def _pngs(self, key: str, image: np.ndarray, e) -> dict[str, str]:
         if self.job.render is None:
             return {}
-        from ..cli.files import write_explanation_pngs
-
         folder = self.out / store.PNG
         folder.mkdir(parents=True, exist_ok=True)
-        stem = store.stem_of(key, self.job.shared_stems)
+        stem = stem_of(key, self.job.shared_stems)
         if self.job.target is not None:  # as the local engine names them
             stem = f"{stem}.t{e.target}"
         return write_explanation_pngs(folder, stem, image, e, self.job.render)

@@ -8,7 +8,7 @@ import numpy as np
 from onnx import helper
 
 from ..errors import OptionError
-from ._layers import PASS_THROUGH, GraphIndex
+from ..model.layouts import PASS_THROUGH, GraphIndex
 
 _HINT = "cam needs a global-average-pooling -> dense head; use gradcam, which works on any model"
 

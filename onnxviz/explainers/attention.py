@@ -1,7 +1,7 @@
 """Attention methods for vision transformers: attention rollout and gradient-weighted attention.
 
 Both read the attention maps ``A`` of every block, the outputs of the ``Softmax`` nodes shaped
-``[N, heads, T, T]`` (:func:`onnxviz.explainers.tokens.attention_softmaxes`), found in the ONNX
+``[N, heads, T, T]`` (:func:`onnxviz.model.tokens.attention_softmaxes`), found in the ONNX
 graph whatever exported it; fused attention (``scaled_dot_product_attention``) is decomposed into
 ``MatMul``/``Softmax`` by the PyTorch exporters, so it is found too. The token sequence's patch
 grid and its prefix (class, distillation, register tokens) come from :mod:`.tokens`. The relevance
@@ -22,7 +22,7 @@ from . import _gradient as G
 from ._checks import check_fraction
 from .base import Explainer, Explanation, Timer
 from .registry import register
-from .tokens import attention_softmaxes, batch_like, sequence_grid
+from ..model.tokens import attention_softmaxes, batch_like, sequence_grid
 
 
 

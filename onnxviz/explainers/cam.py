@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import OptionError
 from . import _gradient as G
-from ._layers import graph_index
-from .tokens import layer_view, resolve_map_layer
+from ..model.layouts import graph_index
+from ..model.tokens import layer_view, resolve_map_layer
 from .base import Explainer, Explanation, Timer
 from .cam_options import (AUGMENTATIONS, LayerNames, augment, check_flags, first_component,
                           layer_names, peer_scaled, weighted)
@@ -349,5 +349,3 @@ class LayerCAM(CAMExplainer):
     def channel_weights(self, activations, gradients, *, inputs, targets):
         return np.maximum(gradients, 0)
 
-
-from . import scorecam  # noqa: E402,F401  (registers "scorecam" with the CAM family)

@@ -151,7 +151,7 @@ def bias_layers(model) -> list[tuple[str, np.ndarray]]:
     """``(output tensor, bias per channel)`` of every Conv with a bias and every
     BatchNormalization on the way to the score, 4-D outputs only. A BatchNormalization's bias is
     the shift it applies, ``B - mean * scale / sqrt(var + epsilon)``."""
-    from ._layers import graph_index
+    from ..model.layouts import graph_index
 
     idx = graph_index(model)
     needed = idx.ancestors(model.score_output)

@@ -20,7 +20,7 @@ from .cam import combine
 from .ranges import BASELINE_SET, Range, Words
 from .registry import register
 from .saliency import InputGradientExplainer
-from .tokens import layer_view, resolve_map_layer
+from ..model.tokens import layer_view, resolve_map_layer
 
 
 class ModifiedGradientExplainer(InputGradientExplainer):
@@ -342,5 +342,3 @@ class DeepLiftShap(DeepLift):
         return attr if self.params["multiply_by_inputs"] else (mult / m).astype(np.float32), \
             scores, extras
 
-
-from . import lrp as _lrp  # noqa: F401  (registers LRP, a ModifiedGradientExplainer)

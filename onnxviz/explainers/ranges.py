@@ -1,8 +1,8 @@
 """The type and range of every method option, declared once.
 
 :class:`~onnxviz.explainers.base.Explainer` checks its options against :data:`RANGES` before any
-work, so the library, the CLI (which converts text with :mod:`onnxviz.cli.options` and then builds
-the explainer) and the server refuse the same values with the same message. An explainer whose
+work, so the library, the CLI (which converts text with :mod:`onnxviz.explainers.options` and
+then builds the explainer) and the server refuse the same values with the same message. An explainer whose
 option needs another range sets ``ranges = {"name": Range(...)}`` on its class.
 
 Counts that set the work (samples, masks, steps) are bounded so that a run stays within hours,
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from ..model.numeric import MAX_BATCH
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def _fmt(x: float) -> str:
 
 #: Every numeric option of every method (by option name).
 RANGES: dict[str, Range] = {
-    "batch_size": Range(int, 1, 4096),
+    "batch_size": Range(int, 1, MAX_BATCH),
     "seed": Range(int, 0, 2**63 - 1),
     # occlusion
     "patch": Range(int, 1, 65536, pair=True),

@@ -12,7 +12,8 @@ _REGISTRY: dict[str, type[Explainer]] = {}
 # Modules that register methods when imported, in the order methods are listed (the order of
 # ov.METHODS: registration order; a method module imported on its own before the registry loads
 # registers its methods first).
-_MODULES = ("perturbation", "saliency", "cam", "cam_more", "attention", "modified", "gradient_shap")
+_MODULES = ("perturbation", "saliency", "cam", "scorecam", "cam_more", "attention", "modified",
+            "lrp", "gradient_shap")
 _loaded = False
 _LOADING = threading.RLock()
 

@@ -4,8 +4,10 @@ A baseline folder holds ``manifest.json`` and ``maps/<image>.<method>.npy`` (flo
 the model's input size), plus ``masks/<image>.npy`` (regions of interest, at the image's own size)
 when the snapshot was given masks. The manifest lists the model file (name, SHA-256), the
 methods with their options, the metric options, the images (name, source, SHA-256 of the pixels)
-and one record per image and method: target, label, score, top-1 prediction, metrics, the share
-of attribution outside the region, and the map's file.
+and one record per image and method: the fields of :class:`onnxviz.results.Record` (image, method,
+target, label, score) with the options given (``params``), the seconds of the explanation and of
+each metric (``timings``), the metrics, the top-1 prediction, the share of attribution outside the
+region, and the map's file.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OnnxvizError, OptionError
+from ..results import Record
+
+#: The fields of a record that a baseline keeps as they are (``params`` and ``timings`` are the
+#: gate's own: the options given, the seconds of the explanation and of each metric).
+RECORD_FIELDS = ("image", "method", "target", "label", "score")
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -68,8 +75,10 @@ def observe(model, images, names, methods: dict[str, dict], *, targets=None, mas
         for name, image, pred, mask in zip(names, images, preds, masks):
             target = None if targets is None else targets.get((name, method))
             (e,) = explainer.explain([image], target=target)
-            rec = metrics.evaluate(model, [e], list(metric_names), masks=[None],
-                                   options=metric_options, images=[name])[0]
+            scored = metrics.evaluate(model, [e], list(metric_names), masks=[None],
+                                      options=metric_options, images=[name])[0]
+            rec = Record.of(name, e).to_dict(RECORD_FIELDS)
+            rec.update(params=params, timings=scored["timings"], metrics=scored["metrics"])
             m = region(mask, e.heatmap.shape)
             outside = None
             if m is not None and m.any():
@@ -78,8 +87,7 @@ def observe(model, images, names, methods: dict[str, dict], *, targets=None, mas
             p = pred[0]
             rec.update(prediction={"index": p.index, "label": p.label,
                                    "probability": p.probability},
-                       map=np.asarray(e.heatmap, np.float32), outside=outside, params=params)
-            rec.pop("details", None)
+                       map=np.asarray(e.heatmap, np.float32), outside=outside)
             rec["timings"]["explain"] = round(float(e.timings.get("total", 0.0)), 6)
             rec["timings"]["total"] = round(sum(rec["timings"].values()), 6)
             out.append(rec)

@@ -13,6 +13,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from ..errors import OnnxvizError
+from ..results import table as text_table
 from . import rules as _rules
 
 
@@ -27,8 +28,6 @@ def _short(v) -> str:
 
 def table(result) -> str:
     """One row per image and method, one column per rule; then the failing images per rule."""
-    from ..cli.common import table as text_table
-
     names = list(_rules.RULES)
     rows = [[c.image, c.method, *(_short(v) for v in c.verdicts),
              "FAIL" if c.failed else "pass"] for c in result.cases]

@@ -29,7 +29,7 @@ def read_masks(folder, names: list[str], shapes: list[tuple[int, int]],
 
     Args:
         folder: the masks folder.
-        names: a stem per image (``onnxviz.cli.files.stems``).
+        names: a stem per image (``onnxviz.results.stems``).
         shapes: each original image's (H, W): boxes are drawn at that size.
         keys: other names an image may go by in ``boxes.json`` (its file name).
     """

@@ -348,7 +348,7 @@ class Model(NumericForm):
     def layers(self, grad: bool = False) -> list:
         """Every 4-D activation a node produces, and the token sequences ``[N, T, C]`` of vision
         transformers with their patch grid (``Layer.grid``, ``Layer.prefix``; see
-        :mod:`onnxviz.explainers.tokens`), with friendly names (see :mod:`.layers`).
+        :mod:`onnxviz.model.tokens`), with friendly names (see :mod:`.layers`).
 
         Args:
             grad: also fill ``Layer.grad_reachable`` (whether gradients of the score reach the
@@ -356,7 +356,7 @@ class Model(NumericForm):
         """
         with self._first_use("_layers"):
             if self._layers is None:
-                from ..explainers import tokens as _tokens
+                from . import tokens as _tokens
 
                 # sizes static inference left open (TorchScript transformers) come from the probe
                 shapes = {o: self.shape_of(o) for n in self.proto.graph.node for o in n.output

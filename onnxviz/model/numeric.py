@@ -12,6 +12,23 @@ import onnx
 
 from ..errors import ResourceError
 
+#: The largest batch an option or ``forward(..., batch_size=)`` may ask for (the methods' range
+#: of ``batch_size``, :data:`onnxviz.explainers.ranges.RANGES`, is read from here).
+MAX_BATCH = 4096
+
+
+def check_batch_size(value) -> None:
+    """Refuse a ``batch_size`` that is not an integer in [1, :data:`MAX_BATCH`]."""
+    import numpy as np
+
+    from ..errors import OptionError
+
+    if not isinstance(value, (bool, np.bool_)) and not isinstance(value, (int, np.integer)):
+        raise OptionError(f"batch_size must be an integer in [1, {MAX_BATCH}], got "
+                          f"{type(value).__name__} {value!r}"[:300])
+    if isinstance(value, (bool, np.bool_)) or not 1 <= value <= MAX_BATCH:
+        raise OptionError(f"batch_size must be an integer in [1, {MAX_BATCH}], got {value!r}")
+
 
 class NumericForm:
     """Sizes and number formats of a model's tensors (mixed into ``Model``)."""
@@ -156,9 +173,7 @@ class NumericForm:
         from .. import limits
 
         if requested is not None:
-            from ..explainers.ranges import RANGES
-
-            RANGES["batch_size"].check("batch_size", requested)
+            check_batch_size(requested)
         requested = int(requested or self.batch_size or 32)
         return limits.fit_batch(requested, self.sample_bytes(grad),
                                 what=f"{what} of {self.input.shape} inputs")

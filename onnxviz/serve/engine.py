@@ -4,8 +4,8 @@ A :class:`ServedModel` holds one loaded :class:`onnxviz.Model` and nothing the l
 a batch of explanations is ``registry.get(method)(model, **options).explain(images, targets)``
 (one Explanation per image, as ``ov.explain`` returns them), a batch of predictions is
 ``model.predict``. The PNGs are rendered afterwards, per request and off the batch's worker (so the
-next batch need not wait for them), with :mod:`onnxviz.viz` and the command line's defaults (jet,
-overlay alpha 0.4, top 1% saturated): they equal the files ``onnxviz explain`` writes.
+next batch need not wait for them), by :func:`onnxviz.results.pictures` with the command line's
+defaults (jet, overlay alpha 0.4, top 1% saturated): they equal the files ``onnxviz explain`` writes.
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import numpy as np
 from .. import viz
 from ..errors import OptionError
 from ..explainers import registry
-
-#: Rendering of the PNGs (the ``onnxviz explain`` defaults).
-CMAP, ALPHA, CLIP = "jet", 0.4, 1.0
+from ..results import PNGS, pictures
 
 
 @dataclass
@@ -123,10 +121,7 @@ def render(e, image: np.ndarray, outputs) -> dict:
 
     if not_drawn(e):
         return {k: "" for k in ("heatmap_png", "overlay_png") if k in outputs}
-    pics = {}
-    if "heatmap_png" in outputs:
-        pics["heatmap_png"] = viz.apply_colormap(e.heatmap, CMAP, clip_percent=CLIP)
-    if "overlay_png" in outputs:
-        pics["overlay_png"] = viz.overlay(image, e.heatmap, alpha=ALPHA, cmap=CMAP,
-                                          clip_percent=CLIP)
-    return {k: base64.b64encode(viz.encode_png(p)).decode("ascii") for k, p in pics.items()}
+    kinds = [k.removesuffix("_png") for k in outputs if k in ("heatmap_png", "overlay_png")]
+    pics = pictures(image, e, PNGS, kinds)
+    return {f"{k}_png": base64.b64encode(viz.encode_png(p)).decode("ascii")
+            for k, p in pics.items()}

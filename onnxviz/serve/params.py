@@ -1,10 +1,10 @@
 """A request's ``parameters`` -> what to run: the method, its options, the targets, the outputs.
 
 The method and its options go through the same code as the command line
-(:func:`onnxviz.explainers.registry.get`, :func:`onnxviz.cli.options.method_kwargs`), so a name, a
-range or a type the CLI refuses is refused here with the same words, as a 400. JSON values may be
-numbers, booleans, strings or lists (``"patch": [16, 16]`` is ``--patch 16,16``); ``null`` means
-the default.
+(:func:`onnxviz.explainers.registry.get`, :func:`onnxviz.explainers.options.method_kwargs`), so a
+name, a range or a type the CLI refuses is refused here with the same words, as a 400. JSON values
+may be numbers, booleans, strings or lists (``"patch": [16, 16]`` is ``--patch 16,16``); ``null``
+means the default.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cli import options
 from ..errors import OptionError, TargetError
+from ..explainers import options
 from ..explainers.baselines import names_file
 from .limits import REFUSED, check_options
 

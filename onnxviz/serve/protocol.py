@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ImageError
 from ..explainers.base import not_drawn
+from ..results import EXPLANATION_FIELDS, Record
 from .errors import RequestError, TooLarge
 from .images import image_of, pixels_of
 
@@ -40,9 +41,10 @@ def decode_instances(instances: list, max_pixels: int) -> list[np.ndarray]:
 
 
 def v1_explanation(result, with_heatmap: bool) -> dict:
-    """One explanation in a v1 ``explanations`` list."""
+    """One explanation in a v1 ``explanations`` list: its record (no image, no files), the PNGs
+    asked for, the heatmap's values when asked for."""
     e = result.explanation
-    out = e.to_dict()
+    out = Record.of(None, e).to_dict(EXPLANATION_FIELDS)
     out.update(result.pngs)
     if with_heatmap:
         out["heatmap"] = np.asarray(e.heatmap, np.float32).tolist()
@@ -119,16 +121,18 @@ def v2_outputs(body: dict) -> tuple[str, ...]:
 
 
 def v2_response(name: str, request_id, method: str, results: list, names) -> dict:
-    """The v2 inference response: one tensor per output name over the N images."""
+    """The v2 inference response: one tensor per output name over the N images (the numbers are
+    the records' fields)."""
     es = [r.explanation for r in results]
+    rs = [Record.of(None, e) for e in es]
     n = len(es)
     tensors = {
         "heatmap": lambda: {"datatype": "FP32", "shape": [n, *es[0].heatmap.shape],
                             "data": np.stack([np.asarray(e.heatmap, np.float32)
                                               for e in es]).ravel().tolist()},
-        "target": lambda: {"datatype": "INT64", "shape": [n], "data": [int(e.target) for e in es]},
-        "label": lambda: {"datatype": "BYTES", "shape": [n], "data": [e.label for e in es]},
-        "score": lambda: {"datatype": "FP32", "shape": [n], "data": [float(e.score) for e in es]},
+        "target": lambda: {"datatype": "INT64", "shape": [n], "data": [r.target for r in rs]},
+        "label": lambda: {"datatype": "BYTES", "shape": [n], "data": [r.label for r in rs]},
+        "score": lambda: {"datatype": "FP32", "shape": [n], "data": [r.score for r in rs]},
         "heatmap_png": lambda: {"datatype": "BYTES", "shape": [n],
                                 "data": [r.pngs["heatmap_png"] for r in results]},
         "overlay_png": lambda: {"datatype": "BYTES", "shape": [n],

@@ -14,7 +14,8 @@ from viz_cli_helpers import LABELS, LIGHT, photo, write_png, write_tiny_model
 import onnxviz as ov
 from onnxviz import viz
 from onnxviz.cli import main
-from onnxviz.cli import options as opts
+from onnxviz.cli.options import add_method_options
+from onnxviz.explainers import options as opts
 from onnxviz.errors import OptionError
 
 
@@ -160,7 +161,7 @@ def test_every_registered_option_has_a_flag():
     p = argparse.ArgumentParser()
     p.add_argument("--batch-size")
     p.add_argument("--alpha")
-    dests = opts.add_method_options(p)
+    dests = add_method_options(p)
     table = opts.option_table()
     assert set(dests) == set(table)
     flags = set(p._option_string_actions)
@@ -251,7 +252,7 @@ def test_attention_methods_from_the_cli(method, repo_root, tmp_path, capsys):
 def test_auto_is_the_default_the_help_shows():
     """Options whose default is None are shown as ``auto`` (help, docs/cli.md); ``auto`` given
     on the command line is that default, not a layer or rule called "auto"."""
-    from onnxviz.cli.options import method_kwargs
+    from onnxviz.explainers.options import method_kwargs
 
     assert method_kwargs("gradcam", {"layer": "auto"}) == {"layer": None}
     assert method_kwargs("lrp", {"dense_rule": "auto", "first_rule": "AUTO"}) == {

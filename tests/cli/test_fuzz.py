@@ -203,7 +203,7 @@ def invocations(draw, world):
 
 def fits(fl: str, methods: str | None) -> bool:
     """Whether a light setting applies: a command option, or an option of one chosen method."""
-    from onnxviz.cli.options import flag, option_table
+    from onnxviz.explainers.options import flag, option_table
 
     table = option_table()
     opt = fl[2:].replace("-", "_")

@@ -118,7 +118,7 @@ def test_unknown_layer_suggests_names(effnet):
 
 
 def test_default_layer_is_last_spatial_layer_before_the_score(effnet, fixtures_dir):
-    from onnxviz.explainers._layers import default_layer
+    from onnxviz.model.tokens import default_layer
 
     assert default_layer(effnet).name == "_swish_1"  # not the 1x1 pooled output after it
     resnet = ov.load(fixtures_dir / "pytorch_cifar_resnet_2b.onnx", preprocess="unit")
@@ -158,7 +158,8 @@ def _nhwc_graph():
 
 
 def test_channel_last_layers_and_reducemean_head():
-    from onnxviz.explainers._layers import default_layer, layer_layout
+    from onnxviz.model.layouts import layer_layout
+    from onnxviz.model.tokens import default_layer
 
     proto, w, b, wd = _nhwc_graph()
     m = ov.load(proto, preprocess="unit")

@@ -280,7 +280,7 @@ def test_cli_and_server_take_the_options(cnn, cnn_file, tmp_path, capsys):
     import cv2
 
     from onnxviz.cli import main
-    from onnxviz.cli.options import method_kwargs
+    from onnxviz.explainers.options import method_kwargs
     from onnxviz.serve.limits import DEFAULT_CAPS
     from onnxviz.serve.params import job_of
 

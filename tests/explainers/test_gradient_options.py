@@ -259,7 +259,7 @@ def test_bad_values_are_option_errors(smooth):
 
 
 def test_command_line_and_server_values(smooth, tmp_path, capsys):
-    from onnxviz.cli.options import method_kwargs
+    from onnxviz.explainers.options import method_kwargs
     from onnxviz.serve.limits import parse_caps
     from onnxviz.serve.params import job_of
 

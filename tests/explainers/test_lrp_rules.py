@@ -169,7 +169,7 @@ def test_first_layer_zb_equals_the_rule_and_conserves(tmp_path):
 
 
 def test_refused_values_and_cli_flags(tmp_path):
-    from onnxviz.cli.options import option_table
+    from onnxviz.explainers.options import option_table
 
     _, m, images, _ = _setup(tmp_path)
     for bad in ({"epsilon": 0.0}, {"gamma": -1.0}, {"beta": -0.5}, {"first_rule": "zbox"},

@@ -164,7 +164,7 @@ def test_bad_baselines_are_option_errors(cnn):
 
 
 def test_command_line_and_server_values(cnn, tmp_path):
-    from onnxviz.cli.options import method_kwargs
+    from onnxviz.explainers.options import method_kwargs
     from onnxviz.serve.limits import parse_caps
     from onnxviz.serve.params import job_of
 

@@ -14,7 +14,7 @@ import pytest
 
 import onnxviz as ov
 from onnxviz.errors import OptionError
-from onnxviz.explainers._layers import default_layer
+from onnxviz.model.tokens import default_layer
 
 VIT_SIZE, SWIN_SIZE, DEIT_SIZE = 96, 64, 64
 
@@ -116,7 +116,7 @@ def test_vit_default_layer_is_the_last_blocks_first_norm(vit):
 
 def test_attention_internal_tensor_is_refused(vit, images):
     _, m = vit
-    from onnxviz.explainers.tokens import attention_softmaxes
+    from onnxviz.model.tokens import attention_softmaxes
 
     softmax = attention_softmaxes(m)[-1]
     with pytest.raises(OptionError, match="no place in the image"):

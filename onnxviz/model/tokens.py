@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import OptionError
-from ._layers import _CHANNEL_FIRST_OPS, graph_index, layer_layout, to_nchw
+from ..errors import LayerError, OptionError
+from .layouts import _CHANNEL_FIRST_OPS, graph_index, layer_layout, to_nchw
 
 #: Most tokens that may precede the patch tokens (class, distillation, registers).
 MAX_PREFIX = 16
@@ -257,10 +257,35 @@ def input_layer(model):
     Raises:
         OptionError: a flattened input (MATLAB's ``[1, 1, 1, h*w]``), which is no map.
     """
-    from ..model.layers import Layer
+    from .layers import Layer
 
     name = model.input.name
     if getattr(model.input, "flat_size", None):
         raise OptionError(f"the input {name!r} is flattened ({model.input.flat_size}), so it is "
                           "no map to draw on; choose a layer from model.layers()")
     return Layer(name=name, tensor=name, op_type="Input", shape=tuple(model.shape_of(name)))
+
+
+def candidate_layers(model) -> list:
+    """Maps on the way to the score (feature maps with a spatial extent, token sequences on a
+    patch grid), in graph order; see :func:`map_layers`."""
+    return map_layers(model)
+
+
+def default_layer(model):
+    """The default layer of the CAM family (:func:`default_map_layer`): the last map before the
+    score, or a ViT's last attention input."""
+    return default_map_layer(model)
+
+
+def resolve_layer(model, layer):
+    """``layer`` (a name, a Layer, or ``None`` for the default) as a Layer with a 4-D tensor."""
+    if layer is None:
+        return default_layer(model)
+    if not isinstance(layer, str):
+        return layer
+    found = model.layer(layer)  # raises LayerError with close matches
+    if len(list(found.shape or [])) != 4:
+        known = [c.name for c in candidate_layers(model)]
+        raise LayerError(layer, known, what="4-D layer")
+    return found

@@ -1,8 +1,6 @@
-"""Which layer a layer-based method looks at, and where that layer keeps its channels.
-
-The default layer is the last map with a spatial extent (H, W not both 1) on the way to the
-score, as MATLAB's ``gradCAM`` and tf-keras-vis pick it; which tensors are maps (feature maps, and
-the token sequences of vision transformers) is decided in :mod:`.tokens`. Layouts are tracked per tensor: ONNX
+"""Where a layer keeps its channels (the default layer a layer-based method looks at is chosen in
+:mod:`.tokens`: the last map with a spatial extent on the way to the score, as MATLAB's
+``gradCAM`` and tf-keras-vis pick it). Layouts are tracked per tensor: ONNX
 convolutions and pools are always channel-first, Keras/tf2onnx graphs start channel-last and move
 between layouts with ``Transpose`` nodes, so the layout of each tensor is propagated from the model
 input through the graph (with a shape-based guess where the walk cannot tell).
@@ -16,8 +14,6 @@ from functools import cached_property
 import numpy as np
 import onnx
 from onnx import numpy_helper
-
-from ..errors import LayerError, OptionError
 
 #: Ops whose 4-D output is channel-first by the ONNX specification.
 _CHANNEL_FIRST_OPS = frozenset({
@@ -153,32 +149,3 @@ def _spatial(model, layer) -> tuple:
         return ()
     lay = layer_layout(model, layer)
     return shape[lay.index("H")], shape[lay.index("W")]
-
-
-def candidate_layers(model) -> list:
-    """Maps on the way to the score (feature maps with a spatial extent, token sequences on a
-    patch grid), in graph order; see :func:`onnxviz.explainers.tokens.map_layers`."""
-    from .tokens import map_layers
-
-    return map_layers(model)
-
-
-def default_layer(model):
-    """The default layer of the CAM family (:func:`onnxviz.explainers.tokens.default_map_layer`):
-    the last map before the score, or a ViT's last attention input."""
-    from .tokens import default_map_layer
-
-    return default_map_layer(model)
-
-
-def resolve_layer(model, layer):
-    """``layer`` (a name, a Layer, or ``None`` for the default) as a Layer with a 4-D tensor."""
-    if layer is None:
-        return default_layer(model)
-    if not isinstance(layer, str):
-        return layer
-    found = model.layer(layer)  # raises LayerError with close matches
-    if len(list(found.shape or [])) != 4:
-        known = [c.name for c in candidate_layers(model)]
-        raise LayerError(layer, known, what="4-D layer")
-    return found

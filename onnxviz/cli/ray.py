@@ -11,9 +11,10 @@ import json
 import sys
 import warnings
 
-from ..cli import files, options
-from ..cli.common import warn
 from ..errors import OptionError
+from ..explainers.options import method_kwargs, parse_methods, parse_target
+from . import files, options
+from .common import warn
 
 ENGINES = ("local", "ray")
 
@@ -59,14 +60,14 @@ def engine_of(args) -> str:
 
 def cli_run(args) -> int:
     """Run ``onnxviz explain`` on Ray; prints one summary line (or its JSON with ``--json``)."""
-    from . import require_ray
+    from ..distributed import require_ray
 
     require_ray()
-    methods = options.parse_methods(args.methods)
+    methods = parse_methods(args.methods)
     given = options.given_options(args)
-    kwargs = {m: options.method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
-    files.check_render_args(args)
-    target = options.parse_target(args.target)
+    kwargs = {m: method_kwargs(m, given, strict=len(methods) == 1) for m in methods}
+    render = files.render_of(args)
+    target = parse_target(args.target)
     if args.workers is not None and args.workers < 1:
         raise OptionError(f"--workers must be >= 1, got {args.workers}")
     if args.strict:
@@ -81,12 +82,9 @@ def cli_run(args) -> int:
     if args.npy and args.no_png:
         raise OptionError("--npy writes each heatmap beside its PNGs, and --no-png writes none: "
                           "with --no-png each heatmap is in the Parquet column 'heatmap'")
-    from .job import explain_dataset
-    from .worker import Render
+    from ..distributed.job import explain_dataset
 
-    render = None if args.no_png else Render(
-        cmap=args.cmap, alpha=args.alpha, clip=args.clip, threshold=args.threshold,
-        top_percent=args.top_percent, npy=args.npy)
+    render = None if args.no_png else render
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, *a, **k: warn(str(message))
         summary = explain_dataset(
