@@ -36,6 +36,23 @@ def _dims(tp: onnx.TypeProto) -> list | None:
     return [d.dim_value if d.HasField("dim_value") else None for d in tp.tensor_type.shape.dim]
 
 
+def _graph_index(g, keep):
+    """``(constants by tensor, consumers by tensor, names to keep)`` of graph ``g``: the
+    initializers and Constant nodes' values, each tensor's consuming nodes, and ``keep`` plus
+    the graph outputs (what the rewrites of this module leave alone)."""
+    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant":
+            v = _constant_node_value(n)
+            if v is not None:
+                consts[n.output[0]] = v
+    users = defaultdict(list)
+    for n in g.node:
+        for i in n.input:
+            users[i].append(n)
+    return consts, users, set(keep) | {o.name for o in g.output}
+
+
 def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
     for a in node.attribute:
         if a.name == "value":
@@ -190,17 +207,7 @@ def fold_pads(model: onnx.ModelProto, keep) -> int:
     """
     g = model.graph
     opset = default_opset(model)
-    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    for n in g.node:
-        if n.op_type == "Constant":
-            v = _constant_node_value(n)
-            if v is not None:
-                consts[n.output[0]] = v
-    users = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            users[i].append(n)
-    keep = set(keep) | {o.name for o in g.output}
+    consts, users, keep = _graph_index(g, keep)
     folded = []
     for n in g.node:
         if n.op_type != "Pad" or n.domain not in ("", "ai.onnx") or n.output[0] in keep:
@@ -309,17 +316,7 @@ def fuse_gelu(model: onnx.ModelProto, keep, *, contrib: bool) -> int:
     opset = default_opset(model)
     if opset < 20 and not contrib:
         return 0
-    consts = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    for n in g.node:
-        if n.op_type == "Constant":
-            v = _constant_node_value(n)
-            if v is not None:
-                consts[n.output[0]] = v
-    users = defaultdict(list)
-    for n in g.node:
-        for i in n.input:
-            users[i].append(n)
-    keep = set(keep) | {o.name for o in g.output}
+    consts, users, keep = _graph_index(g, keep)
 
     def only_user(t, op):
         us = users[t]

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from viz_cli_helpers import LIGHT, photo, write_png, write_tiny_model
+from viz_cli_helpers import LIGHT, cli, photo, write_png, write_tiny_model
 
-from onnxviz.cli import build_parser, main
+from onnxviz.cli import build_parser
 
 QUICK = [*LIGHT["lime"], "--num-masks", "30", *LIGHT["occlusion"], "--samples", "2",
          "--steps", "3", "-q"]
@@ -43,15 +43,6 @@ def files(tmp_path_factory):
     f["dense"] = d / "dense.onnx"
     f["dense"].write_bytes(m.SerializeToString())
     return f
-
-
-def cli(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _sub(name):

@@ -11,10 +11,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from viz_cli_helpers import LABELS, photo, write_png, write_tiny_model
+from viz_cli_helpers import LABELS, cli, photo, write_png, write_tiny_model
 
 import onnxviz as ov
-from onnxviz.cli import SUBCOMMANDS, build_parser, main
+from onnxviz.cli import SUBCOMMANDS, build_parser
 from onnxviz.explainers import registry
 from onnxviz.explainers.ranges import Words
 
@@ -24,15 +24,6 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("polish")
     return {"tiny": write_tiny_model(d / "tiny.onnx"),
             "img": write_png(d / "pic.png", photo(300, 451))}
-
-
-def cli(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ---- repr and save ---------------------------------------------------------------------------

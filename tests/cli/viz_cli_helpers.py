@@ -71,3 +71,15 @@ LIGHT = {
     "smoothgrad": ["--samples", "3"],
     "integrated_gradients": ["--steps", "4"],
 }
+
+
+def cli(argv, capsys):
+    """``onnxviz ARGV`` in this process: ``(exit status, stdout, stderr)``."""
+    from onnxviz.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

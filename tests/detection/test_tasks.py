@@ -177,14 +177,9 @@ def test_classifiers_are_unchanged(effnet_path):
 
 
 def _cli(argv, capsys):
-    from onnxviz.cli import main
+    from tests.cli.viz_cli_helpers import cli
 
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli(argv, capsys)
 
 
 def test_cli_predict_lists_detections(tmp_path, capsys):

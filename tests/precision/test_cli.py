@@ -6,16 +6,7 @@ import json
 
 import numpy as np
 
-from onnxviz.cli import main
-
-
-def _run(argv, capsys):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.viz_cli_helpers import cli as _run
 
 
 def test_gradients_flag_picks_the_mode_and_the_json_says_which(shapes_files, shapes_data,
