@@ -45,10 +45,17 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _options(threads: int | None, arena: bool = True):
+def _options(threads: int | None, arena: bool = True, qdq: bool = False):
+    """Session options; ``qdq``: the graph holds QuantizeLinear/DequantizeLinear pairs, which run
+    as written (dequantize, float op, quantize: the QDQ format's definition) rather than fused
+    into int8 kernels. onnxruntime 1.32's fused kernels get the bundled shapes CNN's QDQ twin
+    wrong (logits -4.4/6.1 where the graph gives 42.2/-25.7, its LeakyReLU on the whiteness
+    conv); tests/gate's int8 twin shows it."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if qdq:
+        so.add_session_config_entry("session.disable_quant_qdq", "1")
     so.enable_cpu_mem_arena = arena
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -104,7 +111,8 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 def _build(data: bytes, providers: list, threads: int | None, arena: bool):
     import onnxruntime as ort
 
-    options = _options(threads, arena)  # OptionError for a bad thread count, as it is
+    qdq = b"QuantizeLinear" in data and b"DequantizeLinear" in data
+    options = _options(threads, arena, qdq)  # OptionError for a bad thread count, as it is
     try:
         return ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types

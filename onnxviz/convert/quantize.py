@@ -114,13 +114,16 @@ class _Calibration:
 
         m = ov.load(src)
         x = m.preprocess(list(images))
-        self._feeds = iter([{m.input.name: x[k:k + 1]} for k in range(len(x))])
+        self._all = [{m.input.name: x[k:k + 1]} for k in range(len(x))]
+        self._feeds = iter(self._all)
 
     def get_next(self):
         return next(self._feeds, None)
 
-    def rewind(self):  # pragma: no cover - MinMax calibration reads once
-        pass
+    def rewind(self):
+        """Start over: onnxruntime's calibrators may read the images more than once (1.32's
+        MinMax does; a reader that stayed empty gave ranges from no data at all)."""
+        self._feeds = iter(self._all)
 
 
 def add_arguments(parser) -> None:

@@ -90,10 +90,17 @@ def files(shapes_files, resnet_files):
 
 def file_outputs(path, x: np.ndarray) -> np.ndarray:
     """The file's own first output for each image of model-layout input ``x`` (cast to the
-    file's input type, one image per run), by a plain ONNX Runtime session, as float32."""
+    file's input type, one image per run), by a plain ONNX Runtime session, as float32.
+
+    QuantizeLinear/DequantizeLinear pairs run as the QDQ format defines them (dequantize, float
+    op, quantize: ``session.disable_quant_qdq``), not fused into int8 kernels: onnxruntime 1.32's
+    fused kernels give the shapes CNN's QDQ twin logits of -4.6/6.3 where the graph gives
+    33.1/-19.7 (a white rectangle read as none)."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.add_session_config_entry("session.disable_quant_qdq", "1")
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
     return np.concatenate([np.asarray(sess.run(None, {inp.name: x[k:k + 1].astype(dtype)})[0],

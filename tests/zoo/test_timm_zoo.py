@@ -80,6 +80,9 @@ REFUSALS = {
     "deeplift": "not implemented|does not apply|no rule",
     "deeplift_shap": "not implemented|does not apply|no rule",
     "lrp": "not implemented|does not apply|no rule|computed from the image|comes from the image",
+    # the detector methods refuse a classifier by name
+    "drise": "explains the boxes of object detectors",
+    "odam": "explains the boxes of object detectors",
 }
 #: Light settings so that every method runs in seconds on a 2-core machine.
 LIGHT = {
