@@ -142,17 +142,33 @@ def _giou(pred_cxcywh: torch.Tensor, xyxy: torch.Tensor) -> torch.Tensor:
     return inter / union - (hull - union) / hull
 
 
-def train_detector(steps: int, batch: int, seed: int = 0) -> ShapesDetector:
-    torch.manual_seed(seed)
-    data = make_scenes(batch * 200, seed=TRAIN_SEED)
-    x_all = _tensor(data.images)
-    net = ShapesDetector()
+def _fit(net: nn.Module, loss_of, n: int, steps: int, batch: int, seed: int, name: str,
+         every: int) -> nn.Module:
+    """Adam with a one-cycle schedule on ``loss_of(indices) -> (loss, text)`` over random
+    batches of ``n`` samples; a progress line every ``every`` steps. Returns ``net`` in eval
+    mode."""
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     for step in range(steps):
-        idx = rng.integers(0, len(x_all), batch)
+        loss, text = loss_of(rng.integers(0, n, batch))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % every == 0 or step == steps - 1:
+            print(f"{name} step {step}: {text} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return net.eval()
+
+
+def train_detector(steps: int, batch: int, seed: int = 0) -> ShapesDetector:
+    torch.manual_seed(seed)
+    data = make_scenes(batch * 200, seed=TRAIN_SEED)
+    x_all = _tensor(data.images)
+    net = ShapesDetector()
+
+    def loss_of(idx):
         pos, cls_t, box_t = _targets(net, [data.boxes[i] for i in idx],
                                      [data.classes[i] for i in idx])
         out = net(x_all[idx]).permute(0, 2, 1)  # (n, A, 4 + C)
@@ -160,15 +176,9 @@ def train_detector(steps: int, batch: int, seed: int = 0) -> ShapesDetector:
         npos = max(1, int(pos.sum()))
         loss_cls = F.binary_cross_entropy(probs, cls_t, reduction="sum") / npos
         loss_box = (1 - _giou(out[..., :4][pos], box_t[pos])).sum() / npos
-        loss = loss_cls + 2.0 * loss_box
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 200 == 0 or step == steps - 1:
-            print(f"detector step {step}: cls {loss_cls.item():.3f} box {loss_box.item():.3f} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    return net.eval()
+        return loss_cls + 2.0 * loss_box, f"cls {loss_cls.item():.3f} box {loss_box.item():.3f}"
+
+    return _fit(net, loss_of, len(x_all), steps, batch, seed, "detector", 200)
 
 
 def train_segmenter(steps: int, batch: int, seed: int = 0) -> ShapesSegmenter:
@@ -176,21 +186,12 @@ def train_segmenter(steps: int, batch: int, seed: int = 0) -> ShapesSegmenter:
     data = make_scenes(batch * 100, seed=TRAIN_SEED + 100)
     x_all, y_all = _tensor(data.images), torch.from_numpy(data.masks)
     net = ShapesSegmenter()
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    for step in range(steps):
-        idx = rng.integers(0, len(x_all), batch)
+
+    def loss_of(idx):
         loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps - 1:
-            print(f"segmenter step {step}: {loss.item():.4f} ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
-    return net.eval()
+        return loss, f"{loss.item():.4f}"
+
+    return _fit(net, loss_of, len(x_all), steps, batch, seed, "segmenter", 100)
 
 
 def export(net: nn.Module, path: Path, task: str, layout: str | None = None) -> None:
