@@ -30,7 +30,8 @@ def test_record_has_the_fields_in_order():
     rec = Record.of("photos/cat.png", e, {"overlay": "out/cat.occlusion.overlay.png"})
     d = rec.to_dict()
     assert tuple(d) == FIELDS == ("image", "method", "target", "label", "score", "score_kind",
-                                  "params", "outputs", "timings", "extras")
+                                  "box", "region", "params", "outputs", "timings", "extras")
+    assert d["box"] is None and d["region"] is None  # a classifier's class
     assert d == {**e.to_dict(), "image": "photos/cat.png",
                  "outputs": {"overlay": "out/cat.occlusion.overlay.png"}}
     assert d["target"] == 3 and type(d["target"]) is int and d["score"] == 0.625

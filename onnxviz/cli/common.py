@@ -31,6 +31,36 @@ def model_command(subparsers, name: str, *, help: str, description: str,
     return parser
 
 
+def add_detection_args(parser: argparse.ArgumentParser) -> None:
+    """The detector group: ``--score-threshold``, ``--iou-threshold``, ``--max-detections`` (the
+    NMS that picks a detector's boxes; refused for other models when changed)."""
+    g = parser.add_argument_group("detectors")
+    g.add_argument("--score-threshold", type=float, default=None, metavar="S",
+                   help="keep detections scoring at least S (default 0.25)")
+    g.add_argument("--iou-threshold", type=float, default=None, metavar="T",
+                   help="NMS: drop a box overlapping a better one of its class by more than T "
+                        "(default 0.45)")
+    g.add_argument("--max-detections", type=int, default=None, metavar="N",
+                   help="at most N detections per image (default 300)")
+
+
+def nms_of(args, model) -> dict:
+    """The NMS options given on the command line (``{}`` when none); given for a model that is
+    not a detector: refused in one line."""
+    from ..errors import OptionError
+
+    given = {k: getattr(args, k) for k in ("score_threshold", "iou_threshold", "max_detections")
+             if getattr(args, k, None) is not None}
+    if given and model.task != "detect":
+        raise OptionError("--score-threshold, --iou-threshold and --max-detections are for "
+                          f"detectors; this model is a {_task_name(model.task)}")
+    return given
+
+
+def _task_name(task: str) -> str:
+    return {"classify": "classifier", "segment": "segmenter"}.get(task, task)
+
+
 def add_images_arg(parser: argparse.ArgumentParser, *, help: str = IMAGES_HELP) -> None:
     """The positional ``IMAGE_OR_DIR...`` (expanded by :func:`files.expand_images`)."""
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR", help=help)

@@ -16,7 +16,8 @@ from ..errors import OptionError
 from ..explainers.options import convert, for_model, method_kwargs, parse_methods, parse_target
 from ..results import out_dir, stems, table
 from . import files, options
-from .common import IMAGES_HELP, add_common, load_model, model_command, print_json
+from .common import (IMAGES_HELP, add_common, add_detection_args, load_model, model_command,
+                     nms_of, print_json)
 
 
 def register(subparsers) -> None:
@@ -44,10 +45,12 @@ def register(subparsers) -> None:
                    help="an option of one metric, e.g. deletion.steps=20 (repeatable)")
     p.add_argument("--masks", metavar="DIR",
                    help="region masks: <image stem>.png/.npy per image or boxes.json "
-                        "(pointing games; images without one are left out of them)")
+                        "(pointing games; images without one are left out of them; a "
+                        "detector's box is its own region)")
     p.add_argument("--target", "-t", metavar="T",
                    help="class to explain: index or label (default: each image's top-1 class)")
     add_common(p, json_help="print the summary as JSON instead of the table")
+    add_detection_args(p)
     files.add_output_args(p, default_out="onnxviz-metrics")
     options.add_method_options(p, methods())
     p.set_defaults(func=run)
@@ -108,15 +111,19 @@ def run(args) -> int:
     images = files.read_images(sources)
     folder = out_dir(args.out)
     model = load_model(args)
+    nms = nms_of(args, model)
+    if model.task == "detect" and args.masks is not None:
+        raise OptionError("--masks is for classifiers and segmenters: each box of a detector is "
+                          "the region of its own pointing game")
     masks = read_region_masks(args.masks, sources, images, model.input.size)
-    if args.masks is None:
+    if args.masks is None and model.task != "detect":
         names = [n for n in names if not metrics.get(n).needs_mask or args.metrics]
     methods = for_model(methods, spec, model)
     sections = [ReportImage(s, im) for s, im in zip(sources, images)]
     records = []
     with files.progress(len(images) * len(methods), "scoring", args.quiet, unit="map") as bar:
         for i, e in explain_all(model, images, methods, given, target, quiet=True,
-                                strict=len(methods) == 1):
+                                strict=len(methods) == 1, nms=nms):
             bar.set_postfix_str(e.method, refresh=False)
             records.append(score_one(model, e, names, masks[i], opts, sources[i]))
             sections[i].explanations.append(e)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..results import printable
-from .common import IMAGES_HELP, add_common, add_images_arg, add_model_args, load_model, print_json
+from .common import (IMAGES_HELP, add_common, add_detection_args, add_images_arg, add_model_args,
+                     load_model, nms_of, print_json)
 
 
 def register(subparsers) -> None:
@@ -13,14 +14,7 @@ def register(subparsers) -> None:
     add_model_args(p)
     add_images_arg(p, help=IMAGES_HELP + " (e.g. skimage:chelsea)")
     p.add_argument("--top", type=int, default=5, help="how many classes to show (default 5)")
-    g = p.add_argument_group("detectors")
-    g.add_argument("--score-threshold", type=float, default=0.25, metavar="S",
-                   help="keep detections scoring at least S (default 0.25)")
-    g.add_argument("--iou-threshold", type=float, default=0.45, metavar="T",
-                   help="NMS: drop a box overlapping a better one of its class by more than T "
-                        "(default 0.45)")
-    g.add_argument("--max-detections", type=int, default=300, metavar="N",
-                   help="at most N detections per image (default 300)")
+    add_detection_args(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first unreadable image (default: skip it and say so)")
     add_common(p, json_help="print a JSON list (one object per image)")
@@ -38,12 +32,11 @@ def run(args) -> int:
     skipped: list = []
     out, images = [], 0
     dense = {} if model.task == "classify" else {
-        "score_threshold": args.score_threshold, "iou_threshold": args.iou_threshold,
-        "max_detections": args.max_detections}
-    if model.task == "classify" and (args.score_threshold, args.iou_threshold,
-                                     args.max_detections) != (0.25, 0.45, 300):
-        raise OptionError("--score-threshold, --iou-threshold and --max-detections are for "
-                          "detectors; this model is a classifier")
+        "score_threshold": 0.25, "iou_threshold": 0.45, "max_detections": 300}
+    if model.task == "detect":
+        dense.update(nms_of(args, model))
+    else:
+        nms_of(args, model)  # given for a classifier or a segmenter: refused
     for _, src, img in files.iter_images(sources, skipped,
                                                args.strict or len(sources) == 1):  # one image at a time
         preds = model.predict([img], top=args.top, **dense)[0]
@@ -82,7 +75,8 @@ def _dense(args, model, name: str, found, gap: bool) -> list:
         print()
     print(name)
     if model.task == "detect" and not records:
-        print(f"  no detection scoring {args.score_threshold:g} or more")
+        threshold = 0.25 if args.score_threshold is None else args.score_threshold
+        print(f"  no detection scoring {threshold:g} or more")
     for rank, r in enumerate(records, 1):
         if model.task == "detect":
             box = ", ".join(f"{v:.1f}" for v in r["box"])

@@ -70,6 +70,12 @@ def cli_run(args) -> int:
     target = parse_target(args.target)
     if args.workers is not None and args.workers < 1:
         raise OptionError(f"--workers must be >= 1, got {args.workers}")
+    if getattr(args, "box", None) or getattr(args, "mask", None):
+        raise OptionError("--box and --mask name one region of one image: explain it with the "
+                          "local engine (with --engine ray every detection or region of each "
+                          "image is a row)")
+    nms = {k: getattr(args, k) for k in ("score_threshold", "iou_threshold", "max_detections")
+           if getattr(args, k, None) is not None}
     if args.strict:
         raise OptionError("--strict is an option of the local engine: with --engine ray an image "
                           "or method that fails is a row of the errors table, and the run goes on")
@@ -94,7 +100,7 @@ def cli_run(args) -> int:
             gradients=args.gradients, model_batch_size=args.batch_size, threads=args.threads,
             address=args.address, workers=args.workers, render=render,
             retry_errors=args.retry_errors, progress=not args.quiet, memory=memory,
-            verbose=args.verbose, task=args.task, layout=args.layout)
+            verbose=args.verbose, task=args.task, layout=args.layout, nms=nms)
     if args.json:
         json.dump(summary.to_dict(), sys.stdout)
         sys.stdout.write("\n")

@@ -17,7 +17,7 @@ from ..explainers.options import (for_model, method_kwargs, parse_methods, parse
                                   with_progress)
 from ..results import out_dir, printable
 from . import files, options
-from .common import load_model, model_command, warn
+from .common import add_detection_args, load_model, model_command, nms_of, warn
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--debug", dest="sub_debug", action="store_true",
                    help="show the full traceback on errors")
+    add_detection_args(p)
     g = p.add_argument_group("rendering")
     from ..viz import COLORMAPS
 
@@ -67,7 +68,7 @@ def model_summary(model) -> dict:
 
 
 def build_report(model, sources, images, methods, settings, target=None, quiet=False, top=5,
-                 say=None):
+                 say=None, nms=None):
     """Explain every image with every method; returns ``(sections, failures by method)``.
 
     ``say``: called with one line of progress per map (``"3/22 gradcam: 0.41 s"``) in place of
@@ -78,8 +79,11 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
     large photos never sits in memory whole. ``settings`` is ``{method: kwargs}``. A method that
     raises an :class:`OnnxvizError` is recorded as failed (for one image, or for all when it
     cannot be built) instead of stopping the report.
+
+    A detector's image has a section per box (the box drawn on the photo, a card per method),
+    a segmenter's a section per class region; ``nms`` picks a detector's boxes.
     """
-    from ..explainers.registry import get
+    from ..explainers.dense import explainer
     from ..viz import ReportImage
 
     def top_k(pr):
@@ -89,20 +93,27 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
     for m in methods:
         try:
             kwargs = with_progress(m, settings.get(m, {}), files.show_progress(quiet))
-            explainers.append(get(m)(model, **kwargs))
+            explainers.append(explainer(model, m, kwargs, nms))
         except OnnxvizError as err:
             failures[m] = str(err)
+    dense = model.task != "classify"
     sections, total, done = [], len(sources) * len(explainers), 0
     with files.progress(len(sources) * len(methods), "explaining", quiet or say is not None,
                         unit="map") as bar:
-        for src, img in zip(sources, images):
-            sec = ReportImage(src, img, predictions=top_k(model.predict([img], top=top)[0]))
+        for src, img in _named(sources, images):
+            sec = ReportImage(src, img, predictions=[] if dense else
+                              top_k(model.predict([img], top=top)[0]))
+            cards: dict = {}  # a detector's boxes, a segmenter's regions: a card each
             for ex in explainers:
                 bar.set_postfix_str(ex.name, refresh=False)
                 t = time.perf_counter()
                 try:
-                    (e,) = ex.explain([img], target=target)
-                    sec.explanations.append(e)
+                    found = ex.explain([img], target=target)
+                    if dense:
+                        for k, e in enumerate(found):
+                            cards.setdefault(_card_key(e, k), []).append(e)
+                    else:
+                        sec.explanations.extend(found)
                     outcome = f"{time.perf_counter() - t:.2f} s"
                 except OnnxvizError as err:
                     sec.failures[ex.name] = str(err)
@@ -114,13 +125,51 @@ def build_report(model, sources, images, methods, settings, target=None, quiet=F
             for m, msg in failures.items():
                 sec.failures[m] = msg
                 bar.update(1)
+            if dense:
+                sections.extend(_target_sections(src, img, cards, sec.failures))
+                continue
             sec.image = _page_size(img)
             sections.append(sec)
     for ex in explainers:  # failed on every image: a method failure
         msgs = [s.failures[ex.name] for s in sections if ex.name in s.failures]
-        if sections and len(msgs) == len(sections):
+        if sections and len(msgs) == len(sections) and not any(
+                e.method == ex.name for s in sections for e in s.explanations):
             failures[ex.name] = msgs[0]
     return sections, failures
+
+
+def _named(sources, images):
+    """``(name, image)`` pairs: ``images`` yields arrays (named by ``sources`` in order) or
+    ``(name, array)`` pairs (where unreadable files were skipped on the way)."""
+    names = iter(sources)
+    for item in images:
+        yield item if isinstance(item, tuple) else (next(names), item)
+
+
+def _card_key(e, k: int):
+    """What a box's or a region's results share across methods: its index, or its class."""
+    return ("box", k) if e.box is not None else ("region", e.target)
+
+
+def _target_sections(src, img, cards: dict, failures: dict) -> list:
+    """One section per box (the photo with the box drawn) or region of one image."""
+    from ..viz import ReportImage, draw_box
+
+    out = []
+    for (kind, key), found in cards.items():
+        e = found[0]
+        if kind == "box":
+            box = ", ".join(f"{v:.0f}" for v in e.box)
+            name = f"{src} · box {key}: {e.label} [{box}]"
+            picture = draw_box(img, e.box, e.label)
+        else:
+            name = f"{src} · {e.label} region ({100 * e.region['area']:.1f}% of the image)"
+            picture = img
+        out.append(ReportImage(name, _page_size(picture), predictions=[(e.label, e.score)],
+                               explanations=list(found), failures=dict(failures)))
+    if not out:  # nothing found to explain: the image and why
+        out.append(ReportImage(src, _page_size(img), failures=dict(failures)))
+    return out
 
 
 #: Longest side of the images a report keeps (the page shows them at 400 px at most).
@@ -162,21 +211,18 @@ def run(args) -> int:
     target = parse_target(args.target)
     sources = files.expand_images(args.images)
     skipped: list = []
-    names: list = []
 
-    def images():  # decoded one at a time, as the report goes
+    def images():  # decoded one at a time, as the report goes, named as shown
         for _, src, img in files.iter_images(sources, skipped, strict=len(sources) == 1):
-            names.append(printable(src))
-            yield img
+            yield printable(src), img
 
     out = Path(args.out) if str(args.out).lower().endswith(".html") else \
         out_dir(args.out) / "report.html"
     model = load_model(args)
+    nms = nms_of(args, model)
     methods = for_model(methods, args.methods or ["all"], model)
     sections, failures = build_report(model, sources, images(), methods, settings, target,
-                                      args.quiet, args.top)
-    for sec, name in zip(sections, names):
-        sec.name = name
+                                      args.quiet, args.top, nms=nms)
     if not sections:
         raise OnnxvizError(f"no image could be read: {skipped[0][1]}")
     for m, msg in failures.items():

@@ -8,7 +8,8 @@ from ..errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: The bundled models (``models/README.md`` of the source repository tells how each was made).
-BUNDLED = ("efficientnet_lite0", "shapes_cnn", "shapes_keras", "shapes_vit")
+BUNDLED = ("efficientnet_lite0", "shapes_cnn", "shapes_keras", "shapes_vit", "shapes_detector",
+           "shapes_segmenter")
 
 
 def bundled_model(name: str = "efficientnet_lite0") -> Path:
@@ -16,7 +17,9 @@ def bundled_model(name: str = "efficientnet_lite0") -> Path:
 
     Args:
         name: one of :data:`BUNDLED`: ``efficientnet_lite0`` (ImageNet, 224 x 224, 18.6 MB),
-            ``shapes_cnn``, ``shapes_keras`` or ``shapes_vit`` (64 x 64, white rectangle or not).
+            ``shapes_cnn``, ``shapes_keras`` or ``shapes_vit`` (64 x 64, white rectangle or not),
+            ``shapes_detector`` (a YOLO-style detector of squares, discs and triangles, 96 x 96)
+            or ``shapes_segmenter`` (a U-Net of the same scenes).
 
     Returns:
         The ``.onnx`` file inside the installed package.

@@ -124,7 +124,7 @@ def detections(cands: Candidates, input_size, photo_size, label_of, **nms_option
 
 def match_box(cands: Candidates, box_input: np.ndarray, cls: int) -> tuple[int, float]:
     """The anchor whose box best overlaps ``box_input`` (xyxy, model-input pixels) among those
-    whose best class is ``cls`` (all anchors when none is), as pytorch-grad-cam's
+    whose best class is ``cls`` (all anchors when none of those overlaps it), as pytorch-grad-cam's
     ``FasterRCNNBoxScoreTarget`` and D-RISE match a user's box. Returns ``(anchor, IoU)``.
 
     Raises:
@@ -135,7 +135,7 @@ def match_box(cands: Candidates, box_input: np.ndarray, cls: int) -> tuple[int, 
         raise TargetError(f"box {box.tolist()} is empty: give x0, y0, x1, y1 with x1 > x0 and "
                           "y1 > y0")
     ious = box_iou(box, cands.xyxy)[0]
-    same = np.argmax(cands.scores, axis=1) == cls
+    same = (np.argmax(cands.scores, axis=1) == cls) & (ious > 0)
     pool = np.flatnonzero(same) if same.any() else np.arange(len(ious))
     best = int(pool[np.argmax(ious[pool])])
     if ious[best] <= 0:

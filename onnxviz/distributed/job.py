@@ -88,7 +88,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                     render: Render | None = PNGS, retry_errors: bool = False,
                     progress: bool = True, memory: int | None = None,
                     verbose: bool = False, task: str | None = None,
-                    layout: str | None = None) -> RunSummary:
+                    layout: str | None = None, nms: dict | None = None) -> RunSummary:
     """Explain every image of ``source`` with every method on a Ray cluster; results to ``out``.
 
     Args:
@@ -117,6 +117,8 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
             terminal.
         memory: the memory budget of each actor in bytes (:mod:`onnxviz.limits`); None: each
             actor's default (a share of its node's memory).
+        nms: a detector's ``score_threshold``, ``iou_threshold``, ``max_detections``: a row per
+            image, box and method (a segmenter: per image, class region and method).
 
     Returns:
         A :class:`RunSummary`.
@@ -126,9 +128,10 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
         OnnxvizError: a bad model, method, option, layer or target (before any work).
     """
     ray = require_ray()
+    nms = dict(nms or {})
     data, model_, names, opts = _prepare(model, methods, options, target, preprocess, labels,
                                          input, output, gradients, model_batch_size,
-                                         {"task": task, "layout": layout})
+                                         {"task": task, "layout": layout}, nms)
     out_dir = _out_folder(out)
     load = {"preprocess": preprocess, "labels": model_.labels if labels is not None else None,
             "input": input, "output": output, "gradients": gradients,
@@ -136,7 +139,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     manifest = {"onnxviz": _version(), "model_sha256": hashlib.sha256(data).hexdigest(),
                 "methods": names, "options": _canonical(opts), "target": target,
                 "load": _canonical({**load, "labels": labels}),
-                "render": asdict(render) if render else None}
+                "render": asdict(render) if render else None, **({"nms": nms} if nms else {})}
     key = store.check_manifest(out_dir, manifest)
     store.clean(out_dir)
     if retry_errors:
@@ -150,7 +153,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                                           "file not found")
     job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
               out=str(out_dir), config_key=key, render=render, scheme=plan.scheme,
-              shared_stems=plan.shared_stems, memory=memory)
+              shared_stems=plan.shared_stems, memory=memory, nms=nms)
     t0 = time.perf_counter()
     seen: set[str] = set()
     if not plan.empty:
@@ -175,11 +178,11 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
 
 
 def _prepare(model, methods, options, target, preprocess, labels, input, output, gradients,
-             model_batch_size, kind=None):
+             model_batch_size, kind=None, nms=None):
     """Model bytes, the driver's model, method names and per-method options, all checked."""
     from .. import load
+    from ..explainers.dense import explainer
     from ..explainers.options import for_model, known_options, parse_methods, with_progress
-    from ..explainers.registry import get
     from ..model import loading
 
     proto = loading.read(model)  # a path's external data comes inline
@@ -196,7 +199,9 @@ def _prepare(model, methods, options, target, preprocess, labels, input, output,
             for n in names}
     gray = np.full((*m.input.size, 3), 128, np.uint8)
     for n in names:  # a bad layer, option value or target fails here, not in every actor
-        get(n)(m, **opts[n]).explain([gray], target=target)
+        ex = explainer(m, n, opts[n], nms)
+        if m.task == "classify":  # (a gray picture has no box or region to explain)
+            ex.explain([gray], target=target)
     return data, m, names, opts
 
 

@@ -50,14 +50,16 @@ def explanation_table(records: list, heatmaps: list[np.ndarray]):
 
     Args:
         records: one :class:`onnxviz.results.Record` per explanation (the fields of
-            ``onnxviz explain --json``: image, method, target, label, score, score_kind, params,
-            outputs, timings, extras).
+            ``onnxviz explain --json``: image, method, target, label, score, score_kind, box,
+            region, params, outputs, timings, extras).
         heatmaps: the float32 (H, W) maps, in the same order.
 
     Returns:
         A ``pyarrow.Table``: ``image``, ``method``, ``label`` (string), ``target`` (int64), ``score``
-        (float64, the float32 score exactly), ``score_kind`` (``logit`` or ``probability``),
-        ``heatmap`` (``arrow.fixed_shape_tensor`` of float32
+        (float64, the float32 score exactly), ``score_kind`` (``logit``, ``probability``,
+        ``confidence`` for a box, ``logit sum`` for a region), ``box`` (a detector's box,
+        ``[x0, y0, x1, y1]`` in the photo's pixels; null otherwise), ``region`` (a segmenter's
+        region as JSON text; null otherwise), ``heatmap`` (``arrow.fixed_shape_tensor`` of float32
         [H, W]), ``params`` and ``extras`` (JSON text, NaN as null), ``timings`` (map of seconds) and
         ``outputs`` (map of PNG paths).
     """
@@ -74,6 +76,9 @@ def explanation_table(records: list, heatmaps: list[np.ndarray]):
         "label": pa.array([r["label"] for r in records], pa.string()),
         "score": pa.array([r["score"] for r in records], pa.float64()),
         "score_kind": pa.array([r["score_kind"] for r in records], pa.string()),
+        "box": pa.array([r["box"] for r in records], pa.list_(pa.float64())),
+        "region": pa.array([None if r["region"] is None else dumps(r["region"], sort_keys=True)
+                            for r in records], pa.string()),
         "heatmap": pa.FixedShapeTensorArray.from_numpy_ndarray(maps),
         "params": pa.array([dumps(r["params"], sort_keys=True) for r in records], pa.string()),
         "timings": pa.array([list(r["timings"].items()) for r in records],

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..results import PNGS, Record, Render, stem_of, write_explanation_pngs
+from ..results import (PNGS, Record, Render, stem_of, target_stem, write_box_grid,
+                       write_explanation_pngs)
 from . import store
 
 
@@ -37,6 +38,8 @@ class Job:
         scheme: ``s3`` etc. when the images are URIs (Ray Data gives paths without it), else "".
         shared_stems: PNG stems that several images have (None: unknown, always add a hash).
         memory: the actor's memory budget in bytes (``--memory``); None: its default.
+        nms: a detector's NMS options (``score_threshold``, ...), as :func:`onnxviz.explain`
+            takes them.
     """
 
     methods: tuple[str, ...]
@@ -50,6 +53,7 @@ class Job:
     scheme: str = ""
     shared_stems: frozenset[str] | None = field(default=None)
     memory: int | None = None
+    nms: dict = field(default_factory=dict)
 
 
 class ExplainBatch:
@@ -65,7 +69,7 @@ class ExplainBatch:
         import ray
 
         from .. import load
-        from ..explainers.registry import get
+        from ..explainers.dense import explainer
 
         self.job = job
         self.out = Path(job.out)
@@ -87,7 +91,8 @@ class ExplainBatch:
         with warnings.catch_warnings():  # the driver has shown the load's warnings once
             warnings.simplefilter("ignore")
             self.model = load(data, threads=threads, **job.load)
-        self.explainers = {m: get(m)(self.model, **job.options[m]) for m in job.methods}
+        self.explainers = {m: explainer(self.model, m, job.options[m], job.nms)
+                           for m in job.methods}
 
     def __call__(self, batch: dict) -> dict:
         keys = [self._key(p) for p in batch["path"]]
@@ -108,10 +113,16 @@ class ExplainBatch:
                 todo[m].append(i)
         records, maps = [], []
         for m in self.job.methods:
-            for i, e in self._explain(m, todo[m], images, keys, errors):
-                paths = self._pngs(keys[i], images[i], e)
-                records.append(Record.of(keys[i], e, paths))
-                maps.append(e.heatmap)
+            for i, found in self._explain(m, todo[m], images, keys, errors):
+                written = [(e, self._pngs(keys[i], images[i], e, k)) for k, e in enumerate(found)]
+                if self.model.task == "detect" and self.job.render is not None:
+                    grid = write_box_grid(self.out / store.PNG, stem_of(keys[i],
+                                          self.job.shared_stems), m, images[i], written,
+                                          self.job.render)
+                    written = [(e, {**paths, **grid}) for e, paths in written]
+                for e, paths in written:
+                    records.append(Record.of(keys[i], e, paths))
+                    maps.append(e.heatmap)
         name = store.part_name(self.job.config_key,
                                [r.image for r in records] + [r["image"] for r in errors])
         if records:
@@ -141,32 +152,33 @@ class ExplainBatch:
         return to_rgb(np.asarray(item), what=key, exact=True)
 
     def _explain(self, method: str, idx: list[int], images, keys, errors):
-        """``(index, Explanation)`` for the images ``idx``: in one call (a batch gives the same
-        maps as one image at a time), or one by one when the batch fails, to find the culprit."""
+        """``(index, [Explanation])`` for the images ``idx`` (one each for a classifier, one per
+        box or region of a detector or a segmenter): in one call for a classifier (a batch
+        gives the same maps as one image at a time), else, or when the batch fails (to find the
+        culprit), one image at a time."""
         if not idx:
             return []
         ex, target = self.explainers[method], self.job.target
-        if len(idx) > 1:
+        if len(idx) > 1 and self.model.task == "classify":
             with contextlib.suppress(Exception):  # then one by one, to find the image at fault
-                return list(zip(idx, ex.explain([images[i] for i in idx], target=target)))
+                return [(i, [e]) for i, e in
+                        zip(idx, ex.explain([images[i] for i in idx], target=target))]
         out = []
         for i in idx:
             try:
-                (e,) = ex.explain([images[i]], target=target)
+                found = ex.explain([images[i]], target=target)
             except Exception as err:  # noqa: BLE001 - an image this method cannot explain
                 errors.append(store.error_row(keys[i], method, "explain", err))
                 continue
-            out.append((i, e))
+            out.append((i, found))
         return out
 
-    def _pngs(self, key: str, image: np.ndarray, e) -> dict[str, str]:
+    def _pngs(self, key: str, image: np.ndarray, e, k: int) -> dict[str, str]:
         if self.job.render is None:
             return {}
         folder = self.out / store.PNG
         folder.mkdir(parents=True, exist_ok=True)
-        stem = stem_of(key, self.job.shared_stems)
-        if self.job.target is not None:  # as the local engine names them
-            stem = f"{stem}.t{e.target}"
+        stem = target_stem(stem_of(key, self.job.shared_stems), e, k, self.job.target)
         return write_explanation_pngs(folder, stem, image, e, self.job.render)
 
 

@@ -30,15 +30,13 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         (:mod:`onnxviz.explainers.boxes`).
     """
     from ..errors import OptionError
+    from .dense import NMS_OPTIONS, explainer
 
     if not isinstance(method, str):
         raise OptionError(f"method must be a name from onnxviz.METHODS, got "
                           f"{type(method).__name__} {method!r}"[:200])
     cls = get(method)
-    nms = {}
-    if getattr(model, "task", "classify") == "detect":
-        nms = {k: options.pop(k) for k in ("score_threshold", "iou_threshold", "max_detections")
-               if k in options}
+    nms = {k: options.pop(k) for k in NMS_OPTIONS if k in options}
     known = cls.options()
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -52,16 +50,8 @@ def explain(model, images, method: str = "gradcam", target=None, **options):
         raise OptionError("no images given")
     if single and isinstance(target, (list, tuple)):
         raise OptionError("one image was given but a list of targets")
-    if getattr(cls, "boxes_only", False) and getattr(model, "task", "classify") != "detect":
-        raise OptionError(f"{method} explains the boxes of object detectors; this model is a "
-                          f"{getattr(model, 'task', 'classify')} model")
-    if getattr(model, "task", "classify") == "segment":
-        from .boxes import explain_regions
-
-        return explain_regions(cls, model, batch, target, options)
-    if nms or getattr(model, "task", "classify") == "detect":
-        from .boxes import explain_boxes
-
-        return explain_boxes(cls, model, batch, target, options, nms)
-    result = cls(model, **options).explain(batch, target=target)
+    ex = explainer(model, method, options, nms)
+    result = ex.explain(batch, target=target)
+    if getattr(model, "task", "classify") != "classify":
+        return result
     return result[0] if single else result

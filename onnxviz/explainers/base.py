@@ -33,6 +33,9 @@ class Explanation:
         extras: method-specific results (LIME's intercept and R², occlusion's worst patch, ...).
         source: the image as it was given (a path or the caller's array, not copied), so that
             :meth:`save` draws on the photo at its own size; None when unknown.
+        box: for a detector's box, ``[x0, y0, x1, y1]`` in the photo's pixels; else None.
+        region: for a segmenter's region, ``{"source": "predicted" | "mask", "area": share of
+            the image}``; else None.
     """
 
     heatmap: np.ndarray
@@ -46,6 +49,8 @@ class Explanation:
     image: np.ndarray | None = None
     extras: dict = field(default_factory=dict)
     source: Any = field(default=None, compare=False)
+    box: list | None = None
+    region: dict | None = None
 
     def __repr__(self) -> str:
         """One line: method, label, score and its kind, the heatmap's shape, and any flag
@@ -58,7 +63,13 @@ class Explanation:
     @property
     def score_kind(self) -> str:
         """What ``score`` is: ``"probability"`` (softmax, the perturbation methods' default) or
-        ``"logit"`` (the score before the model's softmax, what gradient methods differentiate)."""
+        ``"logit"`` (the score before the model's softmax, what gradient methods differentiate);
+        for a detector's box ``"confidence"`` (the head's class score of the box's anchor), for
+        a segmenter's region ``"logit sum"`` (the class's logits summed over the region)."""
+        if self.box is not None:
+            return "confidence"
+        if self.region is not None:
+            return "logit sum"
         return self.params.get("score", "logit")
 
     def to_dict(self) -> dict:
@@ -69,6 +80,8 @@ class Explanation:
             "label": self.label,
             "score": float(self.score),
             "score_kind": self.score_kind,
+            "box": None if self.box is None else [round(float(v), 2) for v in self.box],
+            "region": None if self.region is None else dict(self.region),
             "params": {k: _jsonable(v) for k, v in self.params.items()},
             "timings": {k: round(float(v), 6) for k, v in self.timings.items()},
             "extras": {k: _jsonable(v) for k, v in self.extras.items() if not isinstance(v, np.ndarray)},

@@ -46,6 +46,18 @@ class LinearView:
         return getattr(self._model, name)
 
     @property
+    def base(self):
+        """The detector or segmenter seen."""
+        return self._model
+
+    def rebased(self, model):
+        """The same view of another model with the same outputs (a randomised copy)."""
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._model = model
+        return view
+
+    @property
     def is_regression(self) -> bool:
         """The target scores are the model's own numbers (a confidence, a sum of logits): never
         softmaxed again."""
@@ -202,7 +214,8 @@ def region_targets(model, photo: np.ndarray, target):
 
 def explain_regions(cls, model, images, target, options: dict) -> list:
     """Explain each image's target regions with method class ``cls``: one Explanation per
-    region; ``extras`` says the region's ``area`` (a fraction of the image)."""
+    region; its ``region`` says where the region came from and its ``area`` (a fraction of the
+    image)."""
     from ..imageio import read_image
 
     out = []
@@ -213,7 +226,8 @@ def explain_regions(cls, model, images, target, options: dict) -> list:
         found = cls(view, **options).explain([img] * len(classes),
                                              target=list(range(len(classes))))
         for k, e in enumerate(found):
-            e.extras = {**e.extras, "region_label": names[k],
+            e.extras = {**e.extras, "region_label": names[k], "region_mask": masks[k]}
+            e.region = {"source": "mask" if isinstance(target, dict) else "predicted",
                         "area": round(float(big[k].mean()), 6)}
             e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
             out.append(e)
@@ -338,27 +352,36 @@ def level_layer(model, anchor: int) -> str | None:
 
 def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     """Explain each image's target boxes with method class ``cls``: one Explanation per box,
-    in image order; each says its ``box`` (photo pixels), ``anchor`` and class in ``extras``."""
-    from ..imageio import read_image
+    in image order; each has its ``box`` (photo pixels), its ``score`` (the box's confidence),
+    and its ``anchor`` and name in ``extras``.
 
+    Every method but D-RISE explains the box's class logit where the head ends in a Sigmoid
+    (:func:`onnxviz.model.logit_twin`): a confident box's score is a Sigmoid at 1, flat to
+    every perturbation and every gradient, as a classifier's softmax is, which onnxviz
+    explains before too. D-RISE weighs masks by the confidences, as its paper does."""
+    from ..imageio import read_image
+    from ..model import logit_twin
+
+    seen = logit_twin(model)  # the class logits: a confidence of 1 has no gradient left
     out = []
     for img in images:
         photo = read_image(img, exact=True)
         anchors, classes, boxes, names, inside = targets_of(model, photo, target, nms)
-        view = BoxView(model, anchors, classes, names)
+        view = BoxView(seen, anchors, classes, names)
+        px = model.to_pixels([img])[0]
+        confidence = BoxView(model, anchors, classes, names).forward(
+            model.normalize(px[None]))[0]
         if "detect" in cls.tasks:  # D-RISE: every box from one pass over the raw head
-            px = model.to_pixels([img])[0]
             found = cls(model, **options).explain_boxes(px, inside, np.asarray(classes), names)
-            confidence = view.forward(model.normalize(px[None]))[0]
-            for e, c in zip(found, confidence):
-                e.extras["drise_weight"], e.score = e.score, float(c)
+            for e in found:
+                e.extras["drise_weight"] = e.score
         elif cls.family == "cam" and options.get("layer") is None and "layer" in cls.options():
             found = [None] * len(anchors)  # each box at its own feature level, by default
             groups: dict = {}
             for k, a in enumerate(anchors):
                 groups.setdefault(level_layer(model, int(a)), []).append(k)
             for layer, ks in groups.items():
-                sub = BoxView(model, [anchors[k] for k in ks], [classes[k] for k in ks],
+                sub = BoxView(seen, [anchors[k] for k in ks], [classes[k] for k in ks],
                               [names[k] for k in ks])
                 done = cls(sub, **{**options, "layer": layer}).explain(
                     [img] * len(ks), target=list(range(len(ks))))
@@ -368,8 +391,10 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
             found = cls(view, **options).explain([img] * len(anchors),
                                                  target=list(range(len(anchors))))
         for k, e in enumerate(found):
-            e.extras = {**e.extras, "box": [round(float(v), 2) for v in boxes[k]],
-                        "anchor": int(anchors[k]), "box_label": names[k]}
+            e.score = float(confidence[k])  # what predict says of the box, whatever was explained
+            e.extras = {**e.extras, "anchor": int(anchors[k]), "box_label": names[k],
+                        "input_box": [round(float(v), 2) for v in inside[k]]}
+            e.box = [round(float(v), 2) for v in boxes[k]]
             e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
             out.append(e)
     return out

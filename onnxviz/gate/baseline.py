@@ -53,47 +53,102 @@ def observe(model, images, names, methods: dict[str, dict], *, targets=None, mas
         images: (H, W, 3) uint8 images.
         names: a name per image.
         methods: ``{method: options}``.
-        targets: ``{(name, method): class}`` to explain (the baseline's); default top-1.
+        targets: ``{(name, method, item): target}`` to explain (the baseline's,
+            :func:`target_of`; ``item`` None for a classifier); default the top-1 class, every
+            detection, every predicted region.
         masks: a boolean region per image (any resolution) or None.
         metric_options: ``{metric: {option: value}}``.
         metric_names: metrics recorded per map.
         progress: called once per image and method.
 
     Returns:
-        Records with ``map`` (float32 array) and ``prediction`` added to the usual fields.
+        Records with ``map`` (float32 array) and ``prediction`` added to the usual fields; for
+        a detector or a segmenter one per box or region, with ``item`` (``box<K>``, or the
+        region's class), ``box`` or ``region``, and as ``prediction`` what the model finds there.
     """
     from .. import metrics
-    from ..explainers.registry import get
+    from ..explainers.dense import explainer as explainer_of
     from ..metrics._common import region
     from ..metrics.localisation import inside_share
 
     masks = [None] * len(images) if masks is None else masks
-    preds = model.predict(list(images), top=1)
+    dense = model.task != "classify"
+    preds = [None] * len(images) if dense else model.predict(list(images), top=1)
     out = []
     for method, params in methods.items():
-        explainer = get(method)(model, **params)
+        explainer = explainer_of(model, method, params)
         for name, image, pred, mask in zip(names, images, preds, masks):
-            target = None if targets is None else targets.get((name, method))
-            (e,) = explainer.explain([image], target=target)
-            scored = metrics.evaluate(model, [e], list(metric_names), masks=[None],
-                                      options=metric_options, images=[name])[0]
-            rec = Record.of(name, e).to_dict(RECORD_FIELDS)
-            rec.update(params=params, timings=scored["timings"], metrics=scored["metrics"])
-            m = region(mask, e.heatmap.shape)
-            outside = None
-            if m is not None and m.any():
-                outside = 1.0 - inside_share(np.asarray(e.heatmap, np.float64), m)
-                outside = None if not np.isfinite(outside) else float(outside)
-            p = pred[0]
-            rec.update(prediction={"index": p.index, "label": p.label,
-                                   "probability": p.probability},
-                       map=np.asarray(e.heatmap, np.float32), outside=outside)
-            rec["timings"]["explain"] = round(float(e.timings.get("total", 0.0)), 6)
-            rec["timings"]["total"] = round(sum(rec["timings"].values()), 6)
-            out.append(rec)
+            for item, e in _explained(model, explainer, name, image, targets):
+                scored = metrics.evaluate(model, [e], list(metric_names), masks=[None],
+                                          options=metric_options, images=[name])[0]
+                rec = Record.of(name, e).to_dict(RECORD_FIELDS)
+                rec.update(params=params, timings=scored["timings"], metrics=scored["metrics"])
+                m = region(mask, e.heatmap.shape)
+                outside = None
+                if m is not None and m.any():
+                    outside = 1.0 - inside_share(np.asarray(e.heatmap, np.float64), m)
+                    outside = None if not np.isfinite(outside) else float(outside)
+                if dense:
+                    rec.update(item=item, box=e.box, region=e.region,
+                               prediction=_found(model, image, e))
+                else:
+                    p = pred[0]
+                    rec.update(prediction={"index": p.index, "label": p.label,
+                                           "probability": p.probability})
+                rec.update(map=np.asarray(e.heatmap, np.float32), outside=outside)
+                rec["timings"]["explain"] = round(float(e.timings.get("total", 0.0)), 6)
+                rec["timings"]["total"] = round(sum(rec["timings"].values()), 6)
+                out.append(rec)
             if progress:
                 progress()
     return out
+
+
+def _explained(model, explainer, name, image, targets):
+    """``(item, Explanation)`` of one image and method: ``(None, e)`` for a classifier (its
+    baseline's class, or the top-1); for a detector ``("box<K>", e)`` per detection, or per
+    baseline box (``targets[(name, method, item)]``: the box and its class, matched to the new
+    model's best-overlapping candidate); for a segmenter ``(<class>, e)`` per region."""
+    method = explainer.name
+    if model.task == "classify":
+        target = None if targets is None else targets.get((name, method))
+        return [(None, e) for e in explainer.explain([image], target=target)]
+    if targets is None:
+        found = explainer.explain([image], target=None)
+        return [(f"box{k}" if e.box is not None else e.label, e) for k, e in enumerate(found)]
+    out = []
+    for (n, m, item), t in targets.items():
+        if n == name and m == method and item is not None:
+            (e,) = explainer.explain([image], target=t)
+            out.append((item, e))
+    return out
+
+
+def _found(model, image, e) -> dict:
+    """What the model predicts where ``e`` is: for a box, the detection of its class that
+    overlaps it most (``None`` when none does); for a region, the area its class covers."""
+    if e.box is None:
+        seg = model.predict(image)
+        area = float(next((c["area"] for c in seg.records() if c["class"] == e.target), 0.0))
+        return {"index": int(e.target), "label": e.label, "area": area}
+    from ..detection.boxes import box_iou
+
+    det = model.predict(image)
+    same = np.flatnonzero(det.class_id == e.target)
+    if not len(same):
+        return {"index": int(e.target), "label": e.label, "box": None, "iou": 0.0}
+    ious = box_iou(np.asarray([e.box], np.float32), det.xyxy[same])[0]
+    k = int(same[int(np.argmax(ious))])
+    return {"index": int(e.target), "label": e.label,
+            "box": [round(float(v), 2) for v in det.xyxy[k]], "iou": float(ious.max())}
+
+
+def target_of(record: dict):
+    """The target that explains a baseline record again: its class, or for a detector's box
+    the box and its class, or for a segmenter's region its class."""
+    if record.get("box") is not None:
+        return {"box": record["box"], "label": record["label"]}
+    return record["target"]
 
 
 def write(folder, model_path, model, names, sources, images, methods, records, *,
@@ -104,7 +159,8 @@ def write(folder, model_path, model, names, sources, images, methods, records, *
         (folder / "maps").mkdir(parents=True, exist_ok=True)
         rows = []
         for r in records:
-            rel = f"maps/{r['image']}.{r['method']}.npy"
+            item = f".{r['item']}" if r.get("item") else ""
+            rel = f"maps/{r['image']}{item}.{r['method']}.npy"
             np.save(folder / rel, r["map"])
             rows.append({k: v for k, v in r.items() if k != "map"} | {"map": rel})
         mask_files = {}

@@ -26,8 +26,15 @@ class Case:
     def failed(self) -> list:
         return [v for v in self.verdicts if v.passed is False]
 
+    @property
+    def name(self) -> str:
+        """The image, and for a detector's box or a segmenter's region which one."""
+        item = self.base.get("item")
+        return f"{self.image} {item}" if item else self.image
+
     def to_dict(self) -> dict:
-        return {"image": self.image, "method": self.method,
+        return {"image": self.image, "item": self.base.get("item"),
+                "box": self.base.get("box"), "method": self.method,
                 "target": self.base["target"], "label": self.base["label"],
                 "score": self.new["score"], "baseline_score": self.base["score"],
                 "params": self.base.get("params", {}), "passed": not self.failed,
@@ -82,20 +89,23 @@ def check(model, images, names, doc: dict, *, config=None, masks=None, progress=
         config: rules' settings (:func:`onnxviz.gate.config.load`); default: the defaults.
         masks: regions per image overriding the baseline's, or None.
         progress: called once per image and method.
+
+    A detector's baseline boxes are explained again as boxes (each matched to the new model's
+    best-overlapping candidate of its class), a segmenter's regions as regions.
     """
     config = config or _config.parse({})
     skipped = match_images(doc, names, images)
     if masks is None:
         masks = [doc["masks"].get(n) for n in names]
-    base = {(r["image"], r["method"]): r for r in doc["records"]}
-    targets = {k: r["target"] for k, r in base.items()}
+    base = {(r["image"], r["method"], r.get("item")): r for r in doc["records"]}
+    targets = {k: _baseline.target_of(r) for k, r in base.items()}
     metric_names = list(dict.fromkeys(m for r in doc["records"] for m in r["metrics"]))
     new = _baseline.observe(model, images, names, doc["methods"], targets=targets, masks=masks,
                             metric_options=doc.get("metric_options") or {},
                             metric_names=metric_names, progress=progress)
     cases = []
     for rec in new:
-        b = base[(rec["image"], rec["method"])]
+        b = base[(rec["image"], rec["method"], rec.get("item"))]
         settings = _config.for_method(config, rec["method"])
         verdicts = [_rules.apply(name, b, rec, settings[name]) for name in _rules.RULES]
         cases.append(Case(rec["image"], rec["method"], b, rec, verdicts))

@@ -29,7 +29,7 @@ def _short(v) -> str:
 def table(result) -> str:
     """One row per image and method, one column per rule; then the failing images per rule."""
     names = list(_rules.RULES)
-    rows = [[c.image, c.method, *(_short(v) for v in c.verdicts),
+    rows = [[c.name, c.method, *(_short(v) for v in c.verdicts),
              "FAIL" if c.failed else "pass"] for c in result.cases]
     out = [text_table(rows, ["image", "method", *names, "verdict"])]
     for rule, images in result.failures().items():
@@ -61,11 +61,11 @@ def junit(result, suite: str = "onnxviz check") -> str:
                        failures=str(sum(1 for c in cases if c.failed)), errors="0",
                        skipped="0")
     for c in cases:
-        tc = ET.SubElement(ts, "testcase", classname=f"onnxviz.{c.method}", name=c.image,
+        tc = ET.SubElement(ts, "testcase", classname=f"onnxviz.{c.method}", name=c.name,
                            time=f"{c.new.get('timings', {}).get('total', 0.0):.3f}")
         for v in c.failed:
             f = ET.SubElement(tc, "failure", type=v.rule, message=f"{v.rule}: {v.message}")
-            f.text = f"{c.image} {c.method}: {v.message}"
+            f.text = f"{c.name} {c.method}: {v.message}"
         out = "\n".join(f"{v.rule}: {'pass' if v.passed else 'n/a' if v.passed is None else 'FAIL'}"
                         f" - {v.message}" for v in c.verdicts)
         ET.SubElement(tc, "system-out").text = out
@@ -112,8 +112,9 @@ def diff_page(image_name: str, image: np.ndarray, cases: list) -> str:
              "</style></head><body>", f"<h1>{html.escape(image_name)}</h1>"]
     for c in cases:
         b, n = c.base["map"], c.new["map"]
+        item = f" ({html.escape(c.base['item'])})" if c.base.get("item") else ""
         parts.append(f"<h2>{html.escape(c.method)}: target {c.base['target']} "
-                     f"{html.escape(str(c.base['label']))}</h2><ul>")
+                     f"{html.escape(str(c.base['label']))}{item}</h2><ul>")
         for v in c.verdicts:
             cls = ' class="fail"' if v.passed is False else ""
             state = "FAIL" if v.passed is False else "n/a" if v.passed is None else "ok"

@@ -92,8 +92,20 @@ def _same_size(a: np.ndarray, shape) -> np.ndarray:
 
 @rule("prediction")
 def prediction(base: dict, new: dict) -> Verdict:
-    """The top-1 class is the baseline's."""
+    """The top-1 class is the baseline's; for a detector's box, a detection of its class still
+    overlaps the baseline box (IoU >= 0.5); for a segmenter's region, its class is still
+    predicted somewhere."""
     b, n = base["prediction"], new["prediction"]
+    if "iou" in n:
+        ok = n["iou"] >= 0.5
+        return Verdict("prediction", ok, float(n["iou"]), 0.5,
+                       f"best {n['label']!r} detection at IoU {n['iou']:.2f} with the baseline "
+                       "box" if n["box"] is not None else f"no {n['label']!r} detection")
+    if "area" in n:
+        ok = n["area"] > 0
+        return Verdict("prediction", ok, float(n["area"]), float(b["area"]),
+                       f"{n['label']!r} covers {100 * n['area']:.1f}% (baseline "
+                       f"{100 * b['area']:.1f}%)")
     ok = b["index"] == n["index"]
     return Verdict("prediction", ok, float(n["index"]), float(b["index"]),
                    f"top-1 {n['label']!r} (baseline {b['label']!r})")
@@ -103,7 +115,11 @@ def prediction(base: dict, new: dict) -> Verdict:
 def rank_correlation(base: dict, new: dict, *, min: float = 0.8) -> Verdict:
     """Spearman's rank correlation between the baseline map and the new one is at least ``min``."""
     a = base["map"]
-    rho = spearman(a, _same_size(new["map"], a.shape))
+    b = _same_size(new["map"], a.shape)
+    if a.max() == a.min() and np.array_equal(a, b):  # no correlation to take: the same map
+        return Verdict("rank_correlation", True, float("nan"), min,
+                       "both maps are the same constant (a blank map, flagged when made)")
+    rho = spearman(a, b)
     ok = bool(np.isfinite(rho) and rho >= min)
     return Verdict("rank_correlation", ok, rho, min, f"Spearman {rho:.3f} (min {min:g})")
 

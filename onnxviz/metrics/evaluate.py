@@ -51,11 +51,19 @@ def evaluate(model, explanations, metrics="all", *, masks=None, options=None,
 
 
 def score_one(model, e, names, mask, options, image: str) -> dict:
-    """The record of one explanation scored with the metrics ``names``."""
+    """The record of one explanation scored with the metrics ``names``. A detector's box is
+    scored on its own score (deletion, insertion: the box's confidence) and, without ``mask``,
+    with its own box as the region (the pointing game per box); a segmenter's region on the
+    sum of its logits."""
+    from ..explainers.dense import box_mask, view_of
+
     d = e.to_dict()
     rec = {"image": image, "method": e.method, "target": d["target"], "label": d["label"],
-           "score": d["score"], "params": d["params"], "timings": {}, "metrics": {},
-           "details": {}}
+           "score": d["score"], "box": d["box"], "region": d["region"], "params": d["params"],
+           "timings": {}, "metrics": {}, "details": {}}
+    if mask is None:  # a box is its own region: the pointing game of that box
+        mask = box_mask(e, model.input.size)
+    model, e = view_of(model, e)  # a box's or a region's score, as a class of one
     for name in names:
         t = time.perf_counter()
         s = registry.get(name)(model, e, mask, **options.get(name, {}))
@@ -141,15 +149,18 @@ def write_csv(path, summary: list[dict]) -> Path:
 
 
 def write_records_csv(path, records: list[dict]) -> Path:
-    """One row per image and method: image, method, target, label, score and each metric."""
+    """One row per image and method (per box of a detector: its ``box`` as ``x0 y0 x1 y1``):
+    image, method, target, label, score, box and each metric."""
     import io
 
     metrics = list(dict.fromkeys(m for r in records for m in r["metrics"]))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["image", "method", "target", "label", "score", *metrics])
+    w.writerow(["image", "method", "target", "label", "score", "box", *metrics])
     for r in records:
+        box = r.get("box")
         w.writerow([r["image"], r["method"], r["target"], r["label"], _fmt(r["score"]),
+                    "" if box is None else " ".join(f"{v:g}" for v in box),
                     *(_fmt(r["metrics"].get(m)) for m in metrics)])
     return _write(path, buf.getvalue())
 

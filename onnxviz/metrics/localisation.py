@@ -45,7 +45,8 @@ def pointing_game(model, explanation, mask=None, *, tolerance: int = 0) -> Score
         tolerance: pixels of slack around the region (the paper's 15).
 
     Returns:
-        :class:`Score` 1.0 (hit), 0.0 (miss) or NaN (no region); details: the maximum's position.
+        :class:`Score` 1.0 (hit), 0.0 (miss) or NaN (no region, or a constant map, which points
+        nowhere: every pixel would be its maximum); details: the maximum's position.
     """
     if not isinstance(tolerance, (int, np.integer)) or tolerance < 0:
         raise OptionError(f"tolerance must be an integer >= 0, got {tolerance!r}")
@@ -54,6 +55,8 @@ def pointing_game(model, explanation, mask=None, *, tolerance: int = 0) -> Score
     peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
     if m is None:
         return Score("pointing_game", float("nan"), {"peak": list(peak)})
+    if not heat.max() > heat.min():  # a constant map points nowhere: no hit, no miss
+        return Score("pointing_game", float("nan"), {"peak": None, "constant": True})
     hit = bool(np.any(m & (heat == heat.max())))
     return Score("pointing_game", float(hit), {"peak": list(peak), "tolerance": int(tolerance)})
 

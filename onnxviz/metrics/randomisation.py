@@ -87,13 +87,9 @@ def cascade(proto: onnx.ModelProto, stages: int, seed: int):
 
 
 def _load_like(model, proto):
-    from ..model import load
+    from ..model import load_like
 
-    p = model.preprocessing
-    pre = {"mean": list(p.mean), "std": list(p.std), "scale": p.scale,
-           "channel_order": p.channel_order}
-    return load(proto, preprocess=pre, labels=model.labels, input=model.input.name,
-                providers=model.providers, threads=model.threads, batch_size=model.batch_size)
+    return load_like(model, proto)
 
 
 _CACHE: list = []  # [(model, stages, seed, [(cut, name, Model)])], the last two runs
@@ -136,10 +132,17 @@ def randomisation(model, explanation, mask=None, *, stages: int = 6, seed: int =
     heat = heat_of(explanation)
     pixels = pixels_of(model, explanation)
     cls = get(explanation.method)
+    base = getattr(model, "base", model)  # a box's or a region's view: randomise its model
     cuts, names, rhos = [], [], []
-    for cut, name, random_model in stage_models(model, int(stages), int(seed)):
-        (e,) = cls(random_model, **explanation.params).explain([pixels],
-                                                               target=int(explanation.target))
+    for cut, name, random_model in stage_models(base, int(stages), int(seed)):
+        if "detect" in getattr(cls, "tasks", ()):  # D-RISE reads the raw head: the box itself
+            (e,) = cls(random_model, **explanation.params).explain_boxes(
+                pixels, np.asarray([explanation.extras["input_box"]], np.float32),
+                np.asarray(model.classes[:1]), model.labels[:1])
+        else:
+            seen = model.rebased(random_model) if base is not model else random_model
+            (e,) = cls(seen, **explanation.params).explain([pixels],
+                                                           target=int(explanation.target))
         cuts.append(cut)
         names.append(name)
         rhos.append(spearman(heat, e.heatmap))

@@ -27,7 +27,8 @@ from .preprocessing import PRESETS, Preprocessing
 from . import task as _task
 from .targets import find_score
 
-__all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessing", "load"]
+__all__ = ["InputSpec", "Layer", "Model", "PRESETS", "Prediction", "Preprocessing", "load",
+           "load_like", "logit_twin"]
 
 
 @guard("loading the model")
@@ -161,6 +162,41 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         model.fixed_batch = True
         notes.append("dynamic quantization: images run one at a time (scales span the batch)")
     return model
+
+
+def load_like(model: Model, proto) -> Model:
+    """``proto`` (a rewritten copy of ``model``'s graph: same input, outputs and layers) loaded
+    as ``model`` was: its preprocessing, labels, input, score output, runtime settings, task and
+    layout."""
+    p = model.preprocessing
+    pre = {"mean": list(p.mean), "std": list(p.std), "scale": p.scale,
+           "channel_order": p.channel_order}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # said once for the model itself
+        return load(proto, preprocess=pre, labels=model.labels, input=model.input.name,
+                    providers=model.providers, threads=model.threads,
+                    batch_size=model.batch_size, task=model.task, layout=model.layout)
+
+
+def logit_twin(model: Model) -> Model:
+    """A detector whose head's last Sigmoids are read as the identity
+    (:func:`onnxviz.model.saturation.head_sigmoids`): its class scores are the logits of
+    ``model``'s confidences, which do not saturate at 1 (the score a box's explanation
+    perturbs and differentiates); ``model`` itself when it has no such Sigmoid. Built once."""
+    from .saturation import logits_for_gradients
+
+    def build():
+        src = logits_for_gradients(model.proto, model.score_output)
+        return model if src is model.proto else load_like(model, src)
+
+    twin = model.__dict__.get("_onnxviz_logit_twin")
+    if twin is None:
+        with model._first_use("_onnxviz_logit_twin"):
+            twin = model.__dict__.get("_onnxviz_logit_twin")
+            if twin is None:
+                twin = build()
+                model.__dict__["_onnxviz_logit_twin"] = twin
+    return twin
 
 
 def _first_run(sess, proto, out: str, spec, x: np.ndarray, fixed: bool):

@@ -47,6 +47,18 @@ def _inputs(model, photos) -> np.ndarray:
     return model.normalize(np.stack([resize(p, size) for p in photos]))
 
 
+def check_nms(**nms) -> dict:
+    """``score_threshold`` and ``iou_threshold`` in [0, 1], ``max_detections`` an integer >= 1
+    (those given); a bad one is an :class:`OptionError`. Returns ``nms``."""
+    for name, v in nms.items():
+        if name == "max_detections":
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise OptionError(f"max_detections must be an integer >= 1, got {v!r}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
+            raise OptionError(f"{name} must be a number in [0, 1], got {v!r}")
+    return nms
+
+
 def predict(model, images, *, batch_size=None, score_threshold: float = 0.25,
             iou_threshold: float = 0.45, max_detections: int = 300):
     """:class:`~onnxviz.detection.Detections` (detectors) or :class:`Segmentation` (segmenters)
@@ -55,12 +67,8 @@ def predict(model, images, *, batch_size=None, score_threshold: float = 0.25,
     from ..detection.boxes import detections
     from ..detection.layouts import decode
 
-    for name, v, lo, hi in (("score_threshold", score_threshold, 0.0, 1.0),
-                            ("iou_threshold", iou_threshold, 0.0, 1.0)):
-        if not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
-            raise OptionError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
-    if not isinstance(max_detections, int) or max_detections < 1:
-        raise OptionError(f"max_detections must be an integer >= 1, got {max_detections!r}")
+    check_nms(score_threshold=score_threshold, iou_threshold=iou_threshold,
+              max_detections=max_detections)
     single = not isinstance(images, (list, tuple))
     photos = _photos(images)
     raw = model.run(_inputs(model, photos), [model.score_output],

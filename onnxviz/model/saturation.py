@@ -150,3 +150,72 @@ def _ancestors(proto: onnx.ModelProto, of: str) -> set:
         if n is not None:
             todo.extend(i for i in n.input if i)
     return seen
+
+
+#: Ops that move values without changing them: a Sigmoid whose output reaches the score only
+#: through these is the head's last word on a class score.
+_LAYOUT_OPS = frozenset({"Concat", "Reshape", "Transpose", "Slice", "Split", "Squeeze",
+                         "Unsqueeze", "Identity", "Flatten"})
+
+
+def head_sigmoids(proto: onnx.ModelProto, score: str) -> list[str]:
+    """The Sigmoid nodes whose outputs reach ``score`` only through ops that move values
+    (concatenations, reshapes, slices): a detector head's class scores, squashed last.
+
+    A box's confidence near 1 is a Sigmoid at its flat end (``p (1 - p)`` is 0 once ``p``
+    rounds to 1 in float32), so its gradient vanishes and its map comes out blank, and every
+    perturbation leaves it at 1; a box is explained on a twin of the detector that reads these
+    Sigmoids as the identity (:func:`logits_for_gradients`, :func:`onnxviz.model.logit_twin`),
+    so methods explain the class logit, as they explain a classifier's logit before its
+    softmax. Box coordinates and YOLOv5's objectness products
+    are untouched (their Sigmoid outputs are computed on, not only moved)."""
+    consumers: dict[str, list] = {}
+    for n in proto.graph.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+    outputs = {o.name for o in proto.graph.output}
+
+    def moved(t: str, seen: set) -> tuple[bool, bool]:  # (only moved, reaches score)
+        if t == score:
+            return True, True
+        if t in seen:
+            return True, False
+        seen.add(t)
+        users = consumers.get(t, [])
+        if not users:
+            return t in outputs, False
+        reach = False
+        for c in users:
+            if c.op_type not in _LAYOUT_OPS or c.input[0] != t and c.op_type != "Concat":
+                return False, False  # computed on, or used as a shape or an index
+            for o in c.output:
+                if o:
+                    ok, r = moved(o, seen)
+                    if not ok:
+                        return False, False
+                    reach = reach or r
+        return True, reach
+
+    found = []
+    for n in proto.graph.node:
+        if n.op_type == "Sigmoid":
+            ok, reach = moved(n.output[0], set())
+            if ok and reach:
+                found.append(n.name or n.output[0])
+    return found
+
+
+def logits_for_gradients(proto: onnx.ModelProto, score: str) -> onnx.ModelProto:
+    """``proto`` with its :func:`head_sigmoids` read as the identity (a copy; ``proto`` itself
+    when it has none)."""
+    import copy
+
+    names = set(head_sigmoids(proto, score))
+    if not names:
+        return proto
+    out = copy.deepcopy(proto)
+    for n in out.graph.node:
+        if n.op_type == "Sigmoid" and (n.name or n.output[0]) in names:
+            n.op_type = "Identity"
+            del n.attribute[:]
+    return out

@@ -14,11 +14,11 @@ This room stands on the library (explainers, viz) and below every door (``cli``,
 from __future__ import annotations
 
 from .files import (PICTURES, PNGS, Render, base_stem, out_dir, pictures, safe_stem, shared_stems,
-                    stem_of, stems, write_explanation_pngs)
+                    stem_of, stems, target_stem, write_box_grid, write_explanation_pngs)
 from .images import IMAGE_SUFFIXES, expand_images, folder_images, printable
 from .record import EXPLANATION_FIELDS, FIELDS, Record, dumps, strict_json, table
 
 __all__ = ["EXPLANATION_FIELDS", "FIELDS", "IMAGE_SUFFIXES", "PICTURES", "PNGS", "Record", "Render",
            "base_stem", "dumps", "expand_images", "folder_images", "out_dir", "pictures",
            "printable", "safe_stem", "shared_stems", "stem_of", "stems", "strict_json", "table",
-           "write_explanation_pngs"]
+           "target_stem", "write_box_grid", "write_explanation_pngs"]

@@ -1,8 +1,9 @@
 """Output files: collision-free names, the ``--out`` folder, and the pictures of a record.
 
 The pictures are drawn once here for every door: ``onnxviz explain`` and the Ray engine write them
-as ``<stem>.<method>.{heatmap,overlay,mask}.png`` (plus ``.superpixels.png`` for LIME and
-``.heatmap.npy`` when asked), the server sends the heatmap and the overlay as base64 PNG text.
+as ``<stem>.<method>.{heatmap,overlay,mask}.png`` (a stem per box or region of a detector or a
+segmenter: :func:`target_stem`; a detector's boxes also in ``<image>.<method>.boxes.png``; plus
+``.superpixels.png`` for LIME and ``.heatmap.npy`` when asked), the server sends the heatmap and the overlay as base64 PNG text.
 How they are drawn is a :class:`Render` (the command line's rendering flags, same defaults).
 """
 
@@ -122,6 +123,11 @@ def pictures(image: np.ndarray, e, render: Render = PNGS, kinds=PICTURES) -> dic
                                 else None),
     }
     pics = {k: draw[k]() for k in PICTURES if k in kinds}
+    box = getattr(e, "box", None)
+    if box is not None:  # a detector's box, on the pictures at the photo's size
+        for k in ("overlay", "mask"):
+            if pics.get(k) is not None:
+                pics[k] = viz.draw_box(pics[k], box, f"{e.label} {e.score:.2f}")
     return {k: p for k, p in pics.items() if p is not None}
 
 
@@ -152,3 +158,33 @@ def write_explanation_pngs(folder: Path, stem: str, image: np.ndarray, e,
             raise OnnxvizError(f"cannot write {p}: {err.strerror or err}") from None
         paths["heatmap_npy"] = str(p)
     return paths
+
+
+def target_stem(name: str, e, k: int, target=None) -> str:
+    """The file stem of one result of image ``name``: ``name`` itself for its top class;
+    ``name.t<class>`` for a chosen class; ``name.box<K>`` for a detector's K-th detection
+    (``k``-th of the image, or the index ``target`` chose; ``name.box`` for a user's box);
+    ``name.<class>`` for a segmenter's region."""
+    if getattr(e, "box", None) is not None:
+        if isinstance(target, (dict, list, tuple)):
+            return f"{name}.box"
+        return f"{name}.box{k if target is None else int(target)}"
+    if getattr(e, "region", None) is not None:
+        return f"{name}.{safe_stem(e.label)}"
+    return name if target is None else f"{name}.t{e.target}"
+
+
+def write_box_grid(folder: Path, stem: str, method: str, image: np.ndarray, written,
+                   render: Render = PNGS) -> dict[str, str]:
+    """``<stem>.<method>.boxes.png``: every drawn box of one image, each on its own map, in a
+    grid (``written``: ``(explanation, its outputs)`` pairs of the image's boxes); returns
+    ``{"boxes": path}``, or ``{}`` when no box was drawn."""
+    from .. import viz
+
+    drawn = [e for e, paths in written if paths and getattr(e, "box", None) is not None]
+    if not drawn:
+        return {}
+    overlays = [pictures(image, e, render, kinds=("overlay",))["overlay"] for e in drawn]
+    titles = [f"{k}: {e.label} {e.score:.2f}" for k, e in enumerate(drawn)]
+    path = viz.write_png(folder / f"{stem}.{method}.boxes.png", viz.box_grid(overlays, titles))
+    return {"boxes": str(path)}

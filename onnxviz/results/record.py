@@ -2,6 +2,9 @@
 
 A record is one image x method: ``image`` (the source as given: a path, a URI, a name), ``method``,
 ``target`` (class index), ``label``, ``score`` and ``score_kind`` (``logit`` or ``probability``),
+``box`` (a detector's box, ``[x0, y0, x1, y1]`` in the photo's pixels) or ``region`` (a
+segmenter's region: ``{"source": "predicted" | "mask", "area": share of the image}``), None for a
+classifier's class,
 ``params`` (the options the method ran with), ``outputs`` (the files written for it, by kind),
 ``timings`` (seconds per stage, ``total`` always) and ``extras`` (what the method adds: LIME's R²,
 the gradient mode, ...). :meth:`Record.to_dict` gives them in that order, :meth:`Record.from_dict`
@@ -22,12 +25,12 @@ from pathlib import Path
 import numpy as np
 
 #: The fields of a record, in the order they are written.
-FIELDS = ("image", "method", "target", "label", "score", "score_kind", "params", "outputs",
-          "timings", "extras")
+FIELDS = ("image", "method", "target", "label", "score", "score_kind", "box", "region", "params",
+          "outputs", "timings", "extras")
 
 #: The fields an explanation has by itself (no image source, no files): the server's answers.
-EXPLANATION_FIELDS = ("method", "target", "label", "score", "score_kind", "params", "timings",
-                      "extras")
+EXPLANATION_FIELDS = ("method", "target", "label", "score", "score_kind", "box", "region",
+                      "params", "timings", "extras")
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Record:
     label: str
     score: float
     score_kind: str = "logit"
+    box: list | None = None
+    region: dict | None = None
     params: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
@@ -67,7 +72,7 @@ class Record:
             if f not in d:
                 continue
             v = d[f]
-            if f in ("params", "extras") and isinstance(v, str):
+            if f in ("params", "extras", "region") and isinstance(v, str):
                 v = json.loads(v)
             elif f in ("timings", "outputs") and isinstance(v, list):
                 v = dict(v)

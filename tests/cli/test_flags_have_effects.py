@@ -60,6 +60,11 @@ ELSEWHERE = {
     "--method": "the method run: every test of tests/cli",
     "--debug": "the traceback on errors: tests/cli/test_explain.py",
     "--help": "argparse",
+    "--box": "a user's box on the bundled detector: tests/detection/test_doors.py",
+    "--mask": "a user's region on the bundled segmenter: tests/detection/test_doors.py",
+    "--score-threshold": "the boxes explained: tests/detection/test_doors.py",
+    "--iou-threshold": "the boxes explained: tests/detection/test_doors.py",
+    "--max-detections": "the boxes explained: tests/detection/test_doors.py",
 }
 
 

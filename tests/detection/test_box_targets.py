@@ -59,7 +59,7 @@ def test_each_box_map_falls_on_its_own_object(model, method):
         y0, y1, x0, x1 = other
         assert pos[y0:y1, x0:x1].sum() < 0.2 * pos.sum(), (method, e.label)
         assert e.score == pytest.approx(0.997, abs=2e-3)
-        assert len(e.extras["box"]) == 4 and "anchor" in e.extras
+        assert len(e.box) == 4 and "anchor" in e.extras
 
 
 def test_odam_is_hirescam_of_the_box_at_its_level(model):
@@ -113,7 +113,7 @@ def test_a_users_box_is_matched_to_its_candidate(model):
     assert e.label == "red" and e.extras["anchor"] == 1 * 8 + 2
     assert _inside(e.heatmap, CELLS["red"])
     (one,) = ov.explain(model, scene(), method="saliency", target=1)
-    assert one.extras["box"] in ([24.0, 8.0, 36.0, 16.0], [72.0, 40.0, 84.0, 48.0])
+    assert one.box in ([24.0, 8.0, 36.0, 16.0], [72.0, 40.0, 84.0, 48.0])
 
 
 @pytest.mark.parametrize("target, words", [

@@ -62,7 +62,7 @@ def test_drise_equals_the_formula(layout, batch_size):
     found = ov.explain(m, scene(), method="drise", num_masks=N, cells=CELLS, p=P, seed=SEED,
                        batch_size=batch_size)
     pixels = m.to_pixels(scene())[0]
-    boxes = [np.asarray(e.extras["box"]) / [3, 2, 3, 2] for e in found]  # photo -> input px
+    boxes = [np.asarray(e.box) / [3, 2, 3, 2] for e in found]  # photo -> input px
     ref = _reference(proto, layout, pixels, boxes, [e.target for e in found])
     for e, r in zip(found, ref):
         np.testing.assert_allclose(e.heatmap, r, rtol=1e-4, atol=1e-6 * np.abs(r).max())

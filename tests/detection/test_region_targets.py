@@ -27,7 +27,7 @@ def model():
 @pytest.mark.parametrize("method", list(LIGHT))
 def test_a_regions_map_falls_on_the_region(model, method):
     (e,) = ov.explain(model, scene(), method=method, target="blue", **LIGHT[method])
-    assert e.label == "blue" and e.extras["area"] == pytest.approx(16 / 1024)
+    assert e.label == "blue" and e.region["area"] == pytest.approx(16 / 1024)
     y0, y1, x0, x1 = BLUE
     pos = np.clip(e.heatmap, 0, None)
     assert e.heatmap[y0:y1, x0:x1].max() == e.heatmap.max() > 0
@@ -56,7 +56,7 @@ def test_default_targets_every_predicted_class_and_a_users_mask(model):
     mask = np.zeros((64, 96), bool)
     mask[40:48, 72:84] = True  # the blue block in the photo
     (e,) = ov.explain(model, scene(), method="saliency", target={"label": "blue", "mask": mask})
-    assert e.extras["area"] == pytest.approx(mask.mean())
+    assert e.region["area"] == pytest.approx(mask.mean())
 
 
 @pytest.mark.parametrize("target, words", [
