@@ -5,8 +5,10 @@ most people have, ``tritonclient.http``, and over raw HTTP for its framing: answ
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -291,6 +293,36 @@ def test_body_limit_holds_for_framed_bodies(server):
                                    pixels)
     r = server.client.post(INFER, content=body, headers=headers)
     assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(client, models, small_images, algorithm):
+    """tritonclient's request compression: the body is decompressed before the framing is
+    read (the header counts the JSON's uncompressed bytes); the answer is not compressed, which
+    the client reads too."""
+    img = small_images[1]
+    r = client.infer("shapes", [files_input([img])], request_compression_algorithm=algorithm,
+                     response_compression_algorithm=algorithm)
+    e = ov.explain(models["shapes"], img, method="gradcam")
+    assert same_bits(r.as_numpy("heatmap")[0], e.heatmap)
+
+
+# (id, Content-Encoding, body, status, words)
+COMPRESSED = [
+    ("gzip-bomb", "gzip", gzip.compress(bytes(3 << 20)), 413, "decompresses past"),
+    ("deflate-bomb", "deflate", zlib.compress(bytes(3 << 20)), 413, "decompresses past"),
+    ("not-gzip", "gzip", b"{plain text}", 400, "not valid gzip data"),
+    ("gzip-cut-short", "gzip", gzip.compress(b'{"inputs": []}')[:-12], 400, "cut short"),
+    ("unknown-encoding", "br", b"\x00", 400, "Content-Encoding 'br'"),
+]
+
+
+@pytest.mark.parametrize("encoding, body, status, words", [c[1:] for c in COMPRESSED],
+                         ids=[c[0] for c in COMPRESSED])
+def test_bad_compressed_bodies(server, encoding, body, status, words):
+    r = server.client.post(INFER, content=body, headers={"content-encoding": encoding})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"]
 
 
 def test_still_serving_after_bad_framing(server, client, small_images):
