@@ -15,7 +15,6 @@ import hmac
 import json
 import logging
 import time
-import zlib
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,7 +30,6 @@ from .errors import (
     Busy,
     MethodNotAllowed,
     NotFound,
-    RequestError,
     Timeout,
     TooLarge,
     Unauthorized,
@@ -112,7 +110,7 @@ class Server:
                 raise TooLarge(f"the body is past this server's limit of {limit} bytes "
                                "(onnxviz serve --max-body-mb)")
             chunks.append(chunk)
-        data = inflate(b"".join(chunks), request.headers.get("content-encoding"), limit)
+        data = binary.inflate(b"".join(chunks), request.headers.get("content-encoding"), limit)
         header = request.headers.get(binary.HEADER) if binary_tensors else None
         return binary.body_of(data, header)
 
@@ -217,28 +215,6 @@ class Server:
             return out
         content, headers = framed
         return Response(content, headers=headers, media_type=binary.CONTENT_TYPE)
-
-
-def inflate(data: bytes, encoding: str | None, limit: int) -> bytes:
-    """A body sent with ``Content-Encoding: gzip`` or ``deflate`` (as tritonclient's
-    ``request_compression_algorithm`` sends it), decompressed no further than ``limit`` bytes."""
-    encoding = (encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return data
-    if encoding not in ("gzip", "deflate"):
-        raise RequestError(f"Content-Encoding {encoding!r} is not read here; send the body "
-                           "as it is, or gzip or deflate")
-    z = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
-    try:
-        out = z.decompress(data, limit + 1)
-    except zlib.error as e:
-        raise RequestError(f"the body is not valid {encoding} data: {e}") from None
-    if len(out) > limit:
-        raise TooLarge(f"the body decompresses past this server's limit of {limit} bytes "
-                       "(onnxviz serve --max-body-mb)")
-    if not z.eof:
-        raise RequestError(f"the {encoding} body is cut short")
-    return out
 
 
 def json_response(content: bytes, status: int = 200, headers=None) -> Response:

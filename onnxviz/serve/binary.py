@@ -9,6 +9,10 @@ asks so (``parameters.binary_data`` on the output, or ``parameters.binary_data_o
 request for every output): the output gets ``parameters.binary_data_size`` instead of ``data``,
 and the answer the same header.
 
+A body may also come compressed (``Content-Encoding: gzip`` or ``deflate``, as tritonclient's
+``request_compression_algorithm`` sends it): :func:`inflate` undoes that first, within the body
+limit.
+
 Specification: https://kserve.github.io/website/docs/concepts/architecture/data-plane/v2-protocol/
 binary-tensor-data-extension (Triton's ``docs/protocol/extension_binary_data.md`` is the same).
 """
@@ -18,11 +22,12 @@ from __future__ import annotations
 import json
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import RequestError
+from .errors import RequestError, TooLarge
 
 #: The HTTP header that gives the JSON part's length, in requests and answers.
 HEADER = "Inference-Header-Content-Length"
@@ -155,6 +160,28 @@ def framed(out: dict) -> tuple[bytes, dict] | None:
         return None
     head = json.dumps(out).encode()
     return b"".join([head, *chunks]), {HEADER: str(len(head))}
+
+
+def inflate(data: bytes, encoding: str | None, limit: int) -> bytes:
+    """A body sent with ``Content-Encoding: gzip`` or ``deflate`` (as tritonclient's
+    ``request_compression_algorithm`` sends it), decompressed no further than ``limit`` bytes."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return data
+    if encoding not in ("gzip", "deflate"):
+        raise RequestError(f"Content-Encoding {encoding!r} is not read here; send the body "
+                           "as it is, or gzip or deflate")
+    z = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+    try:
+        out = z.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise RequestError(f"the body is not valid {encoding} data: {e}") from None
+    if len(out) > limit:
+        raise TooLarge(f"the body decompresses past this server's limit of {limit} bytes "
+                       "(onnxviz serve --max-body-mb)")
+    if not z.eof:
+        raise RequestError(f"the {encoding} body is cut short")
+    return out
 
 
 def _json(raw: bytes, what: str) -> dict:
