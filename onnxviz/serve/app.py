@@ -23,14 +23,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
-from . import protocol
+from . import binary, protocol
 from .batching import Batcher
 from .engine import Item, results
 from .errors import (
     Busy,
     MethodNotAllowed,
     NotFound,
-    RequestError,
     Timeout,
     TooLarge,
     Unauthorized,
@@ -95,8 +94,10 @@ class Server:
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
             raise Unauthorized("a valid 'Authorization: Bearer <token>' header is required")
 
-    async def body(self, request: Request) -> dict:
-        """The JSON object of the body, read no further than ``max_body`` bytes."""
+    async def body(self, request: Request, binary_tensors: bool = False) -> dict:
+        """The JSON object of the body, read no further than ``max_body`` bytes; with
+        ``binary_tensors``, framed by the binary tensor data extension when the request says so
+        (:func:`onnxviz.serve.binary.body_of`)."""
         limit = self.limits.max_body
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
@@ -109,13 +110,9 @@ class Server:
                 raise TooLarge(f"the body is past this server's limit of {limit} bytes "
                                "(onnxviz serve --max-body-mb)")
             chunks.append(chunk)
-        try:
-            body = json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise RequestError(f"the body is not valid JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise RequestError(f"the body must be a JSON object, got {type(body).__name__}")
-        return body
+        data = binary.inflate(b"".join(chunks), request.headers.get("content-encoding"), limit)
+        header = request.headers.get(binary.HEADER) if binary_tensors else None
+        return binary.body_of(data, header)
 
     async def batch(self, key: tuple, payloads: list, arrived: float) -> list:
         """Queue ``payloads`` and wait for their results, no longer than the request's timeout."""
@@ -203,15 +200,21 @@ class Server:
     async def infer(self, served, body: dict, arrived: float, fields: dict):
         params = parameters_of(body)
         names = protocol.v2_outputs(body)
-        job = job_of({k: v for k, v in params.items() if k != "outputs"}, self.methods,
-                     self.limits.caps)
+        raw = binary.wanted(body, params, names)
+        job = job_of({k: v for k, v in params.items() if k not in ("outputs", binary.OUTPUT_PARAM)},
+                     self.methods, self.limits.caps)
         job = dataclasses.replace(job, outputs=tuple(n for n in names if n.endswith("_png")))
         tensor = protocol.v2_tensor(body)
         images = await asyncio.to_thread(protocol.v2_images, tensor, self.limits.max_pixels)
         targets = targets_of(params, len(images), served.model)
         fields.update(images=len(images), explainer=job.method)
         results = await self.explained(served, job, images, targets, arrived)
-        return protocol.v2_response(served.name, body.get("id"), job.method, results, names)
+        out = protocol.v2_response(served.name, body.get("id"), job.method, results, names, raw)
+        framed = binary.framed(out)
+        if framed is None:
+            return out
+        content, headers = framed
+        return Response(content, headers=headers, media_type=binary.CONTENT_TYPE)
 
 
 def json_response(content: bytes, status: int = 200, headers=None) -> Response:
@@ -272,7 +275,8 @@ def create_app(server: Server) -> Starlette:
         async def run(fields):
             served = server.model(name)
             arrived = time.perf_counter()
-            return await server.infer(served, await server.body(request), arrived, fields)
+            body = await server.body(request, binary_tensors=True)
+            return await server.infer(served, body, arrived, fields)
         return await server.answer(request, "v2_infer", run, name)
 
     async def metrics(request: Request):
@@ -290,7 +294,7 @@ def create_app(server: Server) -> Starlette:
         Route("/v1/models", simple("v1_models", lambda r, n: {"models": names})),
         Route("/v1/models/{spec:path}", v1_model, methods=["GET", "POST"]),
         Route("/v2", simple("v2_server", lambda r, n: {
-            "name": "onnxviz", "version": __version__, "extensions": []})),
+            "name": "onnxviz", "version": __version__, "extensions": [binary.EXTENSION]})),
         Route("/v2/health/live", simple("v2_live", lambda r, n: {"live": True})),
         Route("/v2/health/ready", simple("v2_ready", lambda r, n: {"ready": True})),
         Route("/v2/models/{name}", simple("v2_metadata", lambda r, n: server.model(n).metadata(

@@ -93,8 +93,9 @@ class ServedModel:
             "versions": [],
             "platform": "onnxviz",
             "inputs": [{"name": "image", "datatype": "BYTES", "shape": [n],
-                        "parameters": {"content": "base64 PNG, JPEG, BMP or WebP file; or "
-                                                  "UINT8 [N, H, W, 3] pixels"}}],
+                        "parameters": {"content": "base64 PNG, JPEG, BMP or WebP file (as "
+                                                  "binary data: the file's bytes); or UINT8 "
+                                                  "[N, H, W, 3] pixels"}}],
             "outputs": [
                 {"name": "heatmap", "datatype": "FP32", "shape": [n, h, w]},
                 {"name": "target", "datatype": "INT64", "shape": [n]},

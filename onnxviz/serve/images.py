@@ -6,7 +6,8 @@ decompression bomb) costs nothing. Decoding is :func:`onnxviz.imageio.decode_ima
 the ones :func:`onnxviz.read_image` gives for the same file, at full precision (``exact``): a
 16-bit PNG or float pixels are explained without rounding to 8 bits.
 
-Accepted forms of one instance:
+Accepted forms of one instance (and of one element of a v2 ``BYTES`` tensor sent as binary data:
+the file's bytes, or base64 text):
 
 - ``"<base64>"`` or ``"data:image/png;base64,<base64>"``;
 - ``{"b64": "<base64>"}`` (TensorFlow Serving's convention), ``{"image_bytes": {"b64": ...}}``
@@ -39,6 +40,10 @@ def image_of(instance, max_pixels: int, what: str = "instance") -> np.ndarray:
                          f"got {', '.join(map(repr, instance)) or 'none'}")
     if isinstance(instance, str):
         return decode_file(b64decode(instance, what), max_pixels, what)
+    if isinstance(instance, bytes):  # a BYTES element of a binary tensor: the file, or base64
+        if not instance.startswith(_MAGIC) and instance.isascii():
+            instance = b64decode(instance.decode("ascii"), what)
+        return decode_file(instance, max_pixels, what)
     if isinstance(instance, list):
         return pixels_of(instance, max_pixels, what)
     raise ImageError(f"{what}: expected a base64 image file or nested arrays of pixels, "
@@ -114,6 +119,9 @@ def header_size(data: bytes, what: str = "image") -> tuple[int, int]:
         raise ImageError(f"{what}: the image header is cut short") from None
     raise ImageError(f"{what}: not a PNG, JPEG, BMP or WebP file (the formats this server reads)")
 
+
+#: The first bytes of the files :func:`header_size` reads (WebP's are RIFF's).
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"BM", b"RIFF")
 
 # Start-of-frame markers carry the size; C4 (Huffman tables), C8 and CC (arithmetic) do not.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

@@ -7,6 +7,7 @@ which field is wrong.
 
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy as np
 from ..errors import ImageError
 from ..explainers.base import not_drawn
 from ..results import EXPLANATION_FIELDS, Record
+from . import binary
 from .errors import RequestError, TooLarge
 from .images import image_of, pixels_of
 
@@ -75,16 +77,19 @@ def v2_images(tensor: dict, max_pixels: int) -> list[np.ndarray]:
     dtype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise RequestError("input 'shape' must be a list of integers >= 0")
-    if not isinstance(data, list):
+    if isinstance(data, binary.Raw):  # the binary tensor data extension
+        flat = binary.elements(data, dtype, shape)
+    elif not isinstance(data, list):
         raise RequestError("input 'data' must be a list")
-    flat = _flatten(data)
+    else:
+        flat = _flatten(data)
     if len(flat) != math.prod(shape):
         raise RequestError(f"input 'data' holds {len(flat)} values but its shape {shape} "
                            f"needs {math.prod(shape)}")
     if dtype == "BYTES":
         if len(shape) != 1 or not shape[0]:
             raise RequestError(f"BYTES images need shape [N] with N >= 1, got {shape}")
-        return [image_of(x, max_pixels, f"inputs.data[{i}]") if isinstance(x, str)
+        return [image_of(x, max_pixels, f"inputs.data[{i}]") if isinstance(x, (str, bytes))
                 else _not_text(i) for i, x in enumerate(flat)]
     if dtype not in _V2_NUMERIC:
         raise RequestError(f"input datatype {dtype!r} is not an image; use BYTES (base64 files) "
@@ -120,26 +125,37 @@ def v2_outputs(body: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def v2_response(name: str, request_id, method: str, results: list, names) -> dict:
+def v2_response(name: str, request_id, method: str, results: list, names,
+                binary_names=frozenset()) -> dict:
     """The v2 inference response: one tensor per output name over the N images (the numbers are
-    the records' fields)."""
+    the records' fields). Outputs in ``binary_names`` carry :class:`~onnxviz.serve.binary.Raw`
+    data (the PNGs as their files' bytes, not base64) for :func:`~onnxviz.serve.binary.framed`."""
     es = [r.explanation for r in results]
     rs = [Record.of(None, e) for e in es]
     n = len(es)
-    tensors = {
-        "heatmap": lambda: {"datatype": "FP32", "shape": [n, *es[0].heatmap.shape],
-                            "data": np.stack([np.asarray(e.heatmap, np.float32)
-                                              for e in es]).ravel().tolist()},
-        "target": lambda: {"datatype": "INT64", "shape": [n], "data": [r.target for r in rs]},
-        "label": lambda: {"datatype": "BYTES", "shape": [n], "data": [r.label for r in rs]},
-        "score": lambda: {"datatype": "FP32", "shape": [n], "data": [r.score for r in rs]},
-        "heatmap_png": lambda: {"datatype": "BYTES", "shape": [n],
-                                "data": [r.pngs["heatmap_png"] for r in results]},
-        "overlay_png": lambda: {"datatype": "BYTES", "shape": [n],
-                                "data": [r.pngs["overlay_png"] for r in results]},
+
+    def pngs(kind):
+        text = [r.pngs[kind] for r in results]
+        return [base64.b64decode(t) for t in text] if kind in binary_names else text
+
+    tensors = {  # name: (datatype, shape, values)
+        "heatmap": lambda: ("FP32", [n, *es[0].heatmap.shape],
+                            np.stack([np.asarray(e.heatmap, np.float32) for e in es]).ravel()),
+        "target": lambda: ("INT64", [n], [r.target for r in rs]),
+        "label": lambda: ("BYTES", [n], [r.label for r in rs]),
+        "score": lambda: ("FP32", [n], [r.score for r in rs]),
+        "heatmap_png": lambda: ("BYTES", [n], pngs("heatmap_png")),
+        "overlay_png": lambda: ("BYTES", [n], pngs("overlay_png")),
     }
-    out = {"model_name": name, "outputs": [{"name": k, **tensors[k]()} for k in names],
-           "parameters": {"method": method}}
+    outputs = []
+    for k in names:
+        dtype, shape, values = tensors[k]()
+        if k in binary_names:
+            data = binary.pack(dtype, values)
+        else:
+            data = values.tolist() if isinstance(values, np.ndarray) else values
+        outputs.append({"name": k, "datatype": dtype, "shape": shape, "data": data})
+    out = {"model_name": name, "outputs": outputs, "parameters": {"method": method}}
     flags = [not_drawn(e) or None for e in es]
     if any(flags):  # one per image: why its map is no finding (None where it is one)
         out["parameters"]["flags"] = flags

@@ -3,6 +3,8 @@ picture drawn (empty PNG text), and the v2 response's ``parameters.flags``, one 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -51,3 +53,24 @@ def test_v2_answer_flags_each_blank_map(server, small_images):
     assert "flags" not in out["parameters"]
     (png,) = [o for o in out["outputs"] if o["name"] == "heatmap_png"]
     assert all(png["data"])
+
+
+def test_v2_binary_outputs_of_a_blank_map(server):
+    """As binary data (the Open Inference Protocol's extension), a picture not drawn is an empty
+    BYTES element (a zero length prefix) and the flags are in the JSON part."""
+    img = images(1, 0, 256, seed=3)[0]
+    head = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                   "data": [png_b64(img)]}],
+                       "outputs": [{"name": "heatmap_png"}, {"name": "heatmap"}],
+                       "parameters": {"binary_data_output": True}}).encode()
+    r = server.client.post("/v2/models/dead/infer", content=head,
+                           headers={"Inference-Header-Content-Length": str(len(head))})
+    assert r.status_code == 200, r.text
+    n = int(r.headers["inference-header-content-length"])
+    out = json.loads(r.content[:n])
+    assert out["parameters"]["flags"][0].startswith("blank: the map is all zero")
+    png, heat = out["outputs"]
+    assert png["parameters"] == {"binary_data_size": 4}
+    assert heat["parameters"] == {"binary_data_size": 4 * int(np.prod(heat["shape"]))}
+    assert r.content[n:n + 4] == b"\0\0\0\0"
+    assert np.ptp(np.frombuffer(r.content[n + 4:], "<f4")) == 0
