@@ -12,7 +12,6 @@ folder.
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import onnx
@@ -20,7 +19,7 @@ import pytest
 
 import onnxviz as ov
 from onnxviz.explainers import registry
-from tests.detection.test_tasks import detector, scene
+from tests.detection.test_tasks import detector, scene, segmenter
 from tests.serve.browser import Browser
 
 pytestmark = pytest.mark.slow
@@ -122,6 +121,17 @@ def test_explore_a_photo(server, browser, tmp_path, effnet_path):
                    method="gradcam", target=282)
     assert np.array_equal(e.heatmap.astype(np.float32), want)
 
+    # the JSON record download: the answer's fields, without the pictures
+    record = b.evaluate("""(async () => { const a = [...document.querySelectorAll('.card')][1]
+        .querySelector('a[download$=".json"]'); return await (await fetch(a.href)).json(); })()""")
+    assert record["method"] == "gradcam" and record["target"] == 282
+    assert not {"heatmap", "heatmap_png", "overlay_png"} & set(record)
+    # copy buttons say what they did
+    b.evaluate("[...document.querySelectorAll('.card button')].find("
+               "(x) => x.textContent === 'copy as CLI command').click()")
+    b.wait("document.querySelector('#message').textContent.includes('copied')")
+    assert message(b) == "CLI command copied to the clipboard"
+
     # the slider, by keyboard: away from 0.4 the heatmap PNG lies over the photo
     b.evaluate("document.querySelector('#opacity').focus()")
     b.press("ArrowRight", 39)
@@ -196,11 +206,23 @@ def test_token_field(start_server, browser, shapes_path, tmp_path):
     b.wait("document.querySelector('#model').value === 'shapes'")
     b.idle()
     assert message(b) == ""
-    b.evaluate("document.querySelector('[data-sample=coffee]').click()")
-    b.wait("document.querySelectorAll('#predictions button').length > 0")
-    b.idle()
+    # an image dropped on the box, then one pasted: each is predicted
+    for event, selector in (("DragEvent('drop', {dataTransfer: dt, bubbles: true, "
+                             "cancelable: true})", "#drop"),
+                            ("ClipboardEvent('paste', {clipboardData: dt, bubbles: true})",
+                             "body")):
+        b.evaluate(f"""(async () => {{ const blob = await (await fetch(
+            '/ui/samples/coffee.png')).blob(); const dt = new DataTransfer();
+            dt.items.add(new File([blob], 'my coffee.png', {{type: 'image/png'}}));
+            document.querySelector('{selector}').dispatchEvent(new {event}); }})()""")
+        b.wait("document.querySelector('#photo').alt.endsWith('my coffee.png')")
+        b.wait("document.querySelectorAll('#predictions button').length > 0")
+        b.idle()
+        b.evaluate("document.querySelector('#photo').alt = ''")
     b.evaluate("document.querySelector('#explain').click()")
     b.wait("document.querySelectorAll('.card figcaption').length === 1")
+    (card,) = cards(b)
+    assert "'my coffee.png'" in card["cli"]  # quoted for the shell
     assert b.errors == []
 
 
@@ -211,7 +233,9 @@ def test_detector_boxes_drawn_and_the_clicked_one_explained(start_server, browse
     import cv2
 
     cv2.imwrite(str(photo), scene()[..., ::-1])
-    s = start_server([f"cells={path}", "--method", "saliency,odam"])
+    onnx.save(segmenter(), tmp_path / "seg.onnx")
+    s = start_server([f"cells={path}", f"seg={tmp_path / 'seg.onnx'}", "--method",
+                      "saliency,odam"])
     b = browser
     b.open(s.url + "/")
     b.idle()
@@ -235,6 +259,25 @@ def test_detector_boxes_drawn_and_the_clicked_one_explained(start_server, browse
     assert card["overlay"] == "data:image/png;base64," + r.json()["explanations"][0][
         "overlay_png"]
     assert "curl" in card["cli"] and "[0]" in card["python"]
+    assert card["request"]["parameters"]["score_threshold"] == 0.25
     b.screenshot(tmp_path / "page-detector.png")
+
+    # the segmenter: regions coloured on the photo, the clicked one explained
+    b.evaluate("const m = document.querySelector('#model'); m.value = 'seg';"
+               "m.dispatchEvent(new Event('change'))")
+    b.wait("!document.querySelector('#regions').hidden")
+    b.idle()
+    assert b.evaluate("document.querySelectorAll('#boxes .box').length") == 0
+    regions = b.evaluate("[...document.querySelectorAll('#predictions button')].map("
+                         "(x) => x.children[0].textContent)")
+    assert regions == ["red region (0)", "blue region (2)"]
+    b.evaluate("document.querySelectorAll('#predictions button')[1].click()")
+    b.wait("document.querySelectorAll('.card figcaption').length === 1")
+    b.idle()
+    (card,) = cards(b)
+    assert "blue region" in card["caption"] and card["request"]["parameters"]["target"] == 2
+    r = s.client.post("/v1/models/seg:explain", json=card["request"])
+    assert card["overlay"] == "data:image/png;base64," + r.json()["explanations"][0][
+        "overlay_png"]
+    b.screenshot(tmp_path / "page-segmenter.png")
     assert b.errors == []
-    assert json.loads(json.dumps(card["request"]))["parameters"]["score_threshold"] == 0.25
