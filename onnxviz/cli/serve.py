@@ -47,6 +47,9 @@ def register(subparsers) -> None:
     g.add_argument("--token-file", metavar="FILE",
                    help="require 'Authorization: Bearer <the file's text>' (health probes "
                         "excepted); default: no auth")
+    g.add_argument("--ui", action=argparse.BooleanOptionalAction, default=True,
+                   help="the browser page at / (default on: a page that calls this server's own "
+                        "API, which --token-file guards; --no-ui for none)")
     g.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="JSON log lines on stderr (default info: one per request)")
     lim = p.add_argument_group("limits")
@@ -92,7 +95,8 @@ def run(args) -> int:
         served = ServedModel(name, load_model(argparse.Namespace(**{**vars(args), "model": path})))
         served.warm_up(methods[0])
         models[name] = served
-    serve(models, methods, limits, token=token, log_level=args.log_level, sock=sock)
+    serve(models, methods, limits, token=token, log_level=args.log_level, sock=sock,
+          ui=args.ui)
     return 0
 
 

@@ -34,7 +34,7 @@ def require() -> None:
 
 def serve(models: dict, methods: list[str], limits, *, host: str = "127.0.0.1",
           port: int = 8080, token: str | None = None, log_level: str = "info",
-          sock=None) -> None:
+          sock=None, ui: bool = True) -> None:
     """Serve ``models`` (``{name: ServedModel}``) until interrupted.
 
     Args:
@@ -45,6 +45,7 @@ def serve(models: dict, methods: list[str], limits, *, host: str = "127.0.0.1",
         token: the bearer token requests must carry, or None for no auth.
         log_level: of the JSON log lines (``debug``, ``info``, ``warning``, ``error``).
         sock: a socket from :func:`listen` already bound (``host`` and ``port`` are then unused).
+        ui: serve the browser page at ``/`` (docs/serving.md, "The page").
     """
     require()
     import uvicorn
@@ -54,7 +55,7 @@ def serve(models: dict, methods: list[str], limits, *, host: str = "127.0.0.1",
 
     sock = sock or listen(host, port)
     server = Server(models, methods, limits, token, logger(log_level),
-                    address=sock.getsockname()[:2])
+                    address=sock.getsockname()[:2], ui=ui)
     config = uvicorn.Config(create_app(server), log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])

@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import __version__
-from . import binary, protocol
+from ..results import PNGS
+from . import binary, page, protocol
 from .batching import Batcher
 from .engine import Item, results
 from .errors import (
@@ -38,10 +39,12 @@ from .errors import (
 )
 from .limits import Limits
 from .metrics import CONTENT_TYPE, Metrics, log
-from .params import job_of, parameters_of, targets_of, top_of
+from .params import job_of, parameters_of, predict_options, targets_of
 
-#: Paths answered without a token (probes that cannot send one).
+#: Paths answered without a token (probes that cannot send one; the page, which a browser
+#: opens before anyone can type a token, and its static files under :data:`PAGE_FILES`).
 OPEN_PATHS = ("/", "/v2/health/live", "/v2/health/ready")
+PAGE_FILES = "/ui/"
 
 
 class Server:
@@ -54,11 +57,13 @@ class Server:
         token: the bearer token every request but the health probes must send, or None.
         logger: where JSON log lines go.
         address: (host, port) listened on, for the ``ready`` log line.
+        ui: serve the browser page at ``/`` (to browsers; probes still get the health answer).
     """
 
     def __init__(self, models: dict, methods: list[str], limits: Limits, token: str | None,
-                 logger: logging.Logger, address: tuple = ("", 0)):
+                 logger: logging.Logger, address: tuple = ("", 0), ui: bool = True):
         self.models, self.methods, self.limits = models, methods, limits
+        self.ui = ui
         self.address = address
         self.token = token
         self.log = logger
@@ -88,7 +93,8 @@ class Server:
         return self.models[name]
 
     def check_token(self, request: Request) -> None:
-        if self.token is None or request.url.path in OPEN_PATHS:
+        path = request.url.path
+        if self.token is None or path in OPEN_PATHS or (self.ui and path.startswith(PAGE_FILES)):
             return
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
@@ -132,7 +138,8 @@ class Server:
     async def explained(self, served, job, images: list, targets: list, arrived: float) -> list:
         """Explanations of ``images`` (batched with other requests), then their PNGs (rendered
         off the batch's worker, so the next batch runs meanwhile)."""
-        items = [Item(img, t, job.outputs) for img, t in zip(images, targets)]
+        how = dataclasses.replace(PNGS, cmap=job.cmap)
+        items = [Item(img, t, job.outputs, how) for img, t in zip(images, targets)]
         explained = await self.batch((served.name, "explain", job.key),
                                      [(job, it) for it in items], arrived)
         if not any(n.endswith("_png") for n in job.outputs):
@@ -177,7 +184,7 @@ class Server:
     # ---- the endpoints ---------------------------------------------------------------------
     async def explain(self, served, body: dict, arrived: float, fields: dict):
         params = parameters_of(body)
-        job = job_of(params, self.methods, self.limits.caps)
+        job = job_of(params, self.methods, self.limits.caps, served.model)
         instances = protocol.instances_of(body)
         targets = targets_of(params, len(instances), served.model)
         images = await asyncio.to_thread(protocol.decode_instances, instances,
@@ -185,19 +192,27 @@ class Server:
         fields.update(images=len(images), explainer=job.method)
         results = await self.explained(served, job, images, targets, arrived)
         heat = "heatmap" in job.outputs
-        return {"explanations": [protocol.v1_explanation(r, heat) for r in results]}
+        return {"explanations": [protocol.v1_explanation(r, heat, served.task)
+                                 for r in results]}
 
     async def predict(self, served, body: dict, arrived: float, fields: dict):
-        top = top_of(parameters_of(body), served.model.num_classes)
+        top = predict_options(parameters_of(body), served.model)
         instances = protocol.instances_of(body)
         images = await asyncio.to_thread(protocol.decode_instances, instances,
                                          self.limits.max_pixels)
         fields.update(images=len(images))
         rows = await self.batch((served.name, "predict", top), [Item(i) for i in images],
                                 arrived)
-        return {"predictions": protocol.v1_predictions(rows)}
+        out = {"predictions": protocol.v1_predictions(rows)}
+        if served.task == "segment":
+            out["class_maps"] = await asyncio.to_thread(protocol.class_maps, rows)
+        return out
 
     async def infer(self, served, body: dict, arrived: float, fields: dict):
+        if served.task != "classify":
+            raise RequestError(f"{served.name} is a {served.task} model: its explanations are one "
+                               f"per {'box' if served.task == 'detect' else 'region'}; ask "
+                               f"POST /v1/models/{served.name}:explain")
         params = parameters_of(body)
         names = protocol.v2_outputs(body)
         raw = binary.wanted(body, params, names)
@@ -288,9 +303,32 @@ def create_app(server: Server) -> Starlette:
         return error_response(exc.status_code, f"{exc.detail}: {request.method} "
                                                f"{request.url.path}", exc.headers)
 
+    def root(request: Request, name: str):
+        """The page for a browser (it asks for HTML), the health answer for everyone else."""
+        if server.ui and "text/html" in request.headers.get("accept", ""):
+            return Response(page.static("index.html"), media_type=page.FILES["index.html"],
+                            headers={"Cache-Control": "no-cache"})
+        return {"status": "alive"}
+
+    def ui_file(request: Request, name: str):
+        file = request.path_params["file"]
+        if not server.ui:
+            raise NotFound("the page is off (onnxviz serve --no-ui)")
+        if file.startswith("samples/") and file.endswith(".png") and \
+                file[8:-4] in page.SAMPLES:
+            return Response(page.sample(file[8:-4]), media_type="image/png",
+                            headers={"Cache-Control": "max-age=3600"})
+        if file not in page.FILES:
+            raise NotFound(f"no file {file!r} in the page")
+        return Response(page.static(file), media_type=page.FILES[file],
+                        headers={"Cache-Control": "no-cache"})
+
     names = list(server.models)
+    methods = page.methods_info(server.methods, server.models, server.limits.caps)
     routes = [
-        Route("/", simple("live", lambda r, n: {"status": "alive"})),
+        Route("/", simple("live", root)),
+        Route("/ui/{file:path}", simple("ui", ui_file)),
+        Route("/v1/methods", simple("v1_methods", lambda r, n: methods)),
         Route("/v1/models", simple("v1_models", lambda r, n: {"models": names})),
         Route("/v1/models/{spec:path}", v1_model, methods=["GET", "POST"]),
         Route("/v2", simple("v2_server", lambda r, n: {

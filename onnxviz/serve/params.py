@@ -24,7 +24,10 @@ OUTPUTS = ("heatmap_png", "overlay_png", "heatmap")
 DEFAULT_OUTPUTS = ("heatmap_png", "overlay_png")
 
 #: Keys of ``parameters`` that are not method options.
-RESERVED = ("method", "target", "outputs", "top")
+RESERVED = ("method", "target", "outputs", "top", "cmap")
+
+#: A detector's options of ``predict`` and ``explain``: which detections count (after NMS).
+NMS = ("score_threshold", "iou_threshold", "max_detections")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Job:
     method: str
     kwargs: dict
     outputs: tuple[str, ...]
+    cmap: str = "jet"
 
     @property
     def key(self) -> tuple:
@@ -50,14 +54,17 @@ def parameters_of(body: dict) -> dict:
     return params
 
 
-def job_of(params: dict, methods: list[str], caps: dict) -> Job:
+def job_of(params: dict, methods: list[str], caps: dict, model=None) -> Job:
     """Validate ``params`` for an explanation.
 
     Args:
         params: the request's ``parameters``.
         methods: the methods this server explains with (``--method``); the first is the default.
         caps: the option caps (:mod:`onnxviz.serve.limits`).
+        model: the model explained; a detector's NMS options (:data:`NMS`) join the method's.
     """
+    nms = nms_of(params, model)
+    params = {k: v for k, v in params.items() if k not in NMS}
     method = params.get("method") or methods[0]
     if not isinstance(method, str):
         raise OptionError(f"'method' must be a name, got {type(method).__name__}")
@@ -77,7 +84,38 @@ def job_of(params: dict, methods: list[str], caps: dict) -> Job:
         given[opt] = _raw(opt, value)
     kwargs = options.method_kwargs(method, given, strict=True)
     check_options(method, kwargs, caps)
-    return Job(method, kwargs, outputs_of(params.get("outputs")))
+    return Job(method, {**kwargs, **nms}, outputs_of(params.get("outputs")),
+               cmap_of(params.get("cmap")))
+
+
+def cmap_of(value) -> str:
+    """``cmap``: the colormap of the PNGs (``onnxviz explain --cmap``; default jet)."""
+    from ..viz import COLORMAPS
+
+    if value is None:
+        return "jet"
+    if value not in COLORMAPS:
+        raise OptionError(f"unknown colormap {value!r}; choose from: {', '.join(COLORMAPS)}")
+    return value
+
+
+def nms_of(params: dict, model) -> dict:
+    """A detector's ``score_threshold``, ``iou_threshold`` and ``max_detections`` (checked);
+    refused for any other model."""
+    given = {k: params[k] for k in NMS if params.get(k) is not None}
+    if not given:
+        return {}
+    if getattr(model, "task", "classify") != "detect":
+        raise OptionError(f"{', '.join(given)}: options of detectors; this model is a "
+                          f"{getattr(model, 'task', 'classify')} model")
+    for k, v in given.items():
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if k == "max_detections" and not (isinstance(v, int) and not isinstance(v, bool)
+                                          and v >= 1):
+            raise OptionError(f"max_detections must be an integer >= 1, got {v!r}")
+        if k != "max_detections" and not (number and 0 <= v <= 1):
+            raise OptionError(f"{k} must be a number in [0, 1], got {v!r}")
+    return {k: (v if k == "max_detections" else float(v)) for k, v in given.items()}
 
 
 def outputs_of(value) -> tuple[str, ...]:
@@ -96,9 +134,15 @@ def outputs_of(value) -> tuple[str, ...]:
 
 def targets_of(params: dict, count: int, model) -> list:
     """One target per image: ``target`` is one value for all or a list of ``count``; each a class
-    index or label (checked now, so that a bad one fails only its request) or null (top-1)."""
+    index or label (checked now, so that a bad one fails only its request) or null (top-1).
+
+    A detector's target is null (every detection), a detection's index (in ``:predict``'s order,
+    with the same thresholds) or ``{"box": [x0, y0, x1, y1], "label": name or class}`` in the
+    image's pixels; a segmenter's is null (every region) or a class index or label (its
+    predicted region). ``ov.explain`` checks those against the image."""
     value = params.get("target")
-    values = value if isinstance(value, list) else [value] * count
+    values = value if isinstance(value, list) and (
+        getattr(model, "task", "classify") != "detect" or not _is_box(value)) else [value] * count
     if len(values) != count:
         raise TargetError(f"{len(values)} targets given for {count} images")
     out = []
@@ -106,11 +150,54 @@ def targets_of(params: dict, count: int, model) -> list:
         if t is None:
             out.append(None)
             continue
+        if getattr(model, "task", "classify") == "detect":
+            out.append(_box_target(t))
+            continue
         if isinstance(t, bool) or not isinstance(t, (int, str)):
             raise TargetError(f"a target must be a class index or a label, got {t!r}")
         scores = np.zeros((1, model.num_classes), np.float32)
         out.append(int(model.resolve_targets(t, scores)[0]))
     return out
+
+
+def _is_box(value) -> bool:
+    """A detector's ``[box, label]`` pair (one target), not a list of targets."""
+    return len(value) == 2 and isinstance(value[0], list) and not isinstance(value[1], (list,
+                                                                                        dict))
+
+
+def _box_target(t):
+    """One detector target as ``ov.explain`` takes it (a detection index or a box dict)."""
+    if isinstance(t, int) and not isinstance(t, bool):
+        if t < 0:
+            raise TargetError(f"a detection index is >= 0, got {t}")
+        return t
+    if isinstance(t, list) and _is_box(t):
+        t = {"box": t[0], "label": t[1]}
+    if not isinstance(t, dict) or "box" not in t:
+        raise TargetError(f"a detector's target is null (every detection), a detection index "
+                          f"or {{\"box\": [x0, y0, x1, y1], \"label\": name}}; got {t!r}"[:300])
+    box, label = t["box"], t.get("label", t.get("class"))
+    if not (isinstance(box, list) and len(box) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)):
+        raise TargetError(f"a box is four numbers [x0, y0, x1, y1], got {box!r}"[:300])
+    if label is None or isinstance(label, bool) or not isinstance(label, (int, str)):
+        raise TargetError(f"a box target needs its class: a label or an index, got {label!r}")
+    return {"box": [float(v) for v in box], "label": label}
+
+
+def predict_options(params: dict, model):
+    """What ``:predict`` passes on: a classifier's ``top`` (an int), a detector's thresholds
+    (sorted ``(option, value)`` pairs: a batch key)."""
+    task = getattr(model, "task", "classify")
+    if task == "classify":
+        nms_of(params, model)  # refused with its message
+        return top_of(params, model.num_classes)
+    if params.get("top") is not None:
+        raise OptionError(f"'top' is for classifiers; this model is a {task} model"
+                          + (" (its options: score_threshold, iou_threshold, max_detections)"
+                             if task == "detect" else ""))
+    return tuple(sorted(nms_of(params, model).items()))
 
 
 def top_of(params: dict, num_classes: int) -> int:

@@ -42,21 +42,44 @@ def decode_instances(instances: list, max_pixels: int) -> list[np.ndarray]:
     return [image_of(x, max_pixels, f"instances[{i}]") for i, x in enumerate(instances)]
 
 
-def v1_explanation(result, with_heatmap: bool) -> dict:
-    """One explanation in a v1 ``explanations`` list: its record (no image, no files), the PNGs
-    asked for, the heatmap's values when asked for."""
+def v1_explanation(result, with_heatmap: bool, task: str = "classify") -> dict:
+    """One explanation in a v1 ``explanations`` list: its record (no image, no files: with a
+    detector's ``box``, x0, y0, x1, y1 in the image's pixels, or a segmenter's ``region``), the
+    PNGs asked for, the heatmap's values when asked for. A detector's or a segmenter's (one per
+    box or region) also says its ``instance`` (the request's image)."""
     e = result.explanation
     out = Record.of(None, e).to_dict(EXPLANATION_FIELDS)
+    if task != "classify":
+        out["instance"] = result.instance
     out.update(result.pngs)
     if with_heatmap:
         out["heatmap"] = np.asarray(e.heatmap, np.float32).tolist()
     return out
 
 
-def v1_predictions(rows: list[list]) -> list[list[dict]]:
-    """Per image, its top classes: index, label, score, probability."""
+def v1_predictions(rows: list) -> list[list[dict]]:
+    """Per image, its top classes (index, label, score, probability); a detector's detections
+    (``box`` x0, y0, x1, y1 in the image's pixels, ``label``, ``class``, ``score``, best first);
+    a segmenter's regions (``label``, ``class``, ``area``: a share of the image, largest
+    first)."""
     return [[{"index": p.index, "label": p.label, "score": p.score,
-              "probability": p.probability} for p in row] for row in rows]
+              "probability": p.probability} for p in row] if isinstance(row, list)
+            else row.records() for row in rows]
+
+
+def class_maps(rows: list) -> list[str]:
+    """A segmenter's class maps as base64 PNGs, one per image at its size: each pixel's value is
+    its class index (8-bit gray; 16-bit past 255 classes)."""
+    import base64
+
+    import cv2
+
+    out = []
+    for row in rows:
+        m = row.class_map
+        ok, buf = cv2.imencode(".png", m.astype(np.uint8 if m.max(initial=0) < 256 else np.uint16))
+        out.append(base64.b64encode(buf.tobytes()).decode("ascii"))
+    return out
 
 
 def v2_tensor(body: dict) -> dict:
