@@ -114,20 +114,23 @@ def read_labels(labels: Sequence[str] | str | Path | None) -> list[str] | None:
         from ..model.labels import imagenet_labels
 
         return list(imagenet_labels())
-    if isinstance(labels, (str, Path)):
+    if isinstance(labels, str) and labels.lstrip().startswith("["):  # a JSON list as text
+        text = labels
+    elif isinstance(labels, (str, Path)):
         try:
             text = Path(labels).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise ConverterError(f"labels: cannot read {str(labels)!r} ({why}); give a text file "
                                  "with one class name per line, a JSON list, or 'imagenet'") from None
-        if text.lstrip().startswith("["):
-            try:
-                return [str(v) for v in json.loads(text)]
-            except ValueError as e:
-                raise ConverterError(f"labels: {str(labels)!r} is not a JSON list ({e})") from None
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    return [str(v) for v in labels]
+    else:
+        return [str(v) for v in labels]
+    if text.lstrip().startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except ValueError as e:
+            raise ConverterError(f"labels: {str(labels)[:60]!r} is not a JSON list ({e})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def write_metadata(model: onnx.ModelProto, preprocess=None, labels=None, task=None,

@@ -64,6 +64,12 @@ def resolve(proto, num_classes: int, override=None) -> tuple[list[str] | None, s
     if override is not None:
         if isinstance(override, str) and override == "imagenet":
             labels, source = list(imagenet_labels()), "imagenet"
+        elif isinstance(override, str) and override.lstrip().startswith("["):  # JSON list text
+            try:
+                labels = _check_list(json.loads(override), "labels")
+            except json.JSONDecodeError as e:
+                raise OptionError(f"labels: {override[:60]!r} is not a JSON list: {e}") from None
+            source = "argument"
         elif isinstance(override, (str, os.PathLike)):
             labels, source = read_labels(override), "file"
         else:

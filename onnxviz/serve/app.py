@@ -31,6 +31,7 @@ from .errors import (
     Busy,
     MethodNotAllowed,
     NotFound,
+    RequestError,
     Timeout,
     TooLarge,
     Unauthorized,

@@ -54,8 +54,10 @@ def same(got: dict, e, image) -> None:
         assert got[k] == want[k], k
     heat = np.asarray(got["heatmap"], np.float32)
     assert np.array_equal(heat.view(np.uint32), e.heatmap.astype(np.float32).view(np.uint32))
-    png = base64.b64encode(viz.encode_png(viz.overlay(image, e.heatmap, alpha=0.4, cmap="jet",
-                                                      clip_percent=1))).decode("ascii")
+    over = viz.overlay(image, e.heatmap, alpha=0.4, cmap="jet", clip_percent=1)
+    if e.box is not None:  # the box drawn on its own map, as every door draws it
+        over = viz.draw_box(over, e.box, f"{e.label} {e.score:.2f}")
+    png = base64.b64encode(viz.encode_png(over)).decode("ascii")
     assert got["overlay_png"] == png
 
 
