@@ -224,17 +224,12 @@ def targets_of(model, photo: np.ndarray, target, nms: dict):
     """``(anchors, classes, boxes in the photo, names)`` of the detections to explain in one
     photo (see the module doc for ``target``)."""
     from ..detection.boxes import match_box, scale_boxes
-    from ..detection.layouts import decode
+    from ..model.dense import detect_input
 
     size = model.input.size
-    x = model.normalize(_resized(photo, size))
-    raw = model.run(x, [model.score_output])[model.score_output][0]
-    cands = decode(raw, model.layout)
     h, w = photo.shape[:2]
+    found, cands = detect_input(model, model.normalize(_resized(photo, size)), (h, w), nms)
     if target is None or isinstance(target, (int, np.integer)):
-        from ..detection.boxes import detections
-
-        found = detections(cands, size, (h, w), model.label_of, **nms)
         if not len(found):
             raise TargetError("the detector finds nothing scoring "
                               f"{nms.get('score_threshold', 0.25):g} or more in this image: no box "
@@ -298,11 +293,13 @@ def feature_levels(model) -> list[tuple[int, int, str]]:
     2023). Empty when the 4-D layers' grids do not add up to the anchors."""
     from itertools import combinations
 
+    from ..detection.layouts import head_form
+
     cache = model.__dict__.setdefault("_onnxviz_levels", {})
     if "levels" in cache:
         return cache["levels"]
     shape = model.shape_of(model.score_output)
-    anchors = shape[2] if model.layout == "yolov8" else shape[1]
+    anchors = shape[2] if head_form(model.layout) == "yolov8" else shape[1]
     conv_inputs = {n.input[0] for n in model.proto.graph.node if n.op_type == "Conv" and n.input}
     last: dict[tuple[int, int], str] = {}
     for layer in model.layers():
@@ -338,9 +335,14 @@ def level_layer(model, anchor: int) -> str | None:
 
 def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     """Explain each image's target boxes with method class ``cls``: one Explanation per box,
-    in image order; each says its ``box`` (photo pixels), ``anchor`` and class in ``extras``."""
+    in image order; each says its ``box`` (photo pixels), ``anchor``, class and
+    ``explained_tensor`` (the raw head, or for the ``boxes`` layout the scores NonMaxSuppression
+    reads, with ``nms_node``) in ``extras``."""
     from ..imageio import read_image
 
+    # the tensor whose element is explained: the raw head, or the scores NMS reads
+    tensor = {"explained_tensor": model.score_output} if model.nms is None else {
+        "explained_tensor": model.nms.scores, "nms_node": model.nms.node}
     out = []
     for img in images:
         photo = read_image(img, exact=True)
@@ -369,7 +371,7 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
                                                  target=list(range(len(anchors))))
         for k, e in enumerate(found):
             e.extras = {**e.extras, "box": [round(float(v), 2) for v in boxes[k]],
-                        "anchor": int(anchors[k]), "box_label": names[k]}
+                        "anchor": int(anchors[k]), "box_label": names[k], **tensor}
             e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
             out.append(e)
     return out

@@ -217,6 +217,14 @@ class CAM(CAMExplainer):
     summary = "CAM: activations weighted by the dense layer after global average pooling"
     needs_gradients = False
 
+    @classmethod
+    def applies_to(cls, model):
+        task = getattr(model, "task", "classify")
+        if task != "classify":
+            return (f"cam reads the dense layer after a classifier's global average pooling; a "
+                    f"{task} model's head has none: use gradcam")
+        return None
+
     def channel_weights(self, activations, gradients, *, inputs, targets):
         from ._head import gap_dense_head
 
@@ -318,8 +326,9 @@ class ODAM(HiResCAM):
 
     @classmethod
     def applies_to(cls, model):
-        if getattr(model, "task", "classify") == "classify" and not hasattr(model, "anchors"):
-            return "odam explains the boxes of object detectors; this model is a classifier"
+        task = getattr(model, "task", "classify")
+        if task != "detect" and not hasattr(model, "anchors"):
+            return f"odam explains the boxes of object detectors; this model is a {task} model"
         return None
 
 
