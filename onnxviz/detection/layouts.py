@@ -126,6 +126,30 @@ def score_index(layout: str, anchor: int, cls: int, num_classes: int) -> tuple[i
     return (4 + cls, anchor) if head_form(layout) == "yolov8" else (anchor, 5 + cls)
 
 
+#: What of a box a gradient method can explain (ODAM's ``box_output``): its class score, or one
+#: of its coordinates in input pixels (centre, size, or a corner's x / y).
+BOX_OUTPUTS = ("score", "cx", "cy", "w", "h", "x0", "y0", "x1", "y1")
+
+#: Each coordinate as a combination of the head's ``cx, cy, w, h`` values (their index: 0-3).
+_COORDS = {"cx": ((0, 1.0),), "cy": ((1, 1.0),), "w": ((2, 1.0),), "h": ((3, 1.0),),
+           "x0": ((0, 1.0), (2, -0.5)), "y0": ((1, 1.0), (3, -0.5)),
+           "x1": ((0, 1.0), (2, 0.5)), "y1": ((1, 1.0), (3, 0.5))}
+
+
+def output_terms(layout: str, anchor: int, cls: int, num_classes: int,
+                 output: str = "score") -> list[tuple[tuple[int, ...], float]]:
+    """``output`` (a key of :data:`BOX_OUTPUTS`) of one detection as ``[(index, coefficient)]``
+    over one image's raw head: the score's element (:func:`score_index`), or a coordinate's
+    ``cx, cy, w, h`` elements (``x0 = cx - w / 2``: ODAM explains a box's coordinates as it
+    explains its score, Zhao & Chan 2023)."""
+    if output == "score":
+        return [(score_index(layout, anchor, cls, num_classes), 1.0)]
+    if output not in _COORDS:
+        raise ModelError(f"unknown box output {output!r}; known: {', '.join(BOX_OUTPUTS)}")
+    row = (lambda k: (k, anchor)) if head_form(layout) == "yolov8" else (lambda k: (anchor, k))
+    return [(row(k), c) for k, c in _COORDS[output]]
+
+
 def drise_weights(cands: Candidates, boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """D-RISE's weight of one masked image for each target detection (Petsiuk et al. 2021,
     eq. 2-3): ``max_j IoU(L_t, L_j) * O_j * cos(P_t, P_j)`` over the masked image's proposals
