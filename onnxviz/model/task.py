@@ -78,7 +78,7 @@ def resolve(proto, shape: tuple, output: str, task: str | None = None,
                              f"that onnxviz reads: {hint}")
         check_layout(layout, shape)
         guess = guess_layout(shape)
-        if guess not in (None, head_form(layout)):
+        if layout != "boxes" and guess not in (None, layout):  # "boxes": a head onnxviz built
             import warnings
 
             warnings.warn(f"layout {layout!r} reads {LAYOUTS[layout]}, but the output "
