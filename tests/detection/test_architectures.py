@@ -417,7 +417,7 @@ def test_cam_and_odam_are_refused_by_name_where_they_cannot_apply(deeplab, ssd):
     seg = ov.load(deeplab[1])
     det = ov.load(ssd[2])
     photo = _photo(64, 64)
-    with pytest.raises(Exception, match="odam explains the boxes of object detectors"):
+    with pytest.raises(ov.OptionError, match="odam explains the boxes of object detectors"):
         ov.explain(seg, photo, "odam")
     from onnxviz.explainers.registry import get
 
