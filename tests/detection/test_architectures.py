@@ -477,3 +477,25 @@ def test_odam_box_output_is_checked_and_declared(ssd):
     assert "\n" not in str(e.value)
     (plain,) = ov.explain(m, _photo(64, 64), "odam", target=0, score_threshold=0.0)
     assert "box_output" not in plain.extras and "box_output" not in plain.params
+
+
+@pytest.mark.parametrize("layout", ["yolov8", "yolov5"])
+def test_box_coordinates_are_read_from_the_head_in_both_layouts(layout):
+    """A box view of coordinates gives the decoded box's values (inline cell detector)."""
+    from onnxviz.detection import decode
+
+    from tests.detection.test_tasks import detector
+
+    m = ov.load(detector(layout))
+    x = m.preprocess(_photo(32, 32))
+    cands = decode(m.run(x, [m.score_output])[m.score_output][0], layout)
+    anchors, classes = [5, 17, 42], [0, 2, 1]
+    xyxy = cands.xyxy[anchors].astype(np.float64)
+    want = {"x0": xyxy[:, 0], "y0": xyxy[:, 1], "x1": xyxy[:, 2], "y1": xyxy[:, 3],
+            "cx": xyxy[:, [0, 2]].mean(1), "cy": xyxy[:, [1, 3]].mean(1),
+            "w": xyxy[:, 2] - xyxy[:, 0], "h": xyxy[:, 3] - xyxy[:, 1],
+            "score": cands.probs[anchors, classes]}
+    for output, values in want.items():
+        view = BoxView(m, anchors, classes, ["a", "b", "c"], output)
+        np.testing.assert_allclose(view.forward(x)[0], values, rtol=1e-6, atol=1e-5,
+                                   err_msg=output)
