@@ -1,38 +1,26 @@
-"""Detector and segmenter architectures as users export them (issue 22), with random weights.
-
-- an ultralytics YOLOv8n (``YOLO("yolov8n.yaml").export(format="onnx")``, layout ``yolov8``);
-- an SSD-lite written here whose graph ends in ONNX ``NonMaxSuppression`` and gives post-NMS
-  boxes, labels, scores and batch indices (layout ``boxes``; torchvision is not importable on
-  this CPU torch, so its SSD cannot be built);
-- a DeepLab-style segmenter on a timm ``features_only`` backbone (ASPP-like head, upsampled),
-  exported with ``onnxviz.convert.pytorch.convert(task="segment")``.
+"""Detector and segmenter architectures as users export them (issue 22), with random weights
+(the models: ``arch_models.py``).
 
 Each loads without ``task=`` or ``layout=``, computes what the framework computes, predicts what
 the framework (ultralytics' NMS, the graph's own post-NMS outputs) predicts, and explains with
-every method that applies to it (``all``) without a refusal. Exports are made once per session
-under pytest's temporary folder.
+every method that applies to it (``all``) without a refusal.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+import torch
 
 import onnxviz as ov
 from onnxviz.errors import ModelError
 from onnxviz.explainers import options as opts
 from onnxviz.explainers.boxes import BoxView, feature_levels
-from onnxviz.imageio import resize
 
-from tests.zoo.timm_shim import register_torchvision_ops
-
-torch = pytest.importorskip("torch")
+from tests.detection.arch_models import SEG_LABELS, SSD_LABELS, SSD_SIZE, deeplab, ssd, yolov8n  # noqa: F401
+from tests.detection.arch_models import photo as _photo
 
 #: Light settings so that every method runs in about a second on a 2-core machine.
 LIGHT = {
@@ -46,12 +34,6 @@ LIGHT = {
     "gradient_shap": {"samples": 2},
     "deeplift_shap": {"samples": 2},
 }
-
-
-def _photo(h: int, w: int) -> np.ndarray:
-    from skimage import data
-
-    return resize(data.astronaut(), (h, w))
 
 
 def _every_method(model, photo, target, **extra) -> dict:
@@ -68,44 +50,6 @@ def _every_method(model, photo, target, **extra) -> dict:
         out[method] = found
     return out
 
-
-# ---- ultralytics YOLOv8n ------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def yolov8n(tmp_path_factory):
-    """(the ultralytics torch model, its ONNX export at 96 px). Random weights, re-drawn with a
-    variance-keeping init (ultralytics' own init makes activations vanish by the head, so every
-    anchor would score the same) and class logits spread, so that scores differ."""
-    folder = tmp_path_factory.mktemp("yolov8n")
-    env = {k: os.environ.get(k) for k in ("YOLO_CONFIG_DIR", "YOLO_OFFLINE")}
-    os.environ.update(YOLO_CONFIG_DIR=str(folder), YOLO_OFFLINE="1")
-    register_torchvision_ops()
-    here = os.getcwd()
-    try:
-        from ultralytics import YOLO
-
-        torch.manual_seed(0)
-        yolo = YOLO("yolov8n.yaml")
-        head = yolo.model.model[-1]
-        with torch.no_grad():
-            for m in yolo.model.modules():
-                if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad:  # not DFL's
-                    torch.nn.init.kaiming_normal_(m.weight)
-            for seq in head.cv3:
-                seq[-1].weight.mul_(100.0)
-                seq[-1].bias.fill_(-2.0)
-        os.chdir(folder)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            path = yolo.export(format="onnx", imgsz=96, simplify=False)
-    finally:
-        os.chdir(here)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return yolo.model.eval(), folder / os.path.basename(path)
 
 
 def test_yolov8n_loads_as_a_detector_and_computes_ultralytics_head(yolov8n):
@@ -155,99 +99,6 @@ def test_yolov8n_explains_a_box_with_every_method(yolov8n):
         np.testing.assert_allclose(e.extras["box"], d.xyxy[0], atol=0.01)
         assert e.heatmap.shape == m.input.size, method
 
-
-# ---- an SSD-lite whose graph ends in NonMaxSuppression --------------------------------------
-
-SSD_SIZE, SSD_LABELS = 64, ["cat", "dog", "bird"]
-
-
-class SSDLite(torch.nn.Module):
-    """Depthwise-separable backbone, two feature levels (stride 8: 8x8, stride 16: 4x4), one
-    prior box per cell, SSD's box coding (variances 0.1, 0.2) and softmax classes with a
-    background class, dropped before NMS. Returns what NMS reads: boxes ``(N, A, 4)`` x0, y0,
-    x1, y1 in input pixels and scores ``(N, C, A)``."""
-
-    def __init__(self, classes: int = len(SSD_LABELS), size: int = SSD_SIZE):
-        super().__init__()
-        nn = torch.nn
-
-        def sep(cin, cout, stride):
-            return nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin),
-                                 nn.BatchNorm2d(cin), nn.ReLU6(), nn.Conv2d(cin, cout, 1),
-                                 nn.BatchNorm2d(cout), nn.ReLU6())
-
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU6(), sep(8, 16, 2),
-                                  sep(16, 16, 2))
-        self.down = sep(16, 24, 2)
-        self.loc = nn.ModuleList([nn.Conv2d(16, 4, 3, padding=1), nn.Conv2d(24, 4, 3, padding=1)])
-        self.conf = nn.ModuleList([nn.Conv2d(16, classes + 1, 3, padding=1),
-                                   nn.Conv2d(24, classes + 1, 3, padding=1)])
-        priors = []
-        for stride in (8, 16):
-            g = size // stride
-            gy, gx = np.mgrid[:g, :g]
-            priors.append(np.stack([(gx.ravel() + 0.5) * stride, (gy.ravel() + 0.5) * stride,
-                                    np.full(g * g, 2.0 * stride), np.full(g * g, 2.0 * stride)],
-                                   axis=1))
-        self.register_buffer("priors", torch.tensor(np.concatenate(priors), dtype=torch.float32))
-
-    def forward(self, x):
-        f1 = self.stem(x)
-        f2 = self.down(f1)
-        loc = torch.cat([h(f).flatten(2) for h, f in zip(self.loc, (f1, f2))], 2).transpose(1, 2)
-        conf = torch.cat([h(f).flatten(2) for h, f in zip(self.conf, (f1, f2))], 2)
-        p = self.priors
-        cxy = p[:, :2] + loc[..., :2] * 0.1 * p[:, 2:]
-        wh = p[:, 2:] * torch.exp(loc[..., 2:] * 0.2)
-        return torch.cat([cxy - wh / 2, cxy + wh / 2], 2), torch.softmax(conf * 4, 1)[:, 1:]
-
-
-def _append_nms(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """The exported (boxes, scores) followed by NonMaxSuppression and the gathers of an SSD
-    export: outputs boxes ``[K, 4]``, labels ``[K]``, scores ``[K]``, batch_index ``[K]``."""
-    inits = [numpy_helper.from_array(np.array([10], np.int64), "max_out"),
-             numpy_helper.from_array(np.array([0.45], np.float32), "iou"),
-             numpy_helper.from_array(np.array([0.05], np.float32), "thr"),
-             numpy_helper.from_array(np.array(0, np.int64), "col0"),
-             numpy_helper.from_array(np.array(1, np.int64), "col1"),
-             numpy_helper.from_array(np.array([0, 2], np.int64), "col02")]
-    nodes = [helper.make_node("NonMaxSuppression", ["pre_boxes", "pre_scores", "max_out", "iou",
-                                                    "thr"], ["selected"], name="nms"),
-             helper.make_node("Gather", ["selected", "col0"], ["batch_index"], axis=1),
-             helper.make_node("Gather", ["selected", "col1"], ["labels"], axis=1),
-             helper.make_node("Gather", ["selected", "col02"], ["image_anchor"], axis=1),
-             helper.make_node("GatherND", ["pre_boxes", "image_anchor"], ["boxes"]),
-             helper.make_node("GatherND", ["pre_scores", "selected"], ["scores"])]
-    proto.graph.node.extend(nodes)
-    proto.graph.initializer.extend(inits)
-    del proto.graph.output[:]
-    proto.graph.output.extend([
-        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["K", 4]),
-        helper.make_tensor_value_info("labels", TensorProto.INT64, ["K"]),
-        helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["K"]),
-        helper.make_tensor_value_info("batch_index", TensorProto.INT64, ["K"])])
-    proto.metadata_props.add(key="onnxviz.preprocess", value=json.dumps({"preset": "unit"}))
-    proto.metadata_props.add(key="onnxviz.labels", value=json.dumps(SSD_LABELS))
-    onnx.checker.check_model(proto)
-    return proto
-
-
-@pytest.fixture(scope="session")
-def ssd(tmp_path_factory):
-    """(torch SSD-lite, path of its head alone, path of the graph ending in NMS)."""
-    folder = tmp_path_factory.mktemp("ssd")
-    torch.manual_seed(0)
-    net = SSDLite().eval()
-    head = folder / "ssd_head.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, SSD_SIZE, SSD_SIZE), str(head),
-                          input_names=["x"], output_names=["pre_boxes", "pre_scores"],
-                          dynamic_axes={"x": {0: "n"}, "pre_boxes": {0: "n"},
-                                        "pre_scores": {0: "n"}}, opset_version=17, dynamo=False)
-    full = folder / "ssd_nms.onnx"
-    onnx.save(_append_nms(onnx.load(head)), full)
-    return net, head, full
 
 
 def test_ssd_with_nms_loads_as_boxes_layout(ssd):
@@ -340,48 +191,6 @@ def test_ssd_explains_each_detection_with_every_method(ssd):
 
 # ---- a DeepLab-style segmenter on a timm backbone ------------------------------------------
 
-SEG_LABELS = ["background", "sky", "road", "person"]
-
-
-@pytest.fixture(scope="session")
-def deeplab(tmp_path_factory):
-    """(torch segmenter, ONNX path): timm ``mobilenetv3_small_050`` features at strides 4 and
-    16, two ASPP branches (1x1 and 3x3 dilated 2) on the deep one, upsampled and joined with the
-    projected shallow one (DeepLabv3+'s decoder), logits upsampled to the input."""
-    from tests.zoo.timm_shim import import_timm
-
-    timm = import_timm()
-    nn, F = torch.nn, torch.nn.functional
-
-    class DeepLab(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = timm.create_model("mobilenetv3_small_050", pretrained=False,
-                                          features_only=True, out_indices=(1, 3))
-            low, high = self.body.feature_info.channels()
-            self.aspp = nn.ModuleList([nn.Conv2d(high, 16, 1),
-                                       nn.Conv2d(high, 16, 3, padding=2, dilation=2)])
-            self.low = nn.Conv2d(low, 8, 1)
-            self.cls = nn.Conv2d(40, len(SEG_LABELS), 3, padding=1)
-
-        def forward(self, x):
-            lo, hi = self.body(x)
-            a = torch.cat([F.relu(c(hi)) for c in self.aspp], 1)
-            a = F.interpolate(a, size=lo.shape[2:], mode="bilinear", align_corners=False)
-            y = self.cls(torch.cat([a, F.relu(self.low(lo))], 1))
-            return F.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
-
-    from onnxviz.convert.pytorch import convert
-
-    torch.manual_seed(0)
-    net = DeepLab().eval()
-    path = tmp_path_factory.mktemp("deeplab") / "deeplab.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        convert(net, path, input_size=(64, 64), task="segment", labels=SEG_LABELS)
-    return net, path
-
-
 def test_deeplab_loads_predicts_and_computes_torch_logits(deeplab):
     net, path = deeplab
     m = ov.load(path)
@@ -425,77 +234,3 @@ def test_cam_and_odam_are_refused_by_name_where_they_cannot_apply(deeplab, ssd):
     assert "use gradcam" in get("cam").applies_to(det)
     assert get("cam").applies_to(seg) and get("odam").applies_to(det) is None
 
-
-# ---- ODAM of a box's coordinates --------------------------------------------------------------
-
-@pytest.mark.parametrize("output, column", [("x0", 0), ("y1", 3), ("w", None), ("cy", None)])
-def test_odam_of_a_box_coordinate_equals_torch(ssd, output, column):
-    """ODAM with ``box_output`` a coordinate: the explained value equals the torch network's,
-    its input gradient equals torch.autograd's, and the map at the box's level equals
-    ``ReLU(sum_k dv/dA_k * A_k)`` computed with torch hooks on the same module."""
-    net, _, path = ssd
-    m = ov.load(path)
-    photo = _photo(64, 64)
-    d = m.predict(photo, score_threshold=0.0)
-    k = 0
-    anchor = int(d.anchor[k])
-    x = m.preprocess(photo)
-
-    def value(boxes):
-        b = boxes[0, anchor]
-        return {"w": b[2] - b[0], "cy": (b[1] + b[3]) / 2}.get(output, b[column] if column
-                                                                  is not None else None)
-
-    (e,) = ov.explain(m, photo, "odam", target=k, box_output=output, score_threshold=0.0)
-    assert e.extras["box_output"] == output and e.params["box_output"] == output
-    layer = e.extras["layer"]
-    module = dict(net.named_modules())[layer]
-    seen = {}
-    hook = module.register_forward_hook(lambda mod, a, o: seen.__setitem__("a", o))
-    xt = torch.from_numpy(x).requires_grad_(True)
-    v = value(net(xt)[0])
-    hook.remove()
-    np.testing.assert_allclose(e.score, float(v.detach()), rtol=1e-5, atol=1e-4)
-    grad_a, grad_x = torch.autograd.grad(v, [seen["a"], xt])
-    want = torch.relu((grad_a * seen["a"]).sum(1))[0].detach().numpy()
-    got = np.asarray(e.raw).reshape(want.shape)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(np.abs(want).max(), 1e-6))
-    view = BoxView(m, [anchor], [int(d.class_id[k])], ["box"], output)
-    grads, _, _ = view.gradients(x, np.ones((1, 1), np.float32), [m.input.name])
-    gx = grad_x.numpy()
-    np.testing.assert_allclose(grads[m.input.name], gx, rtol=0, atol=1e-4 * np.abs(gx).max())
-
-
-def test_odam_box_output_is_checked_and_declared(ssd):
-    from onnxviz.explainers.registry import get
-
-    assert get("odam").option_specs()["box_output"].choices == (
-        "score", "cx", "cy", "w", "h", "x0", "y0", "x1", "y1")
-    m = ov.load(ssd[2])
-    with pytest.raises(ov.OptionError, match="box_output must be one of") as e:
-        ov.explain(m, _photo(64, 64), "odam", box_output="area", score_threshold=0.0)
-    assert "\n" not in str(e.value)
-    (plain,) = ov.explain(m, _photo(64, 64), "odam", target=0, score_threshold=0.0)
-    assert "box_output" not in plain.extras and "box_output" not in plain.params
-
-
-@pytest.mark.parametrize("layout", ["yolov8", "yolov5"])
-def test_box_coordinates_are_read_from_the_head_in_both_layouts(layout):
-    """A box view of coordinates gives the decoded box's values (inline cell detector)."""
-    from onnxviz.detection import decode
-
-    from tests.detection.test_tasks import detector
-
-    m = ov.load(detector(layout))
-    x = m.preprocess(_photo(32, 32))
-    cands = decode(m.run(x, [m.score_output])[m.score_output][0], layout)
-    anchors, classes = [5, 17, 42], [0, 2, 1]
-    xyxy = cands.xyxy[anchors].astype(np.float64)
-    want = {"x0": xyxy[:, 0], "y0": xyxy[:, 1], "x1": xyxy[:, 2], "y1": xyxy[:, 3],
-            "cx": xyxy[:, [0, 2]].mean(1), "cy": xyxy[:, [1, 3]].mean(1),
-            "w": xyxy[:, 2] - xyxy[:, 0], "h": xyxy[:, 3] - xyxy[:, 1],
-            "score": cands.probs[anchors, classes]}
-    for output, values in want.items():
-        view = BoxView(m, anchors, classes, ["a", "b", "c"], output)
-        np.testing.assert_allclose(view.forward(x)[0], values, rtol=1e-6, atol=1e-5,
-                                   err_msg=output)
