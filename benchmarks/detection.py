@@ -10,6 +10,10 @@ On the scenes detector of ``models/train_scenes.py`` (torch seed 0; 96 px), 2 th
 
     python benchmarks/detection.py              # 2000 masks, best of 3
     python benchmarks/detection.py --quick      # 200 masks, one repeat
+
+and, when ultralytics is installed (the test install), ODAM on an ultralytics YOLOv8n export
+(random weights re-drawn as in ``tests/detection/test_architectures.py``, 320 px) against the
+same per-box maps on the ultralytics torch model (``--no-yolo`` skips it).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-yolo", action="store_true", help="skip the YOLOv8n case")
     args = ap.parse_args(argv)
     import onnxruntime as ort
     import torch
@@ -107,7 +112,88 @@ def main(argv=None) -> int:
     t_ours, t_torch = best(odam, repeats), best(torch_odam, repeats)
     print(f"{'ODAM, every box of the image':40} onnxviz {t_ours:8.3f} s  "
           f"torch {t_torch:8.3f} s  speed-up {t_torch / t_ours:5.2f}x")
+    if not args.no_yolo:
+        yolov8n_odam(args.threads, 1 if args.quick else 3)
     return 0
+
+
+def yolov8n_odam(threads: int, repeats: int, size: int = 320, boxes: int = 8) -> None:
+    """ODAM for every box of one image on an ultralytics YOLOv8n export: onnxviz against
+    ``torch.autograd.grad`` per box on the ultralytics model, at the level onnxviz picks."""
+    import os
+    import warnings
+
+    import torch
+
+    try:
+        import ultralytics  # noqa: F401
+    except ImportError:
+        print("YOLOv8n: ultralytics is not installed (pip install --no-deps ultralytics)")
+        return
+    import onnxviz as ov
+    from onnxviz.explainers.boxes import feature_levels, level_layer
+    from skimage import data
+
+    folder = Path(tempfile.mkdtemp())
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(folder))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    lib = torch.library.Library("torchvision", "DEF")  # torchvision does not import here
+    for op in ("nms", "qnms"):
+        try:
+            lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        except RuntimeError:
+            pass
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    yolo = YOLO("yolov8n.yaml")
+    head = yolo.model.model[-1]
+    with torch.no_grad():  # activations that do not vanish, class scores that differ
+        for mod in yolo.model.modules():
+            if isinstance(mod, torch.nn.Conv2d) and mod.weight.requires_grad:
+                torch.nn.init.kaiming_normal_(mod.weight)
+        for seq in head.cv3:
+            seq[-1].weight.mul_(100.0)
+            seq[-1].bias.fill_(-2.0)
+    here = os.getcwd()
+    try:
+        os.chdir(folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            path = folder / Path(yolo.export(format="onnx", imgsz=size, simplify=False,
+                                             verbose=False)).name
+    finally:
+        os.chdir(here)
+    net = yolo.model.fuse(verbose=False).eval()  # BatchNorm folded, as in the export
+    m = ov.load(path, preprocess="unit", threads=threads)
+    photo = data.astronaut()
+    found = m.predict(photo, score_threshold=0.5, max_detections=boxes)
+    levels = [layer for _, _, layer in feature_levels(m)]
+    print(f"{threads} threads, YOLOv8n {size} px (random weights), {len(found)} boxes, levels "
+          f"{[(a, b) for a, b, _ in feature_levels(m)]}")
+    # the fused model's weights do not require grad: the input does, so the level's does
+    xt = torch.from_numpy(m.normalize(m.to_pixels(photo))).requires_grad_(True)
+    modules = {layer: head.cv3[i][1] for i, layer in enumerate(levels)}
+    targets = [(int(a), int(c), modules[level_layer(m, int(a))])
+               for a, c in zip(found.anchor, found.class_id)]
+
+    def odam():
+        ov.explain(m, photo, method="odam", score_threshold=0.5, max_detections=boxes)
+
+    def torch_odam():
+        for a, c, module in targets:
+            feats = {}
+            hook = module.register_forward_hook(lambda mod, i, o: feats.update(a=o))
+            out = net(xt)[0]
+            hook.remove()
+            (g,) = torch.autograd.grad(out[0, 4 + c, a], feats["a"])
+            torch.relu((g * feats["a"]).sum(1))
+
+    odam()
+    torch_odam()
+    t_ours, t_torch = best(odam, repeats), best(torch_odam, repeats)
+    print(f"{'ODAM, every box, YOLOv8n':40} onnxviz {t_ours:8.3f} s  "
+          f"torch {t_torch:8.3f} s  speed-up {t_torch / t_ours:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TargetError
+from ..errors import ModelError, TargetError
 from .layouts import Candidates
 
 
@@ -111,15 +111,41 @@ class Detections:
                              data={"class_name": np.asarray(self.labels, dtype=object)})
 
 
-def detections(cands: Candidates, input_size, photo_size, label_of, **nms_options) -> Detections:
-    """:func:`nms` on one image's candidates, boxes mapped back to the photo's pixels."""
-    anchors, classes = nms(cands, **nms_options)
+def detections(cands: Candidates, input_size, photo_size, label_of, *, kept=None,
+               **nms_options) -> Detections:
+    """:func:`nms` on one image's candidates, boxes mapped back to the photo's pixels.
+
+    Args:
+        kept: ``(anchors, classes)`` a graph's own NMS kept (the ``boxes`` layout), used instead
+            of :func:`nms`: those passing ``score_threshold`` are kept, best first, at most
+            ``max_detections`` (``iou_threshold`` is the graph's own).
+    """
+    if kept is None:
+        anchors, classes = nms(cands, **nms_options)
+    else:
+        anchors, classes = kept_by_graph(cands, *kept, **nms_options)
     inside = cands.xyxy[anchors]
     return Detections(
         xyxy=scale_boxes(inside, input_size, photo_size), class_id=classes,
         confidence=cands.scores[anchors, classes].astype(np.float32),
         labels=[label_of(int(c)) for c in classes], anchor=anchors,
         input_xyxy=inside.astype(np.float32))
+
+
+def kept_by_graph(cands: Candidates, anchors, classes, *, score_threshold: float = 0.25,
+                  iou_threshold: float = 0.45,
+                  max_detections: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """The detections a graph's NMS kept (``anchors``, ``classes``) that score at least
+    ``score_threshold``, best first, at most ``max_detections`` (``iou_threshold`` is unused:
+    the graph has applied its own)."""
+    anchors = np.asarray(anchors, np.int64).reshape(-1)
+    classes = np.asarray(classes, np.int64).reshape(-1)
+    if len(anchors) and (anchors.max() >= len(cands.xyxy) or classes.max() >= cands.num_classes):
+        raise ModelError("NonMaxSuppression kept an anchor or class outside the head it reads")
+    conf = cands.scores[anchors, classes]
+    keep = np.flatnonzero(conf >= score_threshold)
+    keep = keep[np.argsort(-conf[keep], kind="stable")][:max_detections]
+    return anchors[keep], classes[keep]
 
 
 def match_box(cands: Candidates, box_input: np.ndarray, cls: int) -> tuple[int, float]:

@@ -8,6 +8,11 @@ before NMS, where gradients exist, so it reads that tensor in one of these layou
   (already sigmoid probabilities), no objectness. YOLOv8 and YOLO11 exports.
 - ``yolov5``: ``[N, A, 5 + C]``, ``cx, cy, w, h``, objectness, C class scores; a candidate's
   confidence for class c is ``objectness x score_c`` (YOLOv5, YOLOv7, YOLOX-style exports).
+- ``boxes``: a graph that ends in ``NonMaxSuppression`` and gives post-NMS tensors (boxes
+  ``[K, 4]``, labels, scores, a batch index), as torchvision detection and SSD exports do. The
+  loader (:mod:`onnxviz.model.nms`) explains on the two tensors NMS reads, boxes ``[N, A, 4]``
+  and scores ``[N, C, A]``, joined into one head ``[N, 4 + C, A]`` read as ``yolov8`` reads its
+  own; which anchors survive is the graph's NMS's answer.
 """
 
 from __future__ import annotations
@@ -23,7 +28,15 @@ LAYOUTS = {
     "yolov8": "[N, 4+C, A]: cx, cy, w, h in input pixels, then C class scores, no objectness "
               "(YOLOv8, YOLO11)",
     "yolov5": "[N, A, 5+C]: cx, cy, w, h, objectness, then C class scores (YOLOv5, YOLOv7)",
+    "boxes": "post-NMS boxes [K, 4], labels, scores (and a batch index) of a graph that ends in "
+             "NonMaxSuppression (torchvision, SSD); explained on the boxes and scores NMS reads",
 }
+
+
+def head_form(layout: str) -> str:
+    """The raw head form a layout's explained tensor has: ``boxes`` models are explained on a
+    ``[N, 4 + C, A]`` head built from NMS's inputs, the ``yolov8`` form."""
+    return "yolov8" if layout == "boxes" else layout
 
 
 @dataclass
@@ -72,8 +85,9 @@ def check_layout(layout: str, shape) -> None:
     if len(shape) != 3:
         raise ModelError(f"layout {layout!r} needs a 3-D output [N, ., .], got shape "
                          f"{list(shape)}")
-    values = shape[1] if layout == "yolov8" else shape[2]
-    least = 5 if layout == "yolov8" else 6
+    form = head_form(layout)
+    values = shape[1] if form == "yolov8" else shape[2]
+    least = 5 if form == "yolov8" else 6
     if isinstance(values, int) and values < least:
         raise ModelError(f"layout {layout!r} reads {LAYOUTS[layout]}, but the output {list(shape)} "
                          f"has {values} values per anchor")
@@ -83,12 +97,12 @@ def decode(raw: np.ndarray, layout: str) -> Candidates:
     """One image's raw head output (no batch axis) as :class:`Candidates`.
 
     Args:
-        raw: ``(4 + C, A)`` for ``yolov8``, ``(A, 5 + C)`` for ``yolov5``.
+        raw: ``(4 + C, A)`` for ``yolov8`` (and ``boxes``' head), ``(A, 5 + C)`` for ``yolov5``.
         layout: a key of :data:`LAYOUTS`.
     """
     raw = np.asarray(raw, np.float32)
     check_layout(layout, (1, *raw.shape))
-    if layout == "yolov8":
+    if head_form(layout) == "yolov8":
         box, probs = raw[:4].T, raw[4:].T
         obj = probs.max(axis=1)  # no objectness: a candidate's best class score plays its part
         scores = probs
@@ -109,7 +123,31 @@ def score_index(layout: str, anchor: int, cls: int, num_classes: int) -> tuple[i
     multiplies it in :func:`decode`)."""
     if not 0 <= cls < num_classes:
         raise ModelError(f"class {cls} is outside the detector's {num_classes} classes")
-    return (4 + cls, anchor) if layout == "yolov8" else (anchor, 5 + cls)
+    return (4 + cls, anchor) if head_form(layout) == "yolov8" else (anchor, 5 + cls)
+
+
+#: What of a box a gradient method can explain (ODAM's ``box_output``): its class score, or one
+#: of its coordinates in input pixels (centre, size, or a corner's x / y).
+BOX_OUTPUTS = ("score", "cx", "cy", "w", "h", "x0", "y0", "x1", "y1")
+
+#: Each coordinate as a combination of the head's ``cx, cy, w, h`` values (their index: 0-3).
+_COORDS = {"cx": ((0, 1.0),), "cy": ((1, 1.0),), "w": ((2, 1.0),), "h": ((3, 1.0),),
+           "x0": ((0, 1.0), (2, -0.5)), "y0": ((1, 1.0), (3, -0.5)),
+           "x1": ((0, 1.0), (2, 0.5)), "y1": ((1, 1.0), (3, 0.5))}
+
+
+def output_terms(layout: str, anchor: int, cls: int, num_classes: int,
+                 output: str = "score") -> list[tuple[tuple[int, ...], float]]:
+    """``output`` (a key of :data:`BOX_OUTPUTS`) of one detection as ``[(index, coefficient)]``
+    over one image's raw head: the score's element (:func:`score_index`), or a coordinate's
+    ``cx, cy, w, h`` elements (``x0 = cx - w / 2``: ODAM explains a box's coordinates as it
+    explains its score, Zhao & Chan 2023)."""
+    if output == "score":
+        return [(score_index(layout, anchor, cls, num_classes), 1.0)]
+    if output not in _COORDS:
+        raise ModelError(f"unknown box output {output!r}; known: {', '.join(BOX_OUTPUTS)}")
+    row = (lambda k: (k, anchor)) if head_form(layout) == "yolov8" else (lambda k: (anchor, k))
+    return [(row(k), c) for k, c in _COORDS[output]]
 
 
 def drise_weights(cands: Candidates, boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -142,7 +180,7 @@ def drise_weights_batch(raws: np.ndarray, layout: str, boxes: np.ndarray,
     over the masked images, the anchors and the targets (the per-image form costs more than a
     small detector's forward pass)."""
     raws = np.asarray(raws, np.float32)
-    if layout == "yolov8":
+    if head_form(layout) == "yolov8":
         box = raws[:, :4].transpose(0, 2, 1)  # (n, A, 4)
         probs = raws[:, 4:].transpose(0, 2, 1)  # (n, A, C)
         obj = probs.max(axis=2)

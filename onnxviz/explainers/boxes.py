@@ -104,7 +104,8 @@ class LinearView:
 
 class BoxView(LinearView):
     """A detector seen as a classifier of its K target boxes (see the module doc): each row of
-    its weights is one-hot, so the scores and the seeds are read and written by index (no
+    its weights picks one or two elements of the raw head (a box's score, or a coordinate such
+    as ``x0 = cx - w / 2``), so the scores and the seeds are read and written by index (no
     dense (K, 4+C x A) matrix: a YOLOv8 head has 705,600 elements).
 
     Args:
@@ -112,33 +113,48 @@ class BoxView(LinearView):
         anchors: (K,) anchor index of each target.
         classes: (K,) class of each target.
         names: the K names the view gives its classes.
+        output: what of each box is its score: ``"score"`` (its class score) or a coordinate
+            (:data:`onnxviz.detection.layouts.BOX_OUTPUTS`).
     """
 
-    def __init__(self, model, anchors, classes, names):
-        from ..detection.layouts import score_index
+    def __init__(self, model, anchors, classes, names, output: str = "score"):
+        from ..detection.layouts import output_terms
 
         self.anchors = np.asarray(anchors, np.int64)
         self.classes = np.asarray(classes, np.int64)
+        self.output = output
         shape = tuple(model.shape_of(model.score_output)[1:])
-        self._flat = np.asarray([np.ravel_multi_index(
-            score_index(model.layout, int(a), int(c), model.num_classes), shape)
-            for a, c in zip(self.anchors, self.classes)], np.int64)
+        terms = [output_terms(model.layout, int(a), int(c), model.num_classes, output)
+                 for a, c in zip(self.anchors, self.classes)]
+        width = max((len(t) for t in terms), default=1)
+        self._flat = np.zeros((len(terms), width), np.int64)  # (K, T) elements of the head
+        self._coef = np.zeros((len(terms), width), np.float32)  # their coefficients (0: unused)
+        for k, t in enumerate(terms):
+            for j, (index, c) in enumerate(t):
+                self._flat[k, j] = np.ravel_multi_index(index, shape)
+                self._coef[k, j] = c
         self._size = int(np.prod(shape))
-        super().__init__(model, np.zeros((len(self._flat), 0), np.float32), names)
+        super().__init__(model, np.zeros((len(terms), 0), np.float32), names)
+
+    def _pick(self, flat_raw: np.ndarray) -> np.ndarray:
+        picked = flat_raw[:, self._flat]  # (N, K, T)
+        if self._flat.shape[1] == 1:
+            return picked[:, :, 0].astype(np.float32, copy=False)  # the element itself, exactly
+        return (picked.astype(np.float64) * self._coef).sum(axis=2).astype(np.float32)
 
     def from_raw(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw)
-        return raw.reshape(len(raw), -1)[:, self._flat].astype(np.float32, copy=False)
+        return self._pick(raw.reshape(len(raw), -1))
 
     def gradients(self, x, seed, wrt, expose=(), *, rules=None, reference=None):
         seed = np.asarray(seed, np.float32)
         raw_seed = np.zeros((len(seed), self._size), np.float32)
-        np.add.at(raw_seed, (slice(None), self._flat), seed)
+        np.add.at(raw_seed, (slice(None), self._flat), seed[:, :, None] * self._coef)
         kw = {"rules": rules} if rules is not None else {}
         if reference is not None:
             kw["reference"] = reference
         grads, exposed, scores = self._model.gradients(x, raw_seed, wrt, expose, **kw)
-        return grads, exposed, scores[:, self._flat]
+        return grads, exposed, self._pick(scores)
 
 
 class RegionView(LinearView):
@@ -238,17 +254,12 @@ def targets_of(model, photo: np.ndarray, target, nms: dict):
     """``(anchors, classes, boxes in the photo, names)`` of the detections to explain in one
     photo (see the module doc for ``target``)."""
     from ..detection.boxes import match_box, scale_boxes
-    from ..detection.layouts import decode
+    from ..model.dense import detect_input
 
     size = model.input.size
-    x = model.normalize(_resized(photo, size))
-    raw = model.run(x, [model.score_output])[model.score_output][0]
-    cands = decode(raw, model.layout)
     h, w = photo.shape[:2]
+    found, cands = detect_input(model, model.normalize(_resized(photo, size)), (h, w), nms)
     if target is None or isinstance(target, (int, np.integer)):
-        from ..detection.boxes import detections
-
-        found = detections(cands, size, (h, w), model.label_of, **nms)
         if not len(found):
             raise TargetError("the detector finds nothing scoring "
                               f"{nms.get('score_threshold', 0.25):g} or more in this image: no box "
@@ -312,11 +323,13 @@ def feature_levels(model) -> list[tuple[int, int, str]]:
     2023). Empty when the 4-D layers' grids do not add up to the anchors."""
     from itertools import combinations
 
+    from ..detection.layouts import head_form
+
     cache = model.__dict__.setdefault("_onnxviz_levels", {})
     if "levels" in cache:
         return cache["levels"]
     shape = model.shape_of(model.score_output)
-    anchors = shape[2] if model.layout == "yolov8" else shape[1]
+    anchors = shape[2] if head_form(model.layout) == "yolov8" else shape[1]
     conv_inputs = {n.input[0] for n in model.proto.graph.node if n.op_type == "Conv" and n.input}
     last: dict[tuple[int, int], str] = {}
     for layer in model.layers():
@@ -352,8 +365,10 @@ def level_layer(model, anchor: int) -> str | None:
 
 def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     """Explain each image's target boxes with method class ``cls``: one Explanation per box,
-    in image order; each has its ``box`` (photo pixels), its ``score`` (the box's confidence),
-    and its ``anchor`` and name in ``extras``.
+    in image order; each has its ``box`` (photo pixels), its ``score`` (the box's confidence,
+    or with ODAM's ``box_output`` that coordinate), and in ``extras`` its ``anchor``, name and
+    ``explained_tensor`` (the raw head, or for the ``boxes`` layout the scores NonMaxSuppression
+    reads, with ``nms_node``).
 
     Every method but D-RISE explains the box's class logit where the head ends in a Sigmoid
     (:func:`onnxviz.model.logit_twin`): a confident box's score is a Sigmoid at 1, flat to
@@ -362,14 +377,21 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     from ..imageio import read_image
     from ..model import logit_twin
 
-    seen = logit_twin(model)  # the class logits: a confidence of 1 has no gradient left
+    # the tensor whose element is explained: the raw head, or the scores NMS reads
+    tensor = {"explained_tensor": model.score_output} if model.nms is None else {
+        "explained_tensor": model.nms.scores, "nms_node": model.nms.node}
+    output = options.get("box_output", "score")  # ODAM's: a box's score or a coordinate
+    if "box_output" in options:  # checked before the views are built on it
+        cls.option_specs()["box_output"].check("box_output", output)
+    # the class logits: a confidence of 1 has no gradient left (an NMS graph keeps its own)
+    seen = logit_twin(model) if model.nms is None else model
     out = []
     for img in images:
         photo = read_image(img, exact=True)
         anchors, classes, boxes, names, inside = targets_of(model, photo, target, nms)
-        view = BoxView(seen, anchors, classes, names)
+        view = BoxView(seen, anchors, classes, names, output)
         px = model.to_pixels([img])[0]
-        confidence = BoxView(model, anchors, classes, names).forward(
+        score = BoxView(model, anchors, classes, names, output).forward(
             model.normalize(px[None]))[0]
         if "detect" in cls.tasks:  # D-RISE: every box from one pass over the raw head
             found = cls(model, **options).explain_boxes(px, inside, np.asarray(classes), names)
@@ -382,7 +404,7 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
                 groups.setdefault(level_layer(model, int(a)), []).append(k)
             for layer, ks in groups.items():
                 sub = BoxView(seen, [anchors[k] for k in ks], [classes[k] for k in ks],
-                              [names[k] for k in ks])
+                              [names[k] for k in ks], output)
                 done = cls(sub, **{**options, "layer": layer}).explain(
                     [img] * len(ks), target=list(range(len(ks))))
                 for k, e in zip(ks, done):
@@ -391,10 +413,12 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
             found = cls(view, **options).explain([img] * len(anchors),
                                                  target=list(range(len(anchors))))
         for k, e in enumerate(found):
-            e.score = float(confidence[k])  # what predict says of the box, whatever was explained
+            e.score = float(score[k])  # what predict says of the box, whatever was explained
             e.extras = {**e.extras, "anchor": int(anchors[k]), "box_label": names[k],
-                        "input_box": [round(float(v), 2) for v in inside[k]]}
+                        "input_box": [round(float(v), 2) for v in inside[k]], **tensor}
             e.box = [round(float(v), 2) for v in boxes[k]]
+            if output != "score":
+                e.extras["box_output"] = output  # e.score is that coordinate, in input pixels
             e.target, e.label = int(classes[k]), model.label_of(int(classes[k]))
             out.append(e)
     return out

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..detection.layouts import BOX_OUTPUTS
 from ..errors import OptionError
 from . import _gradient as G
 from ..model.layouts import graph_index
@@ -27,7 +28,7 @@ from ..model.tokens import layer_view, resolve_map_layer
 from .base import Explainer, Explanation, Timer
 from .cam_options import (AUGMENTATIONS, LayerNames, augment, check_flags, first_component,
                           layer_names, peer_scaled, weighted)
-from .ranges import Range
+from .ranges import Range, Words
 from .registry import register
 
 EPS = 1e-7
@@ -217,6 +218,14 @@ class CAM(CAMExplainer):
     summary = "CAM: activations weighted by the dense layer after global average pooling"
     needs_gradients = False
 
+    @classmethod
+    def applies_to(cls, model):
+        task = getattr(model, "task", "classify")
+        if task != "classify":
+            return (f"cam reads the dense layer after a classifier's global average pooling; a "
+                    f"{task} model's head has none: use gradcam")
+        return None
+
     def channel_weights(self, activations, gradients, *, inputs, targets):
         from ._head import gap_dense_head
 
@@ -309,17 +318,32 @@ class ODAM(HiResCAM):
     the gradient of one box's score times the activations, element-wise, at the feature level
     the box's anchor comes from. HiResCAM's formula with a box as the target; detectors only
     (through :mod:`onnxviz.explainers.boxes`, which picks each box's level).
+
+    Args:
+        box_output: what of each box is explained: ``"score"`` (its class score), or one of its
+            coordinates in input pixels, ``cx``, ``cy``, ``w``, ``h``, ``x0``, ``y0``, ``x1``,
+            ``y1`` (ODAM explains a box's regression outputs as it explains its score);
+            :func:`onnxviz.explainers.boxes.explain_boxes` builds the view that differentiates it.
+        Other options: as :class:`CAMExplainer`.
     """
 
     name = "odam"
-    summary = "ODAM: one box's score gradient times the activations of its feature level " \
-              "(Zhao & Chan 2023; detectors)"
+    summary = "ODAM: one box's score (or coordinate) gradient times the activations of its " \
+              "feature level (Zhao & Chan 2023; detectors)"
     boxes_only = True
+    ranges: ClassVar[dict] = {**CAMExplainer.ranges, "box_output": Words(BOX_OUTPUTS)}
+
+    def __init__(self, model, *, layer: str | list[str] | None = None, batch_size: int = 16,
+                 relu: bool = True, eigen_smooth: bool = False, aug_smooth: bool = False,
+                 box_output: str = "score"):
+        self.setup(model, layer=layer, batch_size=batch_size, relu=relu,
+                   eigen_smooth=eigen_smooth, aug_smooth=aug_smooth, box_output=box_output)
 
     @classmethod
     def applies_to(cls, model):
-        if getattr(model, "task", "classify") == "classify" and not hasattr(model, "anchors"):
-            return "odam explains the boxes of object detectors; this model is a classifier"
+        task = getattr(model, "task", "classify")
+        if task != "detect" and not hasattr(model, "anchors"):
+            return f"odam explains the boxes of object detectors; this model is a {task} model"
         return None
 
 

@@ -24,6 +24,7 @@ from .core import Model, Prediction
 from .inputs import InputSpec, find_input, probe
 from .layers import Layer
 from .preprocessing import PRESETS, Preprocessing
+from . import nms as _nms
 from . import task as _task
 from .targets import find_score
 
@@ -58,7 +59,9 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         task: ``"classify"``, ``"detect"`` or ``"segment"``; default (None or ``"auto"``): the
             file's ``onnxviz.task`` metadata, else the output's shape (:mod:`.task`).
         layout: a detector's raw head layout (``"yolov8"``: ``[N, 4+C, A]``; ``"yolov5"``:
-            ``[N, A, 5+C]``); default: the metadata, else the shape.
+            ``[N, A, 5+C]``; ``"boxes"``: a graph ending in NonMaxSuppression, explained on the
+            tensors NMS reads, :mod:`.nms`); default: the metadata, else ``boxes`` for a graph
+            with NonMaxSuppression, else the shape.
 
     Returns:
         The :class:`Model`.
@@ -86,6 +89,11 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
         notes.append(f"removed {len(unused)} graph inputs that no node reads ({', '.join(unused)})")
     loading.check(proto)
     loading.refuse_lost_constants(proto, input)
+    nms = _nms.prepare(proto, task, layout, output)
+    if nms is not None:  # post-NMS outputs: explained on the head NMS reads (layout "boxes")
+        output, task, layout = nms.head, "detect", "boxes"
+        notes.append(f"layout 'boxes': explains {nms.head!r}, the boxes {nms.boxes!r} and scores "
+                     f"{nms.scores!r} that NonMaxSuppression {nms.node!r} reads")
     spec = find_input(proto, input)
     budget.refuse_endless_loops(proto)
     probes: dict[int, tuple] = {}  # sessions of the load-time runs, dropped after loading
@@ -154,7 +162,7 @@ def load(source, *, preprocess=None, labels=None, input: str | None = None,
                   fixed_batch=fixed, providers=providers, threads=threads, batch_size=batch_size,
                   notes=notes, source=name)
     model._sessions[id(proto)] = (proto, sess)  # already built: no second serialization
-    model.task, model.layout = kind.name, kind.layout
+    model.task, model.layout, model.nms = kind.name, kind.layout, nms
     model.gradient_mode = gradients  # checks the mode against the file's form
     if model.precision.quantization == "dynamic" and not model.fixed_batch:
         # DynamicQuantizeLinear's scale spans the whole batch: one image per run keeps each

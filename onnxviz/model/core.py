@@ -57,8 +57,10 @@ class Model(NumericForm):
 
     #: ``classify``, ``detect`` or ``segment`` (:mod:`onnxviz.model.task`); set by ``load``.
     task: str = "classify"
-    #: a detector's raw head layout (``yolov8``, ``yolov5``), else None.
+    #: a detector's raw head layout (``yolov8``, ``yolov5``, ``boxes``), else None.
     layout: str | None = None
+    #: for the ``boxes`` layout, where the explained head comes from (:class:`.nms.NMSHead`).
+    nms = None
 
     def __init__(self, proto, spec: InputSpec, *, score_output: str, prob_output: str | None,
                  num_classes: int, labels, labels_source: str, preprocessing: Preprocessing,

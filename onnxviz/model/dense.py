@@ -71,18 +71,38 @@ def predict(model, images, *, batch_size=None, score_threshold: float = 0.25,
               max_detections=max_detections)
     single = not isinstance(images, (list, tuple))
     photos = _photos(images)
-    raw = model.run(_inputs(model, photos), [model.score_output],
-                    batch_size)[model.score_output]
+    x = _inputs(model, photos)
+    opts = {"score_threshold": float(score_threshold), "iou_threshold": float(iou_threshold),
+            "max_detections": max_detections}
+    if model.task == "detect" and model.nms is not None:  # one image per run: NMS's own rows
+        out = [detect_input(model, x[k:k + 1], photo.shape[:2], opts)[0]
+               for k, photo in enumerate(photos)]
+        return out[0] if single else out
+    raw = model.run(x, [model.score_output], batch_size)[model.score_output]
     out = []
     for photo, r in zip(photos, raw):
         if model.task == "detect":
             out.append(detections(decode(r, model.layout), model.input.size, photo.shape[:2],
-                                  model.label_of, score_threshold=float(score_threshold),
-                                  iou_threshold=float(iou_threshold),
-                                  max_detections=max_detections))
+                                  model.label_of, **opts))
         else:
             out.append(_segmentation(model, r, photo.shape[:2]))
     return out[0] if single else out
+
+
+def detect_input(model, x: np.ndarray, photo_size, nms_options: dict):
+    """``(Detections, Candidates)`` of one preprocessed image ``x`` (batch of one) of a detector:
+    onnxviz's NMS on the raw head, or for the ``boxes`` layout the anchors and classes the
+    graph's own NonMaxSuppression keeps (:mod:`.nms`)."""
+    from ..detection.boxes import detections
+    from ..detection.layouts import decode
+    from .nms import selected
+
+    names = [model.score_output] + ([model.nms.selected] if model.nms is not None else [])
+    got = model.run(x, names)
+    cands = decode(got[model.score_output][0], model.layout)
+    kept = None if model.nms is None else selected(got[model.nms.selected], 0)
+    return detections(cands, model.input.size, photo_size, model.label_of, kept=kept,
+                      **nms_options), cands
 
 
 def _segmentation(model, logits: np.ndarray, size) -> Segmentation:

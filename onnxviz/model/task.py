@@ -44,7 +44,7 @@ def resolve(proto, shape: tuple, output: str, task: str | None = None,
         ModelError: an unknown task or layout, a task the output cannot have, or a 3-D output
             whose layout the shape cannot tell.
     """
-    from ..detection.layouts import LAYOUTS, check_layout, guess_layout
+    from ..detection.layouts import LAYOUTS, check_layout, guess_layout, head_form
 
     meta = {p.key: p.value for p in proto.metadata_props}
     layout_given = layout is not None
@@ -78,13 +78,13 @@ def resolve(proto, shape: tuple, output: str, task: str | None = None,
                              f"that onnxviz reads: {hint}")
         check_layout(layout, shape)
         guess = guess_layout(shape)
-        if guess not in (None, layout):
+        if layout != "boxes" and guess not in (None, layout):  # "boxes": a head onnxviz built
             import warnings
 
             warnings.warn(f"layout {layout!r} reads {LAYOUTS[layout]}, but the output "
                           f"{list(shape)} looks like {guess!r} (anchors outnumber the values per "
                           f"anchor in exported heads); check layout=", stacklevel=4)
-        classes = shape[1] - 4 if layout == "yolov8" else shape[2] - 5
+        classes = shape[1] - 4 if head_form(layout) == "yolov8" else shape[2] - 5
         return Task("detect", layout, classes, source)
     if layout_given:
         raise ModelError(f"layout={layout!r} is for detectors, but the model's task is {task!r} "
