@@ -121,9 +121,12 @@ def add_model_args(parser: argparse.ArgumentParser, *, positional: bool = True) 
     g.add_argument("--task", choices=["auto", "classify", "detect", "segment"], default=None,
                    help="what the model does (default auto: the file's metadata, else the "
                         "output's shape)")
-    g.add_argument("--layout", choices=["yolov8", "yolov5"], default=None,
-                   help="a detector's raw output: yolov8 [N, 4+C, A] or yolov5 [N, A, 5+C] "
-                        "(default: the metadata, else the shape)")
+    from ..detection import LAYOUTS
+
+    g.add_argument("--layout", choices=list(LAYOUTS), default=None,
+                   help="a detector's output: yolov8 [N, 4+C, A], yolov5 [N, A, 5+C], or boxes "
+                        "(a graph ending in NonMaxSuppression) (default: the metadata, else the "
+                        "graph)")
     g.add_argument("--gradients", metavar="MODE", choices=list(GRADIENT_MODES),
                    help="int8 files: gradients by the straight-through estimator through the "
                         "quantizers (ste; ste-logit reads the quantizer of the logits as the "

@@ -1,0 +1,131 @@
+"""The bundled detector on held-out scenes (issue 22's proof): it finds the shapes, and each box's
+map points at its own object.
+
+The scenes come from ``models/scenes.py`` with a seed the training never saw (12; training used
+11). A box's map "points at its object" when its maximum lies in the object's true box, within
+the pointing game's tolerance (Zhang et al. 2016: 15 px on ~224 px images, so 6 px on these
+96 px scenes); only true detections count (IoU >= 0.5 with a true box of the same class).
+"Leak" is the share of a map's positive mass inside another object's true box, for each pair
+of objects whose boxes do not overlap.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import onnxviz as ov
+from onnxviz.detection.boxes import box_iou
+
+TOLERANCE = 6
+METHODS = {
+    "drise": {"num_masks": 500, "seed": 0},
+    "odam": {},
+    "gradcam": {},
+    "saliency": {},
+    "occlusion": {"patch": 8, "stride": 4},
+}
+
+
+@pytest.fixture(scope="module")
+def det():
+    return ov.load(ov.bundled_model("shapes_detector"))
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    from models.scenes import make_scenes
+
+    return make_scenes(40, seed=12)
+
+
+def _true_positives(det, img, boxes, classes, found):
+    """``[(explanation, index of its true box)]`` for the true detections among ``found``."""
+    out = []
+    for e in found:
+        ious = box_iou(np.asarray([e.box], np.float64), boxes)[0]
+        j = int(np.argmax(ious))
+        if ious[j] >= 0.5 and classes[j] == e.target:
+            out.append((e, j))
+    return out
+
+
+def test_the_detector_finds_the_shapes(det, scenes):
+    hits = misses = false = 0
+    for img, boxes, classes in zip(scenes.images, scenes.boxes, scenes.classes):
+        d = det.predict(img, score_threshold=0.5)
+        matched: set = set()
+        for k in range(len(d)):
+            ious = box_iou(d.xyxy[k:k + 1].astype(np.float64), boxes)[0]
+            j = int(np.argmax(ious))
+            if ious[j] >= 0.5 and classes[j] == d.class_id[k] and j not in matched:
+                matched.add(j)
+            else:
+                false += 1
+        hits += len(matched)
+        misses += len(boxes) - len(matched)
+    assert hits / (hits + misses) >= 0.95  # recall at IoU 0.5
+    assert hits / (hits + false) >= 0.75  # precision at IoU 0.5
+
+
+@pytest.fixture(scope="module")
+def maps(det, scenes):
+    """Per method: ``(heatmap, true box, other true boxes)`` of every true detection in the first
+    eight scenes."""
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a blank map is counted as a miss below
+        for method, opts in METHODS.items():
+            rows = []
+            for img, boxes, classes in zip(scenes.images[:8], scenes.boxes[:8],
+                                           scenes.classes[:8]):
+                found = ov.explain(det, img, method, score_threshold=0.5, **opts)
+                for e, j in _true_positives(det, img, boxes, classes, found):
+                    others = [b for k, b in enumerate(boxes) if k != j and box_iou(
+                        boxes[j:j + 1], boxes[k:k + 1])[0, 0] == 0]
+                    rows.append((e.heatmap, boxes[j], others))
+            out[method] = rows
+    return out
+
+
+def _points(heat, box) -> bool:
+    y, x = np.unravel_index(np.argmax(heat), heat.shape)
+    x0, y0, x1, y1 = box
+    return (heat.max() > heat.min() and x0 - TOLERANCE <= x + 0.5 <= x1 + TOLERANCE
+            and y0 - TOLERANCE <= y + 0.5 <= y1 + TOLERANCE)
+
+
+def _leaks(heat, others) -> list[float]:
+    pos = np.clip(heat, 0, None)
+    total = max(float(pos.sum()), 1e-12)
+    return [float(pos[int(b[1]):int(np.ceil(b[3])), int(b[0]):int(np.ceil(b[2]))].sum()) / total
+            for b in others]
+
+
+@pytest.mark.parametrize("method", ["drise", "odam", "saliency", "occlusion"])
+def test_each_box_map_points_at_its_own_object(maps, method):
+    rows = maps[method]
+    assert len(rows) >= 12
+    hits = [_points(h, b) for h, b, _ in rows]
+    assert np.mean(hits) >= 0.9, f"{method}: {sum(hits)} of {len(hits)}"
+
+
+@pytest.mark.parametrize("method", ["drise", "odam", "saliency", "occlusion"])
+def test_a_box_map_stays_off_the_other_objects(maps, method):
+    leaks = [v for h, _, others in maps[method] for v in _leaks(h, others)]
+    assert len(leaks) >= 10 and max(leaks) < 0.2, f"{method}: worst {max(leaks):.3f}"
+
+
+def test_gradcam_spreads_to_other_objects_where_odam_does_not(maps):
+    """Grad-CAM weighs a feature map's channels by their mean gradient, so a box's map lights up
+    every object those channels see (other shapes of its class); ODAM weighs each position by its
+    own gradient and stays on its instance (Zhao & Chan 2023, the reason ODAM exists)."""
+    grad = [v for h, _, others in maps["gradcam"] for v in _leaks(h, others)]
+    odam = [v for h, _, others in maps["odam"] for v in _leaks(h, others)]
+    assert max(grad) > 0.2 > max(odam)
+    assert np.mean(odam) < np.mean(grad)
+    # and so its maximum lands on another object of the class more often than the issue's 10 %
+    points = [_points(h, b) for h, b, _ in maps["gradcam"]]
+    assert np.mean(points) < 0.9 <= np.mean([_points(h, b) for h, b, _ in maps["odam"]])
