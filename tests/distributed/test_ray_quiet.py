@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray.data")
 
-from onnxviz.distributed.job import _quiet_ray_logs  # noqa: E402
+from onnxviz.distributed.cluster import quiet_ray_logs  # noqa: E402
 
 
 def test_ray_core_lines_go_to_the_log_and_ours_to_the_terminal(tmp_path, capfd):
@@ -22,7 +22,7 @@ def test_ray_core_lines_go_to_the_log_and_ours_to_the_terminal(tmp_path, capfd):
     assert console
     before = [h.level for h in console]
     log = tmp_path / "ray.log"
-    undo = _quiet_ray_logs(log)
+    undo = quiet_ray_logs(log)
     try:
         os.write(2, b"[E core_worker.cc:2465] Actor ... max_restarts > 0\n")  # the C++ core
         print("onnxviz: warning: ours", file=sys.stderr, flush=True)
@@ -39,7 +39,7 @@ def test_ray_core_lines_go_to_the_log_and_ours_to_the_terminal(tmp_path, capfd):
 
 
 def test_verbose_leaves_everything_alone(capfd):
-    undo = _quiet_ray_logs(None)
+    undo = quiet_ray_logs(None)
     os.write(2, b"core line\n")
     undo()
     assert "core line" in capfd.readouterr().err

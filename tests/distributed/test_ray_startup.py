@@ -37,22 +37,22 @@ def starts(monkeypatch):
 
 
 def test_a_start_that_times_out_once_is_tried_again(starts):
-    from onnxviz.distributed import job
+    from onnxviz.distributed import cluster
 
     calls, outcomes = starts
     outcomes.append(Exception(TIMED_OUT))
-    with job._connected(__import__("ray"), None, False):
+    with cluster.connected(__import__("ray"), None, False):
         pass
-    assert calls == [str(job.GCS_PORT_WAIT_S)] * 2
+    assert calls == [str(cluster.GCS_PORT_WAIT_S)] * 2
     assert "RAY_gcs_server_port_wait_time_s" not in os.environ  # given for the start only
 
 
 def test_a_start_that_keeps_timing_out_says_what_to_do(starts, model_path, image_folder,
                                                        tmp_path, capsys):
-    from onnxviz.distributed import job
+    from onnxviz.distributed import cluster
 
     calls, outcomes = starts
-    outcomes.extend(Exception(TIMED_OUT) for _ in range(job.START_TRIES))
+    outcomes.extend(Exception(TIMED_OUT) for _ in range(cluster.START_TRIES))
     argv = ["explain", model_path, image_folder[1][0], "-m", "gradcam", "--engine", "ray",
             "--out", str(tmp_path / "out")]
     assert main(argv) == 2
@@ -60,16 +60,16 @@ def test_a_start_that_keeps_timing_out_says_what_to_do(starts, model_path, image
     assert len(err) == 1, err
     assert err[0].startswith("onnxviz: error: Ray's local cluster did not start in time")
     assert "retry" in err[0] and "--address" in err[0]
-    assert len(calls) == job.START_TRIES
+    assert len(calls) == cluster.START_TRIES
 
 
 def test_joining_a_cluster_is_not_retried(starts):
     """An address that does not answer is a wrong address, said at once."""
-    from onnxviz.distributed import DistributedError, job
+    from onnxviz.distributed import DistributedError, cluster
 
     calls, outcomes = starts
     outcomes.append(ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:1"))
     with pytest.raises(DistributedError, match="cannot join the Ray cluster at 127.0.0.1:1"):
-        with job._connected(__import__("ray"), "127.0.0.1:1", False):
+        with cluster.connected(__import__("ray"), "127.0.0.1:1", False):
             pass
     assert calls == [None]  # Ray's own wait when joining
