@@ -34,12 +34,14 @@ class RunSummary:
     Attributes:
         out: the output folder.
         methods: the methods run.
-        explained: rows this run added to the explanations table.
+        explained: rows this run added to the explanations table (a detector's: one per box).
         errors: rows this run added to the errors table.
+        done: image x method results of this run, explained or refused (a detector's boxes of
+            one image and method count once): what the rates count.
         already: rows (image x method) that were written by an earlier run and skipped.
         seconds: wall time of the Ray part (reading, explaining, writing).
         first_results: seconds until the first batch came back (starting the actors, mostly).
-        first_rows: the rows of that first batch.
+        first_rows: the image x method results of that first batch.
         workers: per actor (``node-ip:pid``), its peak resident memory in bytes.
     """
 
@@ -47,6 +49,7 @@ class RunSummary:
     methods: list[str]
     explained: int = 0
     errors: int = 0
+    done: int = 0
     already: int = 0
     seconds: float = 0.0
     first_results: float = 0.0
@@ -56,13 +59,13 @@ class RunSummary:
     @property
     def images_per_s(self) -> float:
         """Images (of every method) explained or refused per second by this run."""
-        n = (self.explained + self.errors) / max(1, len(self.methods))
+        n = self.done / max(1, len(self.methods))
         return n / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def steady_images_per_s(self) -> float:
         """The same once the first batch is back: the pool's pace without its start."""
-        n = (self.explained + self.errors - self.first_rows) / max(1, len(self.methods))
+        n = (self.done - self.first_rows) / max(1, len(self.methods))
         busy = self.seconds - self.first_results
         return n / busy if n > 0 and busy > 0 else 0.0
 
@@ -148,8 +151,9 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                          already=sum(len(v & set(names)) for v in done.values()))
     plan = plan_sources(source, done, names, batch_size)
     if plan.missing:
-        summary.errors += _write_not_read(out_dir, key, plan.missing, names, done,
-                                          "file not found")
+        lost = _write_not_read(out_dir, key, plan.missing, names, done, "file not found")
+        summary.errors += lost
+        summary.done += lost
     job = Job(methods=tuple(names), options=opts, target=target, load=load, threads=threads,
               out=str(out_dir), config_key=key, render=render, scheme=plan.scheme,
               shared_stems=plan.shared_stems, memory=memory, nms=nms)
@@ -162,7 +166,7 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
                 for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                     if not summary.first_results:
                         summary.first_results = time.perf_counter() - t0
-                        summary.first_rows = len(batch["status"])
+                        summary.first_rows = _pairs(batch)
                     _count(summary, batch, seen if plan.expected is not None else None)
             except ray.exceptions.RayError as e:  # a failure no retry mends: the write, a bug
                 raise DistributedError(f"the Ray job failed: {_cause(e)} (what was written "
@@ -170,8 +174,10 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
     summary.seconds = time.perf_counter() - t0
     if plan.expected is not None:  # listed files Ray Data could not read
         lost = [k for k in plan.expected if k not in seen]
-        summary.errors += _write_not_read(out_dir, key, lost, names, done,
-                                          "not read (missing, or unreadable by Ray Data)")
+        unread = _write_not_read(out_dir, key, lost, names, done,
+                                 "not read (missing, or unreadable by Ray Data)")
+        summary.errors += unread
+        summary.done += unread
     (out_dir / store.SUMMARY).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
 
@@ -223,10 +229,16 @@ def _pipeline(ray, plan: Plan, job: Job, data: bytes, workers, threads, batch_si
                           batch_format="numpy", compute=pool, num_cpus=cpus)
 
 
+def _pairs(batch: dict) -> int:
+    """The image x method results in a batch of status rows (a detector's boxes count once)."""
+    return len(set(zip(batch["image"].tolist(), batch["method"].tolist())))
+
+
 def _count(summary: RunSummary, batch: dict, seen: set | None) -> None:
     status = batch["status"]
     summary.explained += int(np.sum(status == "ok"))
     summary.errors += int(np.sum(status == "error"))
+    summary.done += _pairs(batch)
     for w, rss in zip(batch["worker"], batch["peak_rss"]):
         summary.workers[w] = max(summary.workers.get(w, 0), int(rss))
     if seen is not None:

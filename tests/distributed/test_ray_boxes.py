@@ -42,6 +42,7 @@ def test_a_row_per_box_equal_to_the_library(ray_cluster, scenes, tmp_path):
                         nms={"score_threshold": 0.5})
     n = sum(len(v) for v in want.values())
     assert (s.explained, s.errors) == (n, 0) and n > 2 * len(OPTIONS)
+    assert s.done == len(scenes) * len(OPTIONS)  # the rates count images, not boxes
     table = read_results(tmp_path / "run")
     rows = table.to_pylist()
     maps = table["heatmap"].combine_chunks().to_numpy_ndarray()
