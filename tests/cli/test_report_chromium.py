@@ -13,9 +13,7 @@ developer machine it skips.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import pytest
 
 import onnxviz as ov
+from tests.serve.browser import chromium_path
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -54,17 +53,6 @@ var d=document.createElement('pre');d.id='onnxviz-check';
 d.textContent='ONNXVIZ-CHECK '+JSON.stringify({n:imgs.length,bad:bad,errors:window.__errs,
 narrow:narrow,cards:cards.length,empty:empty});
 document.body.appendChild(d)});</script>""".replace("MIN_WIDTH", "128")
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists()
-                                        else None)
-    if path is None:
-        msg = "chromium is not installed (apt-get install -y chromium; .ci/run does it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 def chromium(args, tmp: Path, timeout=120):
