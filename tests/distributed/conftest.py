@@ -15,8 +15,12 @@ import pytest
 from tests.distributed.helpers import N_IMAGES, write_images
 
 
-def pytest_runtest_teardown(item, nextitem):
-    """Leaving this folder: stop the cluster (the session fixture's own teardown is then a no-op)."""
+@pytest.hookimpl(trylast=True)  # after the test's fixtures are torn down: a test that replaced
+def pytest_runtest_teardown(item, nextitem):  # ray.init/shutdown (test_ray_startup) has put them back
+    """Leaving this folder: stop the cluster (the session fixture's own teardown is then a no-op).
+    The last test here replaces ``ray.shutdown`` while it runs; stopping the cluster before its
+    fixtures were undone left the cluster (a gigabyte, a few busy processes) running for the rest
+    of the session."""
     if nextitem is not None and "tests/distributed/" in nextitem.nodeid:
         return
     ray = sys.modules.get("ray")
