@@ -44,14 +44,14 @@ def add_detection_args(parser: argparse.ArgumentParser) -> None:
                    help="at most N detections per image (default 300)")
 
 
-def nms_of(args, model) -> dict:
-    """The NMS options given on the command line (``{}`` when none); given for a model that is
-    not a detector: refused in one line."""
+def nms_of(args, model=None) -> dict:
+    """The NMS options given on the command line (``{}`` when none); given for a ``model`` that
+    is not a detector: refused in one line (without a model, checked where it is loaded)."""
     from ..errors import OptionError
+    from ..explainers.dense import NMS_OPTIONS
 
-    given = {k: getattr(args, k) for k in ("score_threshold", "iou_threshold", "max_detections")
-             if getattr(args, k, None) is not None}
-    if given and model.task != "detect":
+    given = {k: getattr(args, k) for k in NMS_OPTIONS if getattr(args, k, None) is not None}
+    if given and model is not None and model.task != "detect":
         raise OptionError("--score-threshold, --iou-threshold and --max-detections are for "
                           f"detectors; this model is a {_task_name(model.task)}")
     return given

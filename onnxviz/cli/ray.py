@@ -14,7 +14,7 @@ import warnings
 from ..errors import OptionError
 from ..explainers.options import method_kwargs, parse_methods, parse_target
 from . import files, options
-from .common import warn
+from .common import nms_of, warn
 
 ENGINES = ("local", "ray")
 
@@ -74,8 +74,7 @@ def cli_run(args) -> int:
         raise OptionError("--box and --mask name one region of one image: explain it with the "
                           "local engine (with --engine ray every detection or region of each "
                           "image is a row)")
-    nms = {k: getattr(args, k) for k in ("score_threshold", "iou_threshold", "max_detections")
-           if getattr(args, k, None) is not None}
+    nms = nms_of(args)  # the driver refuses them for a model that is not a detector
     if args.strict:
         raise OptionError("--strict is an option of the local engine: with --engine ray an image "
                           "or method that fails is a row of the errors table, and the run goes on")

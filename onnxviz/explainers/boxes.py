@@ -85,14 +85,14 @@ def explain_regions(cls, model, images, target, options: dict) -> list:
 
 
 def targets_of(model, photo: np.ndarray, target, nms: dict):
-    """``(anchors, classes, boxes in the photo, names)`` of the detections to explain in one
-    photo (see the module doc for ``target``)."""
+    """``(anchors, classes, boxes in the photo, names, boxes in input pixels, raw head)`` of the
+    detections to explain in one photo (see the module doc for ``target``)."""
     from ..detection.boxes import match_box, scale_boxes
     from ..model.dense import detect_input
 
     size = model.input.size
     h, w = photo.shape[:2]
-    found, cands = detect_input(model, model.normalize(_resized(photo, size)), (h, w), nms)
+    found, cands, head = detect_input(model, model.normalize(_resized(photo, size)), (h, w), nms)
     if target is None or isinstance(target, (int, np.integer)):
         if not len(found):
             raise TargetError("the detector finds nothing scoring "
@@ -116,7 +116,8 @@ def targets_of(model, photo: np.ndarray, target, nms: dict):
     names = [f"{model.label_of(c)} [{', '.join(f'{v:.0f}' for v in b)}]" for _, c, b in rows]
     inside = cands.xyxy[[r[0] for r in rows]] if target is None or not isinstance(
         target, (dict, list, tuple)) else scale_boxes(np.stack([r[2] for r in rows]), (h, w), size)
-    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names, inside)
+    return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], names, inside,
+            head)
 
 
 def _resized(photo, size):
@@ -222,12 +223,12 @@ def explain_boxes(cls, model, images, target, options: dict, nms: dict) -> list:
     out = []
     for img in images:
         photo = read_image(img, exact=True)
-        anchors, classes, boxes, names, inside = targets_of(model, photo, target, nms)
+        anchors, classes, boxes, names, inside, head = targets_of(model, photo, target, nms)
         view = BoxView(seen, anchors, classes, names, output)
-        px = model.to_pixels([img])[0]
-        score = BoxView(model, anchors, classes, names, output).forward(
-            model.normalize(px[None]))[0]
+        # what predict says of each box, read from the head that picked the boxes
+        score = BoxView(model, anchors, classes, names, output).from_raw(head[None])[0]
         if "detect" in cls.tasks:  # D-RISE: every box from one pass over the raw head
+            px = model.to_pixels([img])[0]
             found = cls(model, **options).explain_boxes(px, inside, np.asarray(classes), names)
             for e in found:
                 e.extras["drise_weight"] = e.score

@@ -23,16 +23,7 @@ class TargetExplainer:
     def __init__(self, model, cls, options: dict, nms: dict | None = None):
         from .ranges import check_options
 
-        task = model.task
-        if getattr(cls, "boxes_only", False) and task != "detect":
-            raise OptionError(f"{cls.name} explains the boxes of object detectors; this model is "
-                              f"a {task} model")
-        if "detect" in cls.tasks and "classify" not in cls.tasks and task != "detect":
-            raise OptionError(f"{cls.name} explains the boxes of object detectors; this model is "
-                              f"a {task} model")
-        if nms and task != "detect":
-            raise OptionError(f"{', '.join(sorted(nms))} are for detectors; this model is a "
-                              f"{task} model")
+        _refuse(cls, model.task, nms)
         check_options(cls.name, options, cls.option_specs())
         if nms:
             from ..model.dense import check_nms
@@ -58,14 +49,22 @@ def explainer(model, method: str, options: dict, nms: dict | None = None):
 
     cls = get(method)
     if getattr(model, "task", "classify") == "classify":
-        if nms:
-            raise OptionError(f"{', '.join(sorted(nms))} are for detectors; this model is a "
-                              "classifier")
-        if getattr(cls, "boxes_only", False):
-            raise OptionError(f"{method} explains the boxes of object detectors; this model is "
-                              "a classify model")
+        _refuse(cls, "classify", nms)
         return cls(model, **options)
     return TargetExplainer(model, cls, options, nms)
+
+
+def _refuse(cls, task: str, nms: dict | None) -> None:
+    """A box method (ODAM, D-RISE) or NMS options on a model that is not a detector: one
+    line."""
+    boxes_only = getattr(cls, "boxes_only", False) or (
+        "detect" in cls.tasks and "classify" not in cls.tasks)
+    if boxes_only and task != "detect":
+        raise OptionError(f"{cls.name} explains the boxes of object detectors; this model is a "
+                          f"{task} model")
+    if nms and task != "detect":
+        what = "classifier" if task == "classify" else f"{task} model"
+        raise OptionError(f"{', '.join(sorted(nms))} are for detectors; this model is a {what}")
 
 
 def view_of(model, e):

@@ -73,7 +73,7 @@ def observe(model, images, names, methods: dict[str, dict], *, targets=None, mas
 
     masks = [None] * len(images) if masks is None else masks
     dense = model.task != "classify"
-    preds = [None] * len(images) if dense else model.predict(list(images), top=1)
+    preds = model.predict(list(images)) if dense else model.predict(list(images), top=1)
     out = []
     for method, params in methods.items():
         explainer = explainer_of(model, method, params)
@@ -90,7 +90,7 @@ def observe(model, images, names, methods: dict[str, dict], *, targets=None, mas
                     outside = None if not np.isfinite(outside) else float(outside)
                 if dense:
                     rec.update(item=item, box=e.box, region=e.region,
-                               prediction=_found(model, image, e))
+                               prediction=_found(pred, e))
                 else:
                     p = pred[0]
                     rec.update(prediction={"index": p.index, "label": p.label,
@@ -124,23 +124,22 @@ def _explained(model, explainer, name, image, targets):
     return out
 
 
-def _found(model, image, e) -> dict:
-    """What the model predicts where ``e`` is: for a box, the detection of its class that
-    overlaps it most (``None`` when none does); for a region, the area its class covers."""
+def _found(pred, e) -> dict:
+    """What the model predicts where ``e`` is (``pred``: its prediction of the image): for a
+    box, the detection of its class that overlaps it most (``None`` when none does); for a
+    region, the area its class covers."""
     if e.box is None:
-        seg = model.predict(image)
-        area = float(next((c["area"] for c in seg.records() if c["class"] == e.target), 0.0))
+        area = float(next((c["area"] for c in pred.records() if c["class"] == e.target), 0.0))
         return {"index": int(e.target), "label": e.label, "area": area}
     from ..detection.boxes import box_iou
 
-    det = model.predict(image)
-    same = np.flatnonzero(det.class_id == e.target)
+    same = np.flatnonzero(pred.class_id == e.target)
     if not len(same):
         return {"index": int(e.target), "label": e.label, "box": None, "iou": 0.0}
-    ious = box_iou(np.asarray([e.box], np.float32), det.xyxy[same])[0]
+    ious = box_iou(np.asarray([e.box], np.float32), pred.xyxy[same])[0]
     k = int(same[int(np.argmax(ious))])
     return {"index": int(e.target), "label": e.label,
-            "box": [round(float(v), 2) for v in det.xyxy[k]], "iou": float(ious.max())}
+            "box": [round(float(v), 2) for v in pred.xyxy[k]], "iou": float(ious.max())}
 
 
 def target_of(record: dict):

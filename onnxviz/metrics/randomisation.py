@@ -86,12 +86,6 @@ def cascade(proto: onnx.ModelProto, stages: int, seed: int):
         yield int(cut), found[cut - 1][0], out
 
 
-def _load_like(model, proto):
-    from ..model import load_like
-
-    return load_like(model, proto)
-
-
 _CACHE: list = []  # [(model, stages, seed, [(cut, name, Model)])], the last two runs
 
 
@@ -100,7 +94,9 @@ def stage_models(model, stages: int, seed: int) -> list:
     for m, s, sd, loaded in _CACHE:
         if m is model and s == stages and sd == seed:
             return loaded
-    loaded = [(cut, name, _load_like(model, p)) for cut, name, p in
+    from ..model import load_like
+
+    loaded = [(cut, name, load_like(model, p)) for cut, name, p in
               cascade(model.proto, stages, seed)]
     _CACHE.append((model, stages, seed, loaded))
     del _CACHE[:-2]

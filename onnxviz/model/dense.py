@@ -90,19 +90,20 @@ def predict(model, images, *, batch_size=None, score_threshold: float = 0.25,
 
 
 def detect_input(model, x: np.ndarray, photo_size, nms_options: dict):
-    """``(Detections, Candidates)`` of one preprocessed image ``x`` (batch of one) of a detector:
-    onnxviz's NMS on the raw head, or for the ``boxes`` layout the anchors and classes the
-    graph's own NonMaxSuppression keeps (:mod:`.nms`)."""
+    """``(Detections, Candidates, head)`` of one preprocessed image ``x`` (batch of one) of a
+    detector: onnxviz's NMS on the raw head, or for the ``boxes`` layout the anchors and classes
+    the graph's own NonMaxSuppression keeps (:mod:`.nms`); ``head`` is the raw head itself."""
     from ..detection.boxes import detections
     from ..detection.layouts import decode
     from .nms import selected
 
     names = [model.score_output] + ([model.nms.selected] if model.nms is not None else [])
     got = model.run(x, names)
-    cands = decode(got[model.score_output][0], model.layout)
+    head = got[model.score_output][0]
+    cands = decode(head, model.layout)
     kept = None if model.nms is None else selected(got[model.nms.selected], 0)
     return detections(cands, model.input.size, photo_size, model.label_of, kept=kept,
-                      **nms_options), cands
+                      **nms_options), cands, head
 
 
 def _segmentation(model, logits: np.ndarray, size) -> Segmentation:

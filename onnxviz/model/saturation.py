@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .layouts import GraphIndex
+
 
 def before_output_quantizers(proto: onnx.ModelProto, score: str) -> tuple[str, list[str]]:
     """The tensor ``score`` is before its trailing QuantizeLinear -> DequantizeLinear pairs.
@@ -95,11 +97,8 @@ def why_vanished(model, x: np.ndarray, target: int) -> str:
 def _cuts(model, proto, consts: dict, x: np.ndarray, target: int, named: set) -> list[str]:
     """Sentences on the quantizers (but those ``named``) that stop the gradient of ``target``
     inside the graph."""
-    upstream = _ancestors(proto, model.gradient_of())
-    consumers = {}
-    for n in proto.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    index = GraphIndex(proto, model.input.name, model.input.layout)
+    upstream, consumers = index.ancestors(model.gradient_of()), index.consumers
     pairs = []  # (QuantizeLinear, the float DequantizeLinear output after it)
     for n in proto.graph.node:
         if n.op_type != "QuantizeLinear" or n.output[0] not in upstream:
@@ -138,20 +137,6 @@ def _cuts(model, proto, consts: dict, x: np.ndarray, target: int, named: set) ->
     return said
 
 
-def _ancestors(proto: onnx.ModelProto, of: str) -> set:
-    producer = {o: n for n in proto.graph.node for o in n.output if o}
-    seen, todo = set(), [of]
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        n = producer.get(t)
-        if n is not None:
-            todo.extend(i for i in n.input if i)
-    return seen
-
-
 #: Ops that move values without changing them: a Sigmoid whose output reaches the score only
 #: through these is the head's last word on a class score.
 _LAYOUT_OPS = frozenset({"Concat", "Reshape", "Transpose", "Slice", "Split", "Squeeze",
@@ -169,10 +154,7 @@ def head_sigmoids(proto: onnx.ModelProto, score: str) -> list[str]:
     so methods explain the class logit, as they explain a classifier's logit before its
     softmax. Box coordinates and YOLOv5's objectness products
     are untouched (their Sigmoid outputs are computed on, not only moved)."""
-    consumers: dict[str, list] = {}
-    for n in proto.graph.node:
-        for t in n.input:
-            consumers.setdefault(t, []).append(n)
+    consumers = GraphIndex(proto, "", "").consumers  # (no layouts needed)
     outputs = {o.name for o in proto.graph.output}
 
     def moved(t: str, seen: set) -> tuple[bool, bool]:  # (only moved, reaches score)
