@@ -49,16 +49,16 @@ def explainer(model, method: str, options: dict, nms: dict | None = None):
 
     cls = get(method)
     if getattr(model, "task", "classify") == "classify":
-        _refuse(cls, "classify", nms)
-        return cls(model, **options)
+        _refuse(cls, "classify", nms, tasks=False)  # the Explainer refuses its tasks itself,
+        return cls(model, **options)                 # once its options are checked
     return TargetExplainer(model, cls, options, nms)
 
 
-def _refuse(cls, task: str, nms: dict | None) -> None:
-    """A box method (ODAM, D-RISE) or NMS options on a model that is not a detector: one
-    line."""
+def _refuse(cls, task: str, nms: dict | None, tasks: bool = True) -> None:
+    """A box method (ODAM; with ``tasks`` also D-RISE, whose ``tasks`` say so) or NMS options on
+    a model that is not a detector: one line."""
     boxes_only = getattr(cls, "boxes_only", False) or (
-        "detect" in cls.tasks and "classify" not in cls.tasks)
+        tasks and "detect" in cls.tasks and "classify" not in cls.tasks)
     if boxes_only and task != "detect":
         raise OptionError(f"{cls.name} explains the boxes of object detectors; this model is a "
                           f"{task} model")
