@@ -37,23 +37,20 @@ def nms(cands: Candidates, *, score_threshold: float = 0.25, iou_threshold: floa
     Returns:
         ``(anchors, classes)``: int arrays of the kept candidates, best score first.
     """
+    from .kernels import greedy
+
     cls = np.argmax(cands.scores, axis=1)
     conf = cands.scores[np.arange(len(cls)), cls]
     idx = np.flatnonzero(conf >= score_threshold)
-    idx = idx[np.argsort(-conf[idx], kind="stable")]
-    kept: list[int] = []
-    for c in np.unique(cls[idx]):
-        members = idx[cls[idx] == c]
-        boxes = cands.xyxy[members]
-        alive = np.ones(len(members), bool)
-        for i in range(len(members)):
-            if not alive[i]:
-                continue
-            kept.append(int(members[i]))
-            alive[i + 1:] &= box_iou(boxes[i], boxes[i + 1:])[0] <= iou_threshold
-    kept_a = np.asarray(kept, np.int64)
-    kept_a = kept_a[np.argsort(-conf[kept_a], kind="stable")][:max_detections]
-    return kept_a, cls[kept_a].astype(np.int64)
+    # best first; equal scores by class, then by anchor (the order per-class NMS keeps them in)
+    idx = idx[np.lexsort((idx, cls[idx], -conf[idx]))]
+    if max_detections <= 0 or not len(idx):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rows = greedy(np.ascontiguousarray(cands.xyxy[idx], np.float64),
+                  np.ascontiguousarray(cls[idx], np.int64), float(iou_threshold),
+                  int(max_detections))
+    kept = idx[rows]
+    return kept, cls[kept].astype(np.int64)
 
 
 def scale_boxes(xyxy: np.ndarray, src: tuple[int, int], dst: tuple[int, int]) -> np.ndarray:
