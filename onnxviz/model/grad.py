@@ -103,19 +103,31 @@ def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
     of = model.gradient_of() if hasattr(model, "gradient_of") else score
     w_names = [_tensor(model, w) for w in wrt]
     e_names = [_tensor(model, e) for e in expose]
-    outputs = {o.name for o in model.proto.graph.output}
-    e_all = tuple(dict.fromkeys(e_names + ([] if score in outputs else [score])))
-    gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all, rules)
-    score_out = score if score in outputs else gm.exposed[score]
     seed = np.asarray(seed, dtype=np.float32)
     if seed.shape[0] != len(x):
         raise OptionError(f"seed has {seed.shape[0]} rows for {len(x)} images")
     of_shape = model.shape_of(of) if hasattr(model, "shape_of") else ()
     if len(of_shape) > 2 and all(isinstance(d, int) and d > 0 for d in of_shape[1:]):
         seed = seed.reshape((len(x), *of_shape[1:]))
+    x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
+    step = model.fit_batch(None, grad=True, what="a gradient run") if hasattr(
+        model, "fit_batch") else getattr(model, "batch_size", None)
+    cut = None
+    if rules is None and reference is None and hasattr(model, "fixed_batch"):
+        from .cut import cut_gradients  # the same image for many seeds: its prefix runs once
+
+        cut = cut_gradients(model, x_in, seed, of, score, tuple(dict.fromkeys(w_names)),
+                            tuple(dict.fromkeys(e_names)), step)
+    if cut is not None:
+        s, g, e = cut
+        return ({w: g[n] for w, n in zip(wrt, w_names)}, {k: e[n] for k, n in zip(expose, e_names)},
+                s.reshape(len(x), -1).astype(np.float32, copy=False))
+    outputs = {o.name for o in model.proto.graph.output}
+    e_all = tuple(dict.fromkeys(e_names + ([] if score in outputs else [score])))
+    gm, sess = gradient_session(model, of, tuple(dict.fromkeys(w_names)), e_all, rules)
+    score_out = score if score in outputs else gm.exposed[score]
     outs = [score_out, *(gm.grads[w] for w in dict.fromkeys(w_names)),
             *(gm.exposed[e] for e in dict.fromkeys(e_names))]
-    x_in = x.astype(np.float32, copy=False) if x.dtype == np.float16 else x  # upcast graph
     feeds = {model.input.name: x_in, gm.seed: seed}
     if gm.references:
         if set(gm.references) != {model.input.name} or reference is None:
@@ -125,8 +137,6 @@ def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
         if ref.shape != x_in.shape:
             raise OptionError(f"reference has shape {ref.shape}, the input {x_in.shape}")
         feeds[gm.references[model.input.name]] = ref
-    step = model.fit_batch(None, grad=True, what="a gradient run") if hasattr(
-        model, "fit_batch") else getattr(model, "batch_size", None)
     res = runtime.run_batched(sess, feeds, outs,
                               step, getattr(model, "fixed_batch", False))
     by = dict(zip(outs, res))
