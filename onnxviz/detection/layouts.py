@@ -176,27 +176,19 @@ def drise_weights(cands: Candidates, boxes: np.ndarray, classes: np.ndarray) -> 
 
 def drise_weights_batch(raws: np.ndarray, layout: str, boxes: np.ndarray,
                         classes: np.ndarray) -> np.ndarray:
-    """:func:`drise_weights` for a batch of raw head outputs at once: (n, K) float64. Vectorised
-    over the masked images, the anchors and the targets (the per-image form costs more than a
-    small detector's forward pass)."""
+    """:func:`drise_weights` for a batch of raw head outputs at once: (n, K) float64, in one
+    compiled pass over the masked images, the anchors and the targets
+    (:func:`onnxviz.detection.kernels.drise_max`; the per-image form costs more than a small
+    detector's forward pass)."""
+    from .kernels import drise_max
+
     raws = np.asarray(raws, np.float32)
     if head_form(layout) == "yolov8":
-        box = raws[:, :4].transpose(0, 2, 1)  # (n, A, 4)
+        box = raws[:, :4].transpose(0, 2, 1)  # (n, A, 4) views
         probs = raws[:, 4:].transpose(0, 2, 1)  # (n, A, C)
         obj = probs.max(axis=2)
     else:
         box, obj, probs = raws[:, :, :4], raws[:, :, 4], raws[:, :, 5:]
-    half = box[..., 2:] / 2
-    lo, hi = box[..., :2] - half, box[..., :2] + half  # (n, A, 2)
-    t = np.asarray(boxes, np.float64).reshape(-1, 4)
-    tlo, thi = t[:, None, None, :2], t[:, None, None, 2:]  # (K, 1, 1, 2)
-    inter = np.prod(np.clip(np.minimum(hi, thi) - np.maximum(lo, tlo), 0, None), axis=-1)
-    area = np.prod(np.clip(hi - lo, 0, None), axis=-1)  # (n, A)
-    tarea = np.prod(np.clip(t[:, 2:] - t[:, :2], 0, None), axis=1)[:, None, None]
-    union = area[None] + tarea - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)  # (K, n, A)
-    p = probs.astype(np.float64)
-    norm = np.sqrt((p * p).sum(axis=2))  # (n, A)
-    picked = np.moveaxis(p[..., np.asarray(classes, np.int64)], 2, 0)  # (K, n, A)
-    cos = np.where(norm > 0, picked / np.where(norm > 0, norm, 1), 0.0)
-    return (iou * obj[None].astype(np.float64) * cos).max(axis=2).T
+    return drise_max(box, np.ascontiguousarray(obj), probs,
+                     np.ascontiguousarray(boxes, np.float64).reshape(-1, 4),
+                     np.ascontiguousarray(classes, np.int64))

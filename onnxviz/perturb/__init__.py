@@ -5,11 +5,12 @@ compiled with ``njit(nogil=True, cache=True)``, writing into a caller-owned batc
 Sample 0 of every perturbation set is the unperturbed image.
 """
 
-from .aggregate import lime_kernel, occlusion_heatmap, weighted_mask_sum, weighted_ridge
+from .aggregate import (lime_kernel, occlusion_heatmap, weighted_mask_sum, weighted_masks_sum,
+                        weighted_ridge)
 from .fill import baseline, parse_fill
 from .lime import lime_batch, sample_matrix
 from .occlusion import EDGES, occlusion_batch, patch_grid
-from .rise import blend_batch, mask_params, rise_masks
+from .rise import bin_grids, blend_batch, mask_params, rise_masks, upsample_bins
 from .segment import grid_segments, relabel, segment
 from .stream import stream
 
@@ -28,8 +29,11 @@ __all__ = [
     "parse_fill",
     "patch_grid",
     "rise_masks",
+    "bin_grids",
+    "upsample_bins",
     "sample_matrix",
     "stream",
     "weighted_mask_sum",
+    "weighted_masks_sum",
     "weighted_ridge",
 ]

@@ -113,3 +113,66 @@ def blend_batch(x0, base, masks, out, channels_last):
                 for y in range(H):
                     for x in range(W):
                         o[c, y, x] = base[c, y, x] + m[y, x] * (x0[c, y, x] - base[c, y, x])
+
+
+@kernel
+def bin_grids(acc, grids, shifts, cell, start, weights):
+    """``acc[k, b] += weights[j, k] * grids[i - 1]`` for masks ``i = start + j >= 1``, where ``b``
+    is the bin of the mask's shift (``dy * cw + dx``), samples added in order.
+
+    A RISE mask is linear in its grid, with weights fixed by its shift, so
+    ``sum_j w_j M_j = sum_b upsample_b(sum_(j in b) w_j g_j)``: the saliency of N masks sums
+    N small grids per target, and :func:`upsample_bins` upsamples one grid per shift at the
+    end (D-RISE weighs every mask once per box; its maps cost ``K x N x s^2`` instead of
+    ``K x N x H x W``).
+
+    Args:
+        acc: (K, ch * cw, s, s) float64 sums, one grid per target and shift.
+        grids, shifts, cell: as from :func:`mask_params`.
+        start: index of the batch's first mask in the set (mask 0 is the image itself, skipped).
+        weights: (n, K) weights of the batch's masks.
+    """
+    n, K = weights.shape
+    for k in prange(K):
+        for j in range(n):
+            i = start + j
+            if i == 0:
+                continue
+            b = shifts[i - 1, 0] * cell[1] + shifts[i - 1, 1]
+            w = weights[j, k]
+            acc[k, b] += w * grids[i - 1]
+
+
+@kernel
+def upsample_bins(acc, cell, out):
+    """``out[k] += sum_b upsample_b(acc[k, b])``: the masks' weighted sum from
+    :func:`bin_grids`' sums, each upsampled as :func:`rise_masks` upsamples a grid with the
+    bin's shift. ``out`` is (K, H, W) float64. The bilinear upsampling is separable and each
+    axis's weights depend on that axis's shift alone, so the rows of every bin are
+    interpolated first, summed per vertical shift, and each such sum interpolated once down
+    the columns: ``K x (bins x s x W + ch x H x W)`` steps, whatever the number of masks."""
+    K, B, s, _ = acc.shape
+    _, H, W = out.shape
+    up_h, up_w = (s + 1) * cell[0], (s + 1) * cell[1]
+    for k in prange(K):
+        rows = np.empty((s, W), np.float64)
+        for dy in range(cell[0]):
+            rows[:] = 0.0
+            used = False
+            for dx in range(cell[1]):
+                g = acc[k, dy * cell[1] + dx]
+                if not np.any(g != 0.0):
+                    continue
+                used = True
+                x0, x1, fx = _axis_weights(W, dx, up_w, s)
+                for r in range(s):
+                    for x in range(W):
+                        u = fx[x]
+                        rows[r, x] += (1.0 - u) * g[r, x0[x]] + u * g[r, x1[x]]
+            if not used:
+                continue
+            y0, y1, fy = _axis_weights(H, dy, up_h, s)
+            for y in range(H):
+                a, c, t = y0[y], y1[y], fy[y]
+                for x in range(W):
+                    out[k, y, x] += (1.0 - t) * rows[a, x] + t * rows[c, x]

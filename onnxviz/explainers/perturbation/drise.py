@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...detection.layouts import drise_weights_batch
-from ...perturb import blend_batch, mask_params, rise_masks, weighted_mask_sum
+from ...perturb import bin_grids, blend_batch, mask_params, rise_masks, upsample_bins
 from .._checks import check_positive_ints
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
@@ -85,7 +85,8 @@ class DRise(Explainer):
             base = self.fill.sample(pixels)
         k = len(classes)
         total = self.num_masks + 1  # mask 0 is the image itself: its weights are the scores
-        acc = np.zeros((k, *geo.size), np.float64)
+        # each box's weighted sum of masks, kept per mask shift on the coarse grid (bin_grids)
+        acc = np.zeros((k, int(cell[0] * cell[1]), *grids.shape[1:]), np.float64)
         first = np.zeros(k)
         shape = tuple(m.shape_of(m.score_output)[1:])
 
@@ -100,13 +101,15 @@ class DRise(Explainer):
             if start == 0:
                 first[:] = w[0]
                 w[0] = 0.0
-            for t in range(k):
-                weighted_mask_sum(acc[t], slot.masks[: stop - start], w[:, t].copy())
+            bin_grids(acc, grids, shifts, cell, start, np.ascontiguousarray(w))
 
         run_set(m, total, self.batch_size, geo, fill, consume, score="logit", timer=timer,
                 progress=self.progress, desc="drise", masks=True)
+        with timer("aggregate"):
+            total_sum = np.zeros((k, *geo.size), np.float64)
+            upsample_bins(acc, cell, total_sum)
         times = timer.result(share=k)
-        heat = (acc / (self.num_masks * self.p)).astype(np.float32)
+        heat = (total_sum / (self.num_masks * self.p)).astype(np.float32)
         return [Explanation(heatmap=heat[t], raw=None, target=int(classes[t]),
                             label=m.label_of(int(classes[t])), score=float(first[t]),
                             method=self.name, params=dict(self.params), timings=times,
