@@ -5,8 +5,7 @@ compiled with ``njit(nogil=True, cache=True)``, writing into a caller-owned batc
 Sample 0 of every perturbation set is the unperturbed image.
 """
 
-from .aggregate import (lime_kernel, occlusion_heatmap, weighted_mask_sum, weighted_masks_sum,
-                        weighted_ridge)
+from .aggregate import lime_kernel, occlusion_heatmap, weighted_mask_sum, weighted_ridge
 from .fill import baseline, parse_fill
 from .lime import lime_batch, sample_matrix
 from .occlusion import EDGES, occlusion_batch, patch_grid
@@ -34,6 +33,5 @@ __all__ = [
     "sample_matrix",
     "stream",
     "weighted_mask_sum",
-    "weighted_masks_sum",
     "weighted_ridge",
 ]

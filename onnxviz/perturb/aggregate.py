@@ -52,21 +52,6 @@ def weighted_mask_sum(acc, masks, weights):
                 acc[y, x] += w * masks[j, y, x]
 
 
-@kernel
-def weighted_masks_sum(acc, masks, weights):
-    """``acc[k] += sum_j weights[j, k] * masks[j]`` for K maps at once, in float64, samples
-    added in order: :func:`weighted_mask_sum` for K targets with one read of each mask row
-    (D-RISE weighs each mask once per box)."""
-    n, H, W = masks.shape
-    K = acc.shape[0]
-    for y in prange(H):
-        for j in range(n):
-            for k in range(K):
-                w = weights[j, k]
-                for x in range(W):
-                    acc[k, y, x] += w * masks[j, y, x]
-
-
 def lime_kernel(keep: np.ndarray, kernel_width: float = 0.25) -> np.ndarray:
     """Sample weights: exponential kernel on the cosine distance to the unperturbed row.
 
