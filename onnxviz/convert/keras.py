@@ -53,6 +53,8 @@ def convert(
     preprocess: str | dict | None = None,
     labels: Sequence[str] | str | Path | None = None,
     opset: int | None = 17,
+    task: str | None = None,
+    layout: str | None = None,
 ) -> onnx.ModelProto:
     """Exports a Keras model (object or ``.keras``/``.h5`` path) to ``path`` with onnxviz metadata.
 
@@ -65,6 +67,9 @@ def convert(
             None to let onnxviz guess.
         labels: class names (list, or a text file with one per line), or None.
         opset: ONNX opset (None: the exporter's default).
+        task: ``classify``, ``detect`` or ``segment``, written to the metadata so that
+            ``onnxviz.load`` needs no ``task=`` (None: let it tell from the outputs).
+        layout: a detector's output layout (``yolov8``, ``yolov5``), written likewise.
 
     Returns:
         The saved model.
@@ -79,7 +84,7 @@ def convert(
         model.export(str(out), format="onnx", verbose=False, opset_version=opset)
         proto = onnx.load(str(out))
     _refuse_tf_ops(proto)
-    write_metadata(proto, preprocess=preprocess, labels=labels)
+    write_metadata(proto, preprocess=preprocess, labels=labels, task=task, layout=layout)
     onnx.checker.check_model(proto)
     save(proto, path)
     return proto

@@ -159,6 +159,7 @@ def feature_levels(model) -> list[tuple[int, int, str]]:
     from itertools import combinations
 
     from ..detection.layouts import head_form
+    from ..model.layouts import layer_layout
 
     cache = model.__dict__.setdefault("_onnxviz_levels", {})
     if "levels" in cache:
@@ -171,7 +172,8 @@ def feature_levels(model) -> list[tuple[int, int, str]]:
         s = layer.shape
         if len(s) != 4 or not all(isinstance(d, int) for d in s[1:]):
             continue
-        grid = (s[2], s[3]) if model.input.layout == "NCHW" else (s[1], s[2])
+        lay = layer_layout(model, layer)  # tf2onnx moves an NHWC input to NCHW for its Convs
+        grid = (s[lay.index("H")], s[lay.index("W")])
         if layer.tensor in conv_inputs:
             last[grid] = layer.name
     grids = sorted(last, key=lambda g: -g[0] * g[1])
