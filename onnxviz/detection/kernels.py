@@ -59,6 +59,10 @@ def drise_max(box, obj, probs, targets, classes):  # pragma: no cover - compiled
     n, a_count = obj.shape
     k_count = targets.shape[0]
     out = np.full((n, k_count), -np.inf)
+    t_area = np.empty(k_count)
+    for k in range(k_count):
+        w = max(targets[k, 2] - targets[k, 0], 0.0)
+        t_area[k] = w * max(targets[k, 3] - targets[k, 1], 0.0)
     half = np.float32(0.5)
     for i in range(n):
         for a in range(a_count):
@@ -77,10 +81,8 @@ def drise_max(box, obj, probs, targets, classes):  # pragma: no cover - compiled
                 w = min(x1, targets[k, 2]) - max(x0, targets[k, 0])
                 h = min(y1, targets[k, 3]) - max(y0, targets[k, 1])
                 inter = max(w, 0.0) * max(h, 0.0)
-                t_area = max(targets[k, 2] - targets[k, 0], 0.0) * \
-                    max(targets[k, 3] - targets[k, 1], 0.0)
-                union = area + t_area - inter
-                if union > 0:
+                union = area + t_area[k] - inter
+                if inter > 0 and union > 0:
                     v = inter / union * scale * np.float64(probs[i, a, classes[k]])
                 if v > out[i, k]:
                     out[i, k] = v

@@ -9,7 +9,8 @@ from .aggregate import lime_kernel, occlusion_heatmap, weighted_mask_sum, weight
 from .fill import baseline, parse_fill
 from .lime import lime_batch, sample_matrix
 from .occlusion import EDGES, occlusion_batch, patch_grid
-from .rise import bin_grids, blend_batch, mask_params, rise_masks, upsample_bins
+from .rise import (bin_grids, blend_batch, mask_params, rise_blend, rise_masks,
+                   upsample_bins)
 from .segment import grid_segments, relabel, segment
 from .stream import stream
 
@@ -28,6 +29,7 @@ __all__ = [
     "parse_fill",
     "patch_grid",
     "rise_masks",
+    "rise_blend",
     "bin_grids",
     "upsample_bins",
     "sample_matrix",

@@ -116,6 +116,51 @@ def blend_batch(x0, base, masks, out, channels_last):
 
 
 @kernel
+def rise_blend(grids, shifts, cell, start, x0, base, out, channels_last):
+    """:func:`rise_masks` then :func:`blend_batch` in one pass, the masks never written: the
+    same numbers bit for bit (each grid's rows are interpolated once, then each pixel's mask
+    value is the same float64 expression rounded to float32), for methods that need the masked
+    images but not the masks (D-RISE, which sums its masks on the grid, :func:`bin_grids`)."""
+    n = out.shape[0]
+    s = grids.shape[1]
+    if channels_last:
+        H, W, C = x0.shape
+    else:
+        C, H, W = x0.shape
+    up_h, up_w = (s + 1) * cell[0], (s + 1) * cell[1]
+    for j in prange(n):
+        i = start + j
+        o = out[j]
+        if i == 0:
+            m = np.ones((H, W), np.float32)
+        else:
+            g = grids[i - 1]
+            y0, y1, fy = _axis_weights(H, shifts[i - 1, 0], up_h, s)
+            xa, xb, fx = _axis_weights(W, shifts[i - 1, 1], up_w, s)
+            rows = np.empty((s, W), np.float64)
+            for r in range(s):
+                for x in range(W):
+                    u = fx[x]
+                    rows[r, x] = (1.0 - u) * g[r, xa[x]] + u * g[r, xb[x]]
+            m = np.empty((H, W), np.float32)
+            for y in range(H):
+                a, b, t = y0[y], y1[y], fy[y]
+                for x in range(W):
+                    m[y, x] = (1.0 - t) * rows[a, x] + t * rows[b, x]
+        if channels_last:
+            for y in range(H):
+                for x in range(W):
+                    w = m[y, x]
+                    for c in range(C):
+                        o[y, x, c] = base[y, x, c] + w * (x0[y, x, c] - base[y, x, c])
+        else:
+            for c in range(C):
+                for y in range(H):
+                    for x in range(W):
+                        o[c, y, x] = base[c, y, x] + m[y, x] * (x0[c, y, x] - base[c, y, x])
+
+
+@kernel
 def bin_grids(acc, grids, shifts, cell, start, weights):
     """``acc[k, b] += weights[j, k] * grids[i - 1]`` for masks ``i = start + j >= 1``, where ``b``
     is the bin of the mask's shift (``dy * cw + dx``), samples added in order.

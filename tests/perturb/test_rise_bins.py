@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxviz.perturb import bin_grids, mask_params, rise_masks, upsample_bins, weighted_mask_sum
+from onnxviz.perturb import (bin_grids, blend_batch, mask_params, rise_blend, rise_masks,
+                             upsample_bins, weighted_mask_sum)
 
 
 @pytest.mark.parametrize("size, cells", [((96, 96), 16), ((101, 77), 7), ((40, 64), 3)])
@@ -30,3 +31,21 @@ def test_binned_sums_equal_the_masks_sums(size, cells):
         np.testing.assert_allclose(out, want, rtol=0, atol=1e-6 * np.abs(want).max())
         maps.append(out)
     assert all(np.array_equal(maps[0], m) for m in maps[1:])  # not a bit changes with batching
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_rise_blend_is_rise_masks_then_blend_bit_for_bit(channels_last):
+    size, n = (37, 52), 20
+    grids, shifts, cell = mask_params(n, 5, 0.5, size, 1)
+    rng = np.random.default_rng(2)
+    shape = (*size, 3) if channels_last else (3, *size)
+    x0 = rng.normal(size=shape).astype(np.float32)
+    base = rng.normal(size=shape).astype(np.float32)
+    masks = np.empty((8, *size), np.float32)
+    want = np.empty((8, *shape), np.float32)
+    got = np.empty_like(want)
+    for start in (0, 8, 13):  # the first batch holds mask 0, the image itself
+        rise_masks(grids, shifts, cell, start, masks)
+        blend_batch(x0, base, masks, want, channels_last)
+        rise_blend(grids, shifts, cell, start, x0, base, got, channels_last)
+        assert np.array_equal(got, want)

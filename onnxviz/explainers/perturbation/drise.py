@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...detection.layouts import drise_weights_batch
-from ...perturb import bin_grids, blend_batch, mask_params, rise_masks, upsample_bins
+from ...perturb import bin_grids, mask_params, rise_blend, upsample_bins
 from .._checks import check_positive_ints
 from ..base import Explainer, Explanation, Timer
 from ..registry import register
@@ -90,10 +90,9 @@ class DRise(Explainer):
         first = np.zeros(k)
         shape = tuple(m.shape_of(m.score_output)[1:])
 
-        def fill(start, stop, slot):
-            n = stop - start
-            rise_masks(grids, shifts, cell, start, slot.masks[:n])
-            blend_batch(x0, base, slot.masks[:n], slot.x[:n], geo.channels_last)
+        def fill(start, stop, slot):  # the masked images; the masks are summed on the grid
+            rise_blend(grids, shifts, cell, start, x0, base, slot.x[:stop - start],
+                       geo.channels_last)
 
         def consume(start, stop, slot, scores):
             w = drise_weights_batch(scores.reshape(len(scores), *shape), m.layout, boxes,
@@ -104,7 +103,7 @@ class DRise(Explainer):
             bin_grids(acc, grids, shifts, cell, start, np.ascontiguousarray(w))
 
         run_set(m, total, self.batch_size, geo, fill, consume, score="logit", timer=timer,
-                progress=self.progress, desc="drise", masks=True)
+                progress=self.progress, desc="drise")
         with timer("aggregate"):
             total_sum = np.zeros((k, *geo.size), np.float64)
             upsample_bins(acc, cell, total_sum)
