@@ -13,7 +13,8 @@ On the scenes detector of ``models/train_scenes.py`` (torch seed 0; 96 px), 2 th
 
 and, when ultralytics is installed (the test install), ODAM on an ultralytics YOLOv8n export
 (random weights re-drawn as in ``tests/detection/test_architectures.py``, 320 px) against the
-same per-box maps on the ultralytics torch model (``--no-yolo`` skips it).
+same per-box maps on the ultralytics torch model, and D-RISE on it (300 masks) against its floor
+(``--no-yolo`` skips them).
 """
 
 from __future__ import annotations
@@ -44,14 +45,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-yolo", action="store_true", help="skip the YOLOv8n case")
     args = ap.parse_args(argv)
-    import onnxruntime as ort
     import torch
 
     import onnxviz as ov
     from models.scenes import make_scenes
     from models.train_scenes import SIZE, ShapesDetector
     from onnxviz.explainers.boxes import feature_levels
-    from onnxviz.perturb import mask_params, rise_masks
 
     torch.set_num_threads(args.threads)
     n_masks, repeats = (200, 1) if args.quick else (2000, 3)
@@ -67,27 +66,8 @@ def main(argv=None) -> int:
     print(f"{args.threads} threads, scenes detector {SIZE} px, {len(boxes)} boxes, "
           f"levels {[(a, b) for a, b, _ in feature_levels(m)]}")
 
-    # D-RISE vs the floor: the same masked images through the plain graph
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = args.threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     x0 = m.normalize(m.to_pixels(photo))
-    grids, shifts, cell = mask_params(n_masks, 16, 0.5, (SIZE, SIZE), 0)
-    masks = np.empty((n_masks + 1, SIZE, SIZE), np.float32)
-    rise_masks(grids, shifts, cell, 0, masks)
-    batch = (x0 * masks[:, None]).astype(np.float32)
-
-    def floor():
-        for s in range(0, len(batch), 32):
-            sess.run(None, {"x": batch[s:s + 32]})
-
-    def drise():
-        ov.explain(m, photo, method="drise", num_masks=n_masks, max_detections=8, batch_size=32)
-
-    drise()  # warm-up: sessions, kernels
-    t_floor, t_drise = best(floor, repeats), best(drise, repeats)
-    print(f"{'D-RISE, ' + str(n_masks) + ' masks, all boxes':40} onnxviz {t_drise:8.3f} s  "
-          f"floor {t_floor:8.3f} s  ratio {t_drise / t_floor:5.2f}x")
+    drise_vs_floor(m, path, photo, n_masks, repeats, args.threads, "", max_detections=8)
 
     # ODAM for every box: onnxviz vs torch.autograd.grad per box on the twin
     def odam():
@@ -113,11 +93,47 @@ def main(argv=None) -> int:
     print(f"{'ODAM, every box of the image':40} onnxviz {t_ours:8.3f} s  "
           f"torch {t_torch:8.3f} s  speed-up {t_torch / t_ours:5.2f}x")
     if not args.no_yolo:
-        yolov8n_odam(args.threads, 1 if args.quick else 3)
+        yolov8n_odam(args.threads, 1 if args.quick else 3, masks=100 if args.quick else 300)
     return 0
 
 
-def yolov8n_odam(threads: int, repeats: int, size: int = 320, boxes: int = 8) -> None:
+def drise_vs_floor(m, path, photo, n_masks: int, repeats: int, threads: int, name: str,
+                   **nms) -> None:
+    """D-RISE of every box of ``photo`` against the bare ONNX Runtime floor: the same
+    ``n_masks + 1`` masked images (mask 0 is the photo) through the unmodified graph in
+    batches of 32, as D-RISE runs them."""
+    import onnxruntime as ort
+
+    import onnxviz as ov
+    from onnxviz.perturb import mask_params, rise_masks
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x0 = m.normalize(m.to_pixels(photo))
+    size = m.input.size
+    grids, shifts, cell = mask_params(n_masks, 16, 0.5, size, 0)
+    masks = np.empty((n_masks + 1, *size), np.float32)
+    rise_masks(grids, shifts, cell, 0, masks)
+    batch = (x0 * masks[:, None]).astype(np.float32)
+    feed = m.input.name
+
+    def floor():
+        for s in range(0, len(batch), 32):
+            sess.run(None, {feed: batch[s:s + 32]})
+
+    def drise():
+        ov.explain(m, photo, method="drise", num_masks=n_masks, batch_size=32, **nms)
+
+    drise()  # warm-up: sessions, kernels
+    t_floor, t_drise = best(floor, repeats), best(drise, repeats)
+    label = f"D-RISE{name}, {n_masks} masks, all boxes"
+    print(f"{label:40} onnxviz {t_drise:8.3f} s  floor {t_floor:8.3f} s  "
+          f"ratio {t_drise / t_floor:5.2f}x")
+
+
+def yolov8n_odam(threads: int, repeats: int, size: int = 320, boxes: int = 8,
+                 masks: int = 300) -> None:
     """ODAM for every box of one image on an ultralytics YOLOv8n export: onnxviz against
     ``torch.autograd.grad`` per box on the ultralytics model, at the level onnxviz picks."""
     import os
@@ -194,6 +210,8 @@ def yolov8n_odam(threads: int, repeats: int, size: int = 320, boxes: int = 8) ->
     t_ours, t_torch = best(odam, repeats), best(torch_odam, repeats)
     print(f"{'ODAM, every box, YOLOv8n':40} onnxviz {t_ours:8.3f} s  "
           f"torch {t_torch:8.3f} s  speed-up {t_torch / t_ours:5.2f}x")
+    drise_vs_floor(m, path, photo, masks, repeats, threads, " YOLOv8n", score_threshold=0.5,
+                   max_detections=boxes)
 
 
 if __name__ == "__main__":
