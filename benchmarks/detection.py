@@ -101,26 +101,29 @@ def drise_vs_floor(m, path, photo, n_masks: int, repeats: int, threads: int, nam
                    **nms) -> None:
     """D-RISE of every box of ``photo`` against the bare ONNX Runtime floor: the same
     ``n_masks + 1`` masked images (mask 0 is the photo) through the unmodified graph in
-    batches of 32, as D-RISE runs them."""
+    batches of 32 (one at a time for a file of batch 1), as D-RISE runs them."""
     import onnxruntime as ort
 
     import onnxviz as ov
     from onnxviz.perturb import mask_params, rise_masks
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    from onnxviz import runtime
+
+    # the session options onnxviz runs with (threads, no spinning), as benchmarks/runtime.py's
+    # bare session: a spinning floor loses to any other busy process
+    sess = ort.InferenceSession(str(path), runtime._options(threads),
+                                providers=["CPUExecutionProvider"])
     x0 = m.normalize(m.to_pixels(photo))
     size = m.input.size
     grids, shifts, cell = mask_params(n_masks, 16, 0.5, size, 0)
     masks = np.empty((n_masks + 1, *size), np.float32)
     rise_masks(grids, shifts, cell, 0, masks)
     batch = (x0 * masks[:, None]).astype(np.float32)
-    feed = m.input.name
+    feed, step = m.input.name, 1 if m.fixed_batch else 32  # an ultralytics export: batch 1
 
     def floor():
-        for s in range(0, len(batch), 32):
-            sess.run(None, {feed: batch[s:s + 32]})
+        for s in range(0, len(batch), step):
+            sess.run(None, {feed: batch[s:s + step]})
 
     def drise():
         ov.explain(m, photo, method="drise", num_masks=n_masks, batch_size=32, **nms)
