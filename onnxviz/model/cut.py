@@ -172,7 +172,10 @@ def cut_gradients(model, x, seed, of: str, score: str, wrt: tuple, expose: tuple
     with _LOCK:
         cache = model.__dict__.setdefault("_cut_cache", {})
     if key not in cache:
-        found = plan(model, of, score, wrt, expose)
+        try:
+            found = plan(model, of, score, wrt, expose)
+        except Exception:  # noqa: BLE001 - a suffix the autodiff or ONNX Runtime refuses: the
+            found = None  # whole gradient graph gives the same numbers, or says what is wrong
         with _LOCK:
             cache[key] = found
     cut = cache[key]
