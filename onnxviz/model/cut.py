@@ -115,8 +115,8 @@ def plan(model, of: str, score: str, wrt: tuple, expose: tuple) -> Cut | None:
         if not pulled:
             break
         suffix |= pulled
-    if any(s is None for s in shapes.values()):
-        return None
+    if any(s is None or (t in inputs and t != model.input.name) for t, s in shapes.items()):
+        return None  # a tensor without the batch first, or an input onnxviz does not feed
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
            for i in suffix for a in nodes[i].attribute):
         return None  # a subgraph may read outer names its node's inputs do not list
