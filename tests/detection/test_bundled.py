@@ -147,7 +147,8 @@ def seg():
 def test_the_segmenter_segments_the_shapes(seg, scenes):
     found = np.stack([seg.predict(img).class_map for img in scenes.images])
     for c in range(len(seg.labels)):
-        iou = ((found == c) & (scenes.masks == c)).sum() / ((found == c) | (scenes.masks == c)).sum()
+        ours, truth = found == c, scenes.masks == c
+        iou = (ours & truth).sum() / (ours | truth).sum()
         assert iou >= 0.9, f"{seg.labels[c]}: IoU {iou:.3f}"
 
 
