@@ -7,8 +7,9 @@
   layout, ``[N, 4 + 3, 180]``: ``cx, cy, w, h`` in input pixels, then the class scores. Trained
   with FCOS's centre sampling (an anchor within 1.5 strides of a box's centre and inside it is a
   positive of that box), binary cross-entropy on the classes and GIoU on the boxes.
-- ``shapes_segmenter.onnx``: a small U-Net (16-32-64 channels, two skip connections), logits
-  ``[N, 4, 96, 96]`` for background, square, disc, triangle; cross-entropy.
+- ``shapes_segmenter.onnx``: a small U-Net (16-24-32-48 channels, three skip connections) after a
+  fixed brightness layer, logits ``[N, 4, 96, 96]`` for background, square, disc, triangle; one
+  binary cross-entropy per class.
 
 Both take NCHW RGB in [0, 1] (``unit``) and are exported with ``onnxviz.convert.pytorch``, whose
 metadata says the task and, for the detector, the layout. Run from the repository root::
@@ -76,25 +77,43 @@ class ShapesDetector(nn.Module):
         return torch.cat(out, dim=2)
 
 
+class Brightness(nn.Module):
+    """A fixed (not trained) 1x1 layer: ``leaky_relu(10 * (x - 0.55), 0.01)`` per channel on
+    [0, 1] inputs. A shape has two channels of at least 170/255 (0.67 -> 1.2 and more), the noise
+    none above 110/255 (0.43 -> -0.012 at most), so the noise reaches the network 100x more weakly
+    than a shape (the shapes classifiers' whiteness layer, ``models/README.md``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(10.0 * (x - 0.55), 0.01)
+
+
 class ShapesSegmenter(nn.Module):
-    """A small U-Net: logits ``[N, 1 + C, H, W]``."""
+    """A U-Net of three levels (16-24-32 channels, a 48-channel bottleneck at stride 8, three
+    skip connections) after the fixed :class:`Brightness` layer: logits ``[N, 1 + C, H, W]``.
+    The bottleneck sees about 70 px, enough to tell a 40 px disc's centre from a square's."""
 
     def __init__(self):
         super().__init__()
+        self.bright = Brightness()
         self.enc1 = nn.Sequential(_block(3, 16), _block(16, 16))
-        self.enc2 = nn.Sequential(_block(16, 32), _block(32, 32))
-        self.mid = nn.Sequential(_block(32, 64), _block(64, 64))
-        self.up2 = nn.ConvTranspose2d(64, 32, 2, 2)
-        self.dec2 = _block(64, 32)
-        self.up1 = nn.ConvTranspose2d(32, 16, 2, 2)
+        self.enc2 = nn.Sequential(_block(16, 24), _block(24, 24))
+        self.enc3 = nn.Sequential(_block(24, 32), _block(32, 32))
+        self.mid = nn.Sequential(_block(32, 48), _block(48, 48))
+        self.up3 = nn.ConvTranspose2d(48, 32, 2, 2)
+        self.dec3 = _block(64, 32)
+        self.up2 = nn.ConvTranspose2d(32, 24, 2, 2)
+        self.dec2 = _block(48, 24)
+        self.up1 = nn.ConvTranspose2d(24, 16, 2, 2)
         self.dec1 = _block(32, 16)
         self.out = nn.Conv2d(16, 1 + C, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        e1 = self.enc1(x)
+        e1 = self.enc1(self.bright(x))
         e2 = self.enc2(F.max_pool2d(e1, 2))
-        m = self.mid(F.max_pool2d(e2, 2))
-        d2 = self.dec2(torch.cat([self.up2(m), e2], 1))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        m = self.mid(F.max_pool2d(e3, 2))
+        d3 = self.dec3(torch.cat([self.up3(m), e3], 1))
+        d2 = self.dec2(torch.cat([self.up2(d3), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
         return self.out(d1)
 
@@ -182,22 +201,29 @@ def train_detector(steps: int, batch: int, seed: int = 0) -> ShapesDetector:
 
 
 def train_segmenter(steps: int, batch: int, seed: int = 0) -> ShapesSegmenter:
+    """One sigmoid (binary cross-entropy) per class, background included, so a class's logit is
+    positive on its own pixels and negative elsewhere: a region's logits then say "this class"
+    and nothing about the other shapes' classes (with a softmax only the differences of the logits
+    are trained)."""
     torch.manual_seed(seed)
-    data = make_scenes(batch * 100, seed=TRAIN_SEED + 100)
+    data = make_scenes(batch * 200, seed=TRAIN_SEED + 100)
     x_all, y_all = _tensor(data.images), torch.from_numpy(data.masks)
     net = ShapesSegmenter()
 
     def loss_of(idx):
-        loss = F.cross_entropy(net(x_all[idx]), y_all[idx])
+        y = F.one_hot(y_all[idx], 1 + C).permute(0, 3, 1, 2).float()
+        loss = F.binary_cross_entropy_with_logits(net(x_all[idx]), y)
         return loss, f"{loss.item():.4f}"
 
     return _fit(net, loss_of, len(x_all), steps, batch, seed, "segmenter", 100)
 
 
 def export(net: nn.Module, path: Path, task: str, layout: str | None = None) -> None:
+    """Writes ``net`` with the task's metadata; a segmenter's labels name its background too."""
     from onnxviz.convert.pytorch import convert
 
-    convert(net, path, input_size=(SIZE, SIZE), preprocess="unit", labels=list(LABELS),
+    labels = ["background", *LABELS] if task == "segment" else list(LABELS)
+    convert(net, path, input_size=(SIZE, SIZE), preprocess="unit", labels=labels,
             task=task, layout=layout)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} KB)")
 
@@ -213,7 +239,7 @@ def main(argv=None) -> int:
         net = train_detector(args.steps or 1500, args.batch)
         export(net, DETECTOR_PATH, "detect", "yolov8")
     if args.only in (None, "segmenter"):
-        net = train_segmenter(args.steps or 600, args.batch)
+        net = train_segmenter(args.steps or 1000, args.batch)
         export(net, SEGMENTER_PATH, "segment")
     return 0
 

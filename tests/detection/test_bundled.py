@@ -1,12 +1,12 @@
-"""The bundled detector on held-out scenes (issue 22's proof): it finds the shapes, and each box's
-map points at its own object.
+"""The bundled detector and segmenter on held-out scenes (issue 22's proof): they find the
+shapes, and each box's or region's map points at its own object.
 
 The scenes come from ``models/scenes.py`` with a seed the training never saw (12; training used
 11). A box's map "points at its object" when its maximum lies in the object's true box, within
 the pointing game's tolerance (Zhang et al. 2016: 15 px on ~224 px images, so 6 px on these
 96 px scenes); only true detections count (IoU >= 0.5 with a true box of the same class).
 "Leak" is the share of a map's positive mass inside another object's true box, for each pair
-of objects whose boxes do not overlap.
+of objects whose boxes do not overlap. The segmenter's regions: below.
 """
 
 from __future__ import annotations
@@ -151,3 +151,66 @@ def test_gradcam_spreads_to_other_objects_of_its_class_where_odam_does_not(maps)
     crowded = [(h, b) for h, b, _, _, single in maps["gradcam"] if not single]
     assert np.mean([_points(h, b) for h, b in crowded]) < 0.9
     assert all(_points(h, b) for h, b, _, _, single in maps["odam"] if not single)
+
+
+# The bundled segmenter: the same criteria per region. A region is a shape class's predicted
+# mask (the default target); its map "points at its region" when its maximum lies on one of the
+# region's pixels (no tolerance), and "leak" is its share of positive mass on another shape
+# class's region in the same image. Where the maximum is a plateau (occlusion's map is constant
+# over each patch when stride = patch), its centre is the maximum's place, not its top-left pixel.
+REGION_METHODS = {"saliency": {}, "gradcam": {}, "occlusion": {"patch": 8, "stride": 8}}
+
+
+@pytest.fixture(scope="module")
+def seg():
+    return ov.load(ov.bundled_model("shapes_segmenter"))
+
+
+def test_the_segmenter_segments_the_shapes(seg, scenes):
+    found = np.stack([seg.predict(img).class_map for img in scenes.images])
+    for c in range(len(seg.labels)):
+        ours, truth = found == c, scenes.masks == c
+        iou = (ours & truth).sum() / (ours | truth).sum()
+        assert iou >= 0.9, f"{seg.labels[c]}: IoU {iou:.3f}"
+
+
+@pytest.fixture(scope="module")
+def region_maps(seg, scenes):
+    """Per method: ``(heatmap, region mask, other shape regions' masks)`` of every shape region
+    in the first eight scenes (the background is a region too, but not an object)."""
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a blank map is counted as a miss below
+        for method, opts in REGION_METHODS.items():
+            rows = []
+            for img in scenes.images[:8]:
+                found = ov.explain(seg, img, method, **opts)
+                masks = {e.target: e.extras["region_mask"] for e in found if e.target != 0}
+                for e in found:
+                    if e.target != 0:
+                        rows.append((e.heatmap, masks[e.target],
+                                     [m for c, m in masks.items() if c != e.target]))
+            out[method] = rows
+    return out
+
+
+def _peak(heat) -> tuple[int, int]:
+    ys, xs = np.nonzero(heat == heat.max())
+    return int(round(ys.mean())), int(round(xs.mean()))
+
+
+@pytest.mark.parametrize("method", list(REGION_METHODS))
+def test_each_region_map_points_at_its_own_region(region_maps, method):
+    rows = region_maps[method]
+    assert len(rows) >= 12 and rows[0][1].shape == rows[0][0].shape
+    hits = [h.max() > h.min() and bool(m[_peak(h)]) for h, m, _ in rows]
+    assert np.mean(hits) >= 0.9, f"{method}: {sum(hits)} of {len(hits)}"
+
+
+@pytest.mark.parametrize("method", list(REGION_METHODS))
+def test_a_region_map_stays_off_the_other_regions(region_maps, method):
+    leaks = []
+    for h, _, others in region_maps[method]:
+        pos = np.clip(h, 0, None)
+        leaks += [float(pos[m].sum()) / max(float(pos.sum()), 1e-12) for m in others]
+    assert len(leaks) >= 10 and max(leaks) < 0.2, f"{method}: worst {max(leaks):.3f}"
