@@ -9,8 +9,8 @@ import pytest
 def _one_torch_thread():
     """torch's OpenMP threads on the zoo's small tensors (64 px, batch 2): the float64 reference
     gradient of swin_tiny took 13.9 s wall (9.5 s CPU) on two threads and 0.9 s (0.6 s CPU) on one
-    on the shared 2-core machine, the threads spinning at every op's barrier while ONNX Runtime's
-    and other processes' threads want the same cores. Only the speed changes: the references are
+    on the shared 2-core machine (likely its OpenMP threads waiting for each other at every op
+    while other threads hold the two cores). Only the speed changes: the references are
     the same computations, and every tolerance and check stays as it was. Restored after each
     module so that other folders keep torch's default."""
     try:

@@ -1,6 +1,7 @@
 """The architecture zoo: timm models as users export them, explained through ONNX Runtime.
 
-Each architecture is built with random weights at a small input size, wrapped so that it also
+Each architecture is built with random weights at a small input size (Swin and EfficientFormer
+also narrower and shallower, with the same ops: see ARCHS), wrapped so that it also
 returns one mid-depth activation (found with forward hooks: the middle of the modules whose output
 is a 3-D or 4-D tensor), and exported with the TorchScript exporter (opset 17, symbolic batch) and,
 for the architectures where the two exporters produce different graphs that matter (transformers,
