@@ -1,6 +1,7 @@
 """The architecture zoo: timm models as users export them, explained through ONNX Runtime.
 
-Each architecture is built with random weights at a small input size, wrapped so that it also
+Each architecture is built with random weights at a small input size (Swin and EfficientFormer
+also narrower and shallower, with the same ops: see ARCHS), wrapped so that it also
 returns one mid-depth activation (found with forward hooks: the middle of the modules whose output
 is a 3-D or 4-D tensor), and exported with the TorchScript exporter (opset 17, symbolic batch) and,
 for the architectures where the two exporters produce different graphs that matter (transformers,
@@ -56,12 +57,21 @@ ARCHS = [
     ("hrnet_w18_small", 64, {}, False),
     ("vit_tiny_patch16_224", 64, {"img_size": 64}, True),
     ("deit_tiny_distilled_patch16_224", 64, {"img_size": 64}, False),
-    ("swin_tiny_patch4_window7_224", 64, {"img_size": 64, "window_size": 4}, True),
+    # Swin-T's stages at half width with two blocks each (Swin-T: 96 wide, depths 2, 2, 6, 2): the
+    # same ops (windowed attention, shifted every other block, patch merging); the 768 channels of
+    # the last stage made Score-CAM and Ablation-CAM (one run per channel) 11 s each
+    ("swin_tiny_patch4_window7_224", 64,
+     {"img_size": 64, "window_size": 4, "embed_dim": 48, "depths": (2, 2, 2, 2)}, True),
     ("maxvit_nano_rw_256", 64, {"img_size": 64}, True),
     ("coatnet_nano_rw_224", 64, {"img_size": 64}, True),
     ("mobilevit_xxs", 64, {}, False),
     ("levit_128s", 64, {"img_size": 64}, True),
-    ("efficientformer_l1", 224, {}, False),
+    # 224 px: its attention's position biases are fixed at 7 x 7 tokens. Quarter width, one block
+    # per stage and two in the last (pool blocks, Flat, then the attention block: the same ops as
+    # L1's 3, 2, 6, 4 blocks): the 448 channels of the last stage made Score-CAM and Ablation-CAM
+    # (one run per channel at 224 px) 20 s each
+    ("efficientformer_l1", 224, {"embed_dims": (12, 24, 56, 112), "depths": (1, 1, 1, 2)},
+     False),
     ("poolformer_s12", 64, {}, False),
     ("mixer_s16_224", 64, {"img_size": 64}, False),
     ("fastvit_t8", 64, {}, False),
@@ -86,7 +96,6 @@ REFUSALS = {
 }
 #: Light settings so that every method runs in seconds on a 2-core machine.
 LIGHT = {
-    "occlusion": {"patch": 16, "stride": 16},
     "lime": {"num_samples": 40, "segmentation": "slic", "n_segments": 16},
     "rise": {"num_masks": 40},
     "smoothgrad": {"samples": 3},
@@ -95,6 +104,15 @@ LIGHT = {
     "gradient_shap": {"samples": 2},
     "deeplift_shap": {"samples": 2},
 }
+
+
+def light(method: str, size: int) -> dict:
+    """LIGHT, plus occlusion with its patch a quarter of the image side: 4 x 4 runs at every
+    size (196 at efficientformer_l1's 224 px with 16 px patches); the test checks that a map
+    comes out."""
+    if method == "occlusion":
+        return {"patch": size // 4, "stride": size // 4}
+    return LIGHT.get(method, {})
 
 
 class _Tap(torch.nn.Module):
@@ -230,7 +248,7 @@ def test_zoo(arch, exporter, zoo_dir):
     img = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     for method in ov.METHODS:
         try:
-            e = ov.explain(m, img, method=method, target=3, **LIGHT.get(method, {}))
+            e = ov.explain(m, img, method=method, target=3, **light(method, size))
         except OnnxvizError as err:
             reason = REFUSALS.get(method)
             assert reason and re.search(reason, str(err)), f"{method}: {err}"
