@@ -45,7 +45,7 @@ def default_providers() -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def _options(threads: int | None, arena: bool = True, qdq: bool = False):
+def _options(threads: int | None, arena: bool = True, qdq: bool = False, prepack: bool = True):
     """Session options; ``qdq``: the graph holds QuantizeLinear/DequantizeLinear pairs, which run
     as written (dequantize, float op, quantize: the QDQ format's definition) rather than fused
     into int8 kernels. onnxruntime 1.32's fused kernels get the bundled shapes CNN's QDQ twin
@@ -57,6 +57,8 @@ def _options(threads: int | None, arena: bool = True, qdq: bool = False):
     if qdq:
         so.add_session_config_entry("session.disable_quant_qdq", "1")
     so.enable_cpu_mem_arena = arena
+    if not prepack:
+        so.add_session_config_entry("session.disable_prepacking", "1")
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -70,7 +72,7 @@ def _options(threads: int | None, arena: bool = True, qdq: bool = False):
 
 
 def session(model, providers: Sequence[str] | None = None, threads: int | None = None,
-            cache: bool = True, arena: bool = True):
+            cache: bool = True, arena: bool = True, prepack: bool = True):
     """An ``onnxruntime.InferenceSession`` for ``model``, cached per graph and options.
 
     Args:
@@ -80,6 +82,9 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
         cache: keep the session for later calls (off for one-off runs such as shape probes).
         arena: keep freed memory for the session's later runs (ONNX Runtime's CPU arena); off for
             one-off runs, whose memory then goes back as soon as each run ends.
+        prepack: let ONNX Runtime keep its own re-laid-out copy of the weights (faster batched
+            convolutions; off for a session that runs one image now and then, where the copy is
+            only memory).
 
     Returns:
         The (possibly cached) session.
@@ -92,15 +97,15 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
 
     data = model if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
     providers = list(providers) if providers else default_providers()
-    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads, arena)
+    key = (hashlib.sha1(data).hexdigest(), len(data), tuple(providers), threads, arena, prepack)
     if not cache:
-        return _build(data, providers, threads, arena)
+        return _build(data, providers, threads, arena, prepack)
     with _BUILDING(key):  # threads asking for the same session at once: one builds it
         with _LOCK:
             if key in _CACHE:
                 _CACHE.move_to_end(key)
                 return _CACHE[key]
-        sess = _build(data, providers, threads, arena)
+        sess = _build(data, providers, threads, arena, prepack)
         with _LOCK:
             _CACHE[key] = sess
             while len(_CACHE) > _CACHE_SIZE:
@@ -108,13 +113,14 @@ def session(model, providers: Sequence[str] | None = None, threads: int | None =
     return sess
 
 
-def _build(data: bytes, providers: list, threads: int | None, arena: bool):
+def _build(data: bytes, providers: list, threads: int | None, arena: bool, prepack: bool = True):
     import onnxruntime as ort
 
     qdq = b"QuantizeLinear" in data and b"DequantizeLinear" in data
-    options = _options(threads, arena, qdq)  # OptionError for a bad thread count, as it is
+    options = _options(threads, arena, qdq, prepack)  # OptionError for a bad thread count
     try:
-        return ort.InferenceSession(bytes(data), sess_options=options, providers=providers)
+        data = data if isinstance(data, bytes) else bytes(data)  # a copy only of a bytearray
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as e:  # onnxruntime raises its own exception types
         raise _ort_error(e, data) from None
 

@@ -281,15 +281,16 @@ class Model(NumericForm):
                                     None if probs is None else float(probs[n, i])) for i in idx])
         return rows[0] if single else rows
 
-    def _with_outputs(self, names: tuple[str, ...]) -> onnx.ModelProto:
-        """A cached copy of the graph whose outputs also include ``names``."""
+    def _with_outputs(self, names: tuple[str, ...], keep: bool = True) -> onnx.ModelProto:
+        """A copy of the graph whose outputs also include ``names`` (cached unless not
+        ``keep``)."""
         have = {o.name for o in self.proto.graph.output}
         extra = tuple(n for n in names if n not in have)
         if not extra:
             return self.proto
         key = tuple(sorted(extra))
         with self._lock:
-            if key in self._exposed:
+            if keep and key in self._exposed:
                 self._exposed.move_to_end(key)
                 return self._exposed[key]
         known = {vi.name: vi for vi in self.proto.graph.value_info}
@@ -306,6 +307,8 @@ class Model(NumericForm):
             else:
                 vi.name = n
             proto.graph.output.append(vi)
+        if not keep:
+            return proto
         with self._lock:
             self._exposed[key] = proto
             while len(self._exposed) > 8:
