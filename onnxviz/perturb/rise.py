@@ -89,6 +89,24 @@ def rise_masks(grids, shifts, cell, start, out):
                 out[j, y, x] = (1.0 - t) * top + t * bot
 
 
+@njit(nogil=True, cache=True)
+def _blend_one(m, x0, base, o, channels_last):
+    """``o = base + m * (x0 - base)``, the (H, W) mask ``m`` broadcast over channels."""
+    if channels_last:
+        H, W, C = x0.shape
+        for y in range(H):
+            for x in range(W):
+                w = m[y, x]
+                for c in range(C):
+                    o[y, x, c] = base[y, x, c] + w * (x0[y, x, c] - base[y, x, c])
+    else:
+        C, H, W = x0.shape
+        for c in range(C):
+            for y in range(H):
+                for x in range(W):
+                    o[c, y, x] = base[c, y, x] + m[y, x] * (x0[c, y, x] - base[c, y, x])
+
+
 @kernel
 def blend_batch(x0, base, masks, out, channels_last):
     """``out[j] = base + masks[j] * (x0 - base)``, the mask broadcast over channels.
@@ -96,23 +114,8 @@ def blend_batch(x0, base, masks, out, channels_last):
     With a per-pixel affine preprocessing ``A``, ``A(m * p + (1 - m) * b) = b' + m * (A(p) - b')``
     where ``b' = A(b)``, so blending preprocessed tensors equals preprocessing blended pixels.
     """
-    n = out.shape[0]
-    for j in prange(n):
-        m = masks[j]
-        o = out[j]
-        if channels_last:
-            H, W, C = x0.shape
-            for y in range(H):
-                for x in range(W):
-                    w = m[y, x]
-                    for c in range(C):
-                        o[y, x, c] = base[y, x, c] + w * (x0[y, x, c] - base[y, x, c])
-        else:
-            C, H, W = x0.shape
-            for c in range(C):
-                for y in range(H):
-                    for x in range(W):
-                        o[c, y, x] = base[c, y, x] + m[y, x] * (x0[c, y, x] - base[c, y, x])
+    for j in prange(out.shape[0]):
+        _blend_one(masks[j], x0, base, out[j], channels_last)
 
 
 @kernel
@@ -147,17 +150,7 @@ def rise_blend(grids, shifts, cell, start, x0, base, out, channels_last):
                 a, b, t = y0[y], y1[y], fy[y]
                 for x in range(W):
                     m[y, x] = (1.0 - t) * rows[a, x] + t * rows[b, x]
-        if channels_last:
-            for y in range(H):
-                for x in range(W):
-                    w = m[y, x]
-                    for c in range(C):
-                        o[y, x, c] = base[y, x, c] + w * (x0[y, x, c] - base[y, x, c])
-        else:
-            for c in range(C):
-                for y in range(H):
-                    for x in range(W):
-                        o[c, y, x] = base[c, y, x] + m[y, x] * (x0[c, y, x] - base[c, y, x])
+        _blend_one(m, x0, base, o, channels_last)
 
 
 @kernel
