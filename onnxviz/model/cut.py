@@ -9,7 +9,7 @@ the score) runs on the K rows: its inputs are the cut tensors, each image's row 
 
 The result is the same function of the same numbers as the whole gradient graph's (the forward
 of the suffix reads the activations the prefix computed, and the backward stops at the layers
-anyway); ``tests/model/test_cut.py`` checks it against the uncut graph and finite differences.
+anyway); ``tests/model/test_cut.py`` checks it against the uncut graph row by row.
 
 The cut is used only where it is plain: a float graph (its gradient source is the file itself),
 no rule set or reference pass, no control-flow node after the cut, and every tensor crossing
@@ -27,6 +27,7 @@ import onnx
 from onnx import helper
 
 from .. import runtime
+from .grad import cpu_only, tensor_types
 
 _LOCK = threading.Lock()
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
@@ -47,14 +48,6 @@ class Cut:
     prefix_exposed: list
     gm: object
     sess: object
-
-
-def _types(proto: onnx.ModelProto) -> dict:
-    g = proto.graph
-    out = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.value_info, *g.input, *g.output)
-           if vi.type.HasField("tensor_type")}
-    out.update({t.name: t.data_type for t in g.initializer})
-    return out
 
 
 def _batch_first(model, tensor: str, types: dict) -> tuple | None:
@@ -103,7 +96,7 @@ def plan(model, of: str, score: str, wrt: tuple, expose: tuple) -> Cut | None:
         elif i in before:
             suffix.add(i)
     inits = {t.name: t for t in g.initializer}
-    types = _types(proto)
+    types = tensor_types(proto)
     producer = {o: i for i, n in enumerate(nodes) for o in n.output if o}
     while True:  # the small integer tensors a suffix reads (shapes) come along with their nodes
         made = {o for i in suffix for o in nodes[i].output if o}
@@ -133,9 +126,7 @@ def plan(model, of: str, score: str, wrt: tuple, expose: tuple) -> Cut | None:
     sub.ir_version = proto.ir_version
     from ..autodiff import gradient_model
 
-    providers = list(model.providers or runtime.default_providers())
-    cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
-    gm = gradient_model(sub, of=of, wrt=list(wrt), expose=inside, cpu=cpu,
+    gm = gradient_model(sub, of=of, wrt=list(wrt), expose=inside, cpu=cpu_only(model),
                         facts=model.shape_facts())
     sess = runtime.session(gm.model, providers=model.providers, threads=model.threads)
     prefix_exposed = [e for e in expose if e not in inside]
@@ -160,13 +151,10 @@ def cut_gradients(model, x, seed, of: str, score: str, wrt: tuple, expose: tuple
                   step: int | None):
     """``(score, grads, exposed)`` through the cut (the last two by tensor name), or None where
     the cut does not apply or would not save a forward (the images are distinct)."""
-    if len(x) < 2:
-        return None
+    if len(x) < 2 or model.input.name in wrt or model.gradient_source() is not model.proto:
+        return None  # checked before comparing rows: input gradients never cut
     first, inverse = distinct_rows(x)
     if len(first) == len(x):
-        return None
-    if getattr(model, "gradient_source", None) is None or model.gradient_source() is not \
-            model.proto:
         return None
     key = (of, score, wrt, expose)
     with _LOCK:

@@ -41,8 +41,7 @@ def _build(model, of: str, wrt: tuple, expose: tuple, rules: str | None):
     from ..autodiff import gradient_model
 
     _check_float(model, wrt)
-    providers = list(model.providers or runtime.default_providers())
-    cpu = all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
+    cpu = cpu_only(model)
     facts = model.shape_facts() if hasattr(model, "shape_facts") else None
     # int8 / float16 files: the graph their gradient mode defines (onnxviz.model.precision)
     src = model.gradient_source() if hasattr(model, "gradient_source") else model.proto
@@ -55,13 +54,27 @@ def _build(model, of: str, wrt: tuple, expose: tuple, rules: str | None):
 _FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
 
 
-def _check_float(model, wrt) -> None:
-    """Gradients exist only for real-valued tensors: an int8 quantizer output is refused by name
-    (ONNX Runtime would fail on the gradient's output type)."""
-    g = model.proto.graph
+def cpu_only(model) -> bool:
+    """Whether ``model`` runs on ONNX Runtime's CPU provider alone (the gradient graph's CPU
+    forms, :func:`onnxviz.autodiff.gradient_model`'s ``cpu``)."""
+    providers = list(model.providers or runtime.default_providers())
+    return all((p[0] if isinstance(p, tuple) else p) == "CPUExecutionProvider" for p in providers)
+
+
+def tensor_types(proto) -> dict:
+    """Element type of every tensor the graph declares (value infos, inputs, outputs,
+    initializers), by name."""
+    g = proto.graph
     types = {vi.name: vi.type.tensor_type.elem_type for vi in (*g.value_info, *g.input, *g.output)
              if vi.type.HasField("tensor_type")}
     types.update({t.name: t.data_type for t in g.initializer})
+    return types
+
+
+def _check_float(model, wrt) -> None:
+    """Gradients exist only for real-valued tensors: an int8 quantizer output is refused by name
+    (ONNX Runtime would fail on the gradient's output type)."""
+    types = tensor_types(model.proto)
     for w in wrt:
         t = types.get(w)
         if t and t not in _FLOAT_TYPES:
@@ -120,7 +133,8 @@ def gradients(model, x, seed, wrt, expose=(), *, rules=None, reference=None):
                             tuple(dict.fromkeys(e_names)), step)
     if cut is not None:
         s, g, e = cut
-        return ({w: g[n] for w, n in zip(wrt, w_names)}, {k: e[n] for k, n in zip(expose, e_names)},
+        return ({w: g[n] for w, n in zip(wrt, w_names)},
+                {k: e[n] for k, n in zip(expose, e_names)},
                 s.reshape(len(x), -1).astype(np.float32, copy=False))
     outputs = {o.name for o in model.proto.graph.output}
     e_all = tuple(dict.fromkeys(e_names + ([] if score in outputs else [score])))
