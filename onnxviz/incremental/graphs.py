@@ -102,3 +102,78 @@ def suffix_model(proto, plan: Plan, score_output: str) -> onnx.ModelProto:
     inputs = [_value(t, ["N", *plan.windows[t].shape[1:]]) for t in plan.frontier]
     output = helper.make_tensor_value_info(score_output, TensorProto.FLOAT, None)
     return _model(proto, nodes, inputs, [output], inits, "suffix")
+
+
+def fold_pads(proto, consts) -> onnx.ModelProto:
+    """``proto`` with each zero-valued constant Pad of the spatial axes that only Convs read folded
+    into those Convs' own ``pads`` (the same function; a copy, or ``proto`` itself when nothing
+    folds). TensorFlow and EfficientNet-PyTorch exports pad that way ("same" padding), and in a
+    plan each Pad would be a window op of its own: one more gathered crop per convolution."""
+    nodes = list(proto.graph.node)
+    readers: dict = {}
+    for i, n in enumerate(nodes):
+        for t in node_inputs(n):
+            readers.setdefault(t, []).append(i)
+    outputs = {o.name for o in proto.graph.output}
+    fold = {}  # Pad index -> (input, pads (top, left, bottom, right))
+    for i, n in enumerate(nodes):
+        if n.op_type != "Pad" or n.output[0] in outputs:
+            continue
+        pads = _pad_amounts(n, consts)
+        users = [nodes[j] for j in readers.get(n.output[0], [])]
+        if pads is None or not users or not all(_reads_as_image(u, n.output[0]) for u in users):
+            continue
+        fold[i] = pads
+    if not fold:
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    new = out.graph.node
+    source = {nodes[i].output[0]: (nodes[i].input[0], p) for i, p in fold.items()}
+    for n in new:
+        if n.op_type == "Conv" and n.input[0] in source:
+            src, (t, lft, b, r) = source[n.input[0]]
+            attr = next((a for a in n.attribute if a.name == "pads"), None)
+            old = list(attr.ints) if attr is not None else [0, 0, 0, 0]
+            merged = [old[0] + t, old[1] + lft, old[2] + b, old[3] + r]
+            if attr is None:
+                n.attribute.append(helper.make_attribute("pads", merged))
+            else:
+                del attr.ints[:]
+                attr.ints.extend(merged)
+            n.input[0] = src
+    for i in sorted(fold, reverse=True):
+        del new[i]
+    return out
+
+
+def _reads_as_image(node, tensor: str) -> bool:
+    """``node`` is a Conv with explicit padding that reads ``tensor`` as its image only."""
+    auto = next((a.s for a in node.attribute if a.name == "auto_pad"), b"NOTSET")
+    return (node.op_type == "Conv" and node.input[0] == tensor
+            and list(node.input).count(tensor) == 1 and auto in (b"NOTSET", b""))
+
+
+def _pad_amounts(node, consts):
+    """A 4-D constant Pad's (top, left, bottom, right) when it pads only axes 2 and 3 with zeros
+    (a Conv's own padding); None otherwise."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    mode = attrs.get("mode", b"constant")
+    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+        return None
+    if "pads" in attrs:
+        pads, value = list(attrs["pads"]), attrs.get("value", 0.0)
+    else:
+        if len(node.input) < 2 or node.input[1] not in consts or (
+                len(node.input) > 3 and node.input[3]):
+            return None
+        pads = [int(p) for p in consts.value(node.input[1]).ravel()]
+        value = 0.0
+        if len(node.input) > 2 and node.input[2]:
+            if node.input[2] not in consts:
+                return None
+            value = consts.value(node.input[2]).ravel()
+            value = float(value[0]) if value.size else 0.0
+    if len(pads) != 8 or min(pads) < 0 or any(pads[k] for k in (0, 1, 4, 5)) or value != 0.0:
+        return None
+    return pads[2], pads[3], pads[6], pads[7]

@@ -96,6 +96,8 @@ class Plan:
         moved: bytes gathered and pasted per position.
         max_share: the cut threshold this plan was made with.
         cap: Krypton's projective-field threshold (None: exact).
+        graph: the model it was made on when that is not the model's own graph (Pads folded
+            into Convs: :func:`.graphs.fold_pads`); None otherwise.
     """
 
     input: str
@@ -111,6 +113,7 @@ class Plan:
     moved: float = 0.0
     max_share: float = 1.0
     cap: float | None = None
+    graph: object = None
 
     def positions(self, index) -> Plan:
         """The same plan (same windows and crop graphs) for the positions ``index`` only."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import limits, runtime
-from .graphs import segment_models, suffix_model
+from .graphs import fold_pads, segment_models, suffix_model
 from .kernels import gather_windows, occluded_windows, paste_windows
 from .plan import Plan, constants, make_plan
 
@@ -43,13 +43,15 @@ def plan_for(model, rects: np.ndarray, max_share: float | None = None,
         return Plan(input=spec.name, reason="the input is a flattened image")
     if np.dtype(spec.dtype) != np.float32:
         return Plan(input=spec.name, reason=f"the input is {np.dtype(spec.dtype)}, not float32")
-    proto = model.proto
+    proto = fold_pads(model.proto, constants(model.proto))
     names = [spec.name] + [o for n in proto.graph.node for o in n.output if o]
     shapes = {t: model.shape_of(t) for t in names}
     shapes.update({t.name: (1, *t.dims) for t in proto.graph.initializer})
     spatial = (1, 2) if spec.layout == "NHWC" else (2, 3)
-    return make_plan(proto, spec.name, spatial, shapes, rects, model.score_output, max_share,
+    plan = make_plan(proto, spec.name, spatial, shapes, rects, model.score_output, max_share,
                      cap)
+    plan.graph = None if proto is model.proto else proto
+    return plan
 
 
 class Runner:
@@ -65,10 +67,11 @@ class Runner:
         self.model, self.plan = model, plan
         self.rects = np.ascontiguousarray(rects, np.int64)
         self._original = None  # (names, session) of the original's run (prepare)
-        consts = constants(model.proto)
+        proto = model.proto if plan.graph is None else plan.graph  # Pads folded (plan_for)
+        consts = constants(proto)
         self.segments = [(runtime.session(m, model.providers, model.threads, arena=False), feeds,
-                          outs) for m, feeds, outs in segment_models(model.proto, plan, consts)]
-        self.suffix = runtime.session(suffix_model(model.proto, plan, model.score_output),
+                          outs) for m, feeds, outs in segment_models(proto, plan, consts)]
+        self.suffix = runtime.session(suffix_model(proto, plan, model.score_output),
                                       model.providers, model.threads, arena=False)
         gathered = {t for _, feeds, _ in self.segments for _, t, r, _ in feeds if r is not None}
         self.cached = [t for t in dict.fromkeys([*gathered, *plan.frontier]) if t != plan.input]

@@ -162,6 +162,18 @@ def concat(act="Tanh"):
     return n.model()
 
 
+def zero_pads(act="Tanh"):
+    """TensorFlow-style "same" padding: zero Pads that only a Conv reads (folded into it, one of
+    them into a Conv with padding of its own), and one that a Conv and an Add both read (kept)."""
+    n = Net()
+    x = n.act(n.conv(n.pad(n.input(), [0, 0, 0, 0, 0, 0, 1, 1]), 4, k=3, s=2, pads=0), act)
+    x = n.act(n.conv(n.pad(x, [0, 0, 2, 0, 0, 0, 1, 3]), 4, k=3, s=1, pads=1), act)
+    p = n.pad(x, [0, 0, 1, 1, 0, 0, 1, 1])
+    y = n.node("Add", [n.conv(p, 4, k=3, pads=1), p], 4)
+    n.head(n.act(n.conv(y, 6, k=3, s=2), act))
+    return n.model()
+
+
 def same_upper_nhwc(act="Tanh"):
     n = Net(size=(17, 20), layout="NHWC")
     x = n.conv(n.input(), 6, k=3, s=2, auto_pad="SAME_UPPER")
@@ -173,4 +185,4 @@ def same_upper_nhwc(act="Tanh"):
 
 #: name -> builder(act) of every inline net.
 NETS = {f.__name__: f for f in (strided_dilated, grouped, pooling, residual, concat,
-                                 same_upper_nhwc)}
+                                 zero_pads, same_upper_nhwc)}

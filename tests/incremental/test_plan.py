@@ -169,3 +169,24 @@ def test_projective_field_cap_keeps_the_centre():
     assert (out[small] == box[small]).all()
     mid = (out[:, 0] + out[:, 2]) - (box[:, 0] + box[:, 2])
     assert (np.abs(mid) <= 1).all()
+
+
+def test_zero_pads_fold_into_the_convs_that_alone_read_them():
+    """Two Pads fold (one into a Conv with padding of its own, the amounts add up), the Pad that an
+    Add also reads stays, and the folded graph computes the same logits."""
+    from onnxviz.incremental.graphs import fold_pads
+    from onnxviz.incremental.plan import constants
+
+    model = NETS["zero_pads"]("Tanh")
+    folded = fold_pads(model, constants(model))
+    assert [n.op_type for n in model.graph.node].count("Pad") == 3
+    assert [n.op_type for n in folded.graph.node].count("Pad") == 1
+    pads = [list(next(a.ints for a in n.attribute if a.name == "pads"))
+            for n in folded.graph.node if n.op_type == "Conv"]
+    assert pads[:2] == [[0, 0, 1, 1], [3, 1, 2, 4]]
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, 20, 18)).astype(np.float32)
+    out = model.graph.output[0].name
+    np.testing.assert_allclose(run_all(folded, x)[out], run_all(model, x)[out], rtol=1e-5,
+                               atol=1e-5)
+    plain = NETS["residual"]("Tanh")
+    assert fold_pads(plain, constants(plain)) is plain  # nothing to fold: no copy
