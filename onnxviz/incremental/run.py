@@ -10,6 +10,9 @@ and direct inputs, the frontier crops are pasted into copies of the cached tenso
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .. import limits, runtime
@@ -22,6 +25,28 @@ AUTO_SPEEDUP = 1.3
 #: Most bytes one batch of positions holds (crops, gathered windows, pasted frontier): large
 #: patches (MATLAB's 71 px) have large windows, and batches beyond this gain no speed.
 BATCH_BYTES = 128 << 20
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _each(threads: int, kernel, shared: tuple, per: tuple, last: bool) -> None:
+    """``kernel(*shared, *per, last)`` with the position arrays ``per`` cut into ``threads``
+    parts run at once (the kernels release the GIL; between ONNX Runtime's runs the cores are
+    free, and the pool's idle threads wait without spinning)."""
+    global _POOL
+    n = len(per[0])
+    parts = min(threads, n)
+    if parts <= 1:
+        kernel(*shared, *per, last)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="onnxviz-incremental")
+    cuts = np.linspace(0, n, parts + 1).astype(int)
+    jobs = [_POOL.submit(kernel, *shared, *(a[i:j] for a in per), last)
+            for i, j in zip(cuts[:-1], cuts[1:])]
+    for job in jobs:
+        job.result()
 
 
 def _last(window) -> bool:
@@ -159,8 +184,9 @@ class Runner:
         plan, n = self.plan, len(self.rects[at])
         win = plan.windows[plan.input]
         crops = {plan.input: np.empty((n, *_crop_shape(win, win.size)), np.float32)}
-        occluded_windows(self.x0, self.base, self.rects[at], win.at[at],
-                         crops[plan.input], _last(win))
+        workers = min(self.model.threads or os.cpu_count() or 1, os.cpu_count() or 1)
+        _each(workers, occluded_windows, (self.x0, self.base),
+              (self.rects[at], win.at[at], crops[plan.input]), _last(win))
         for (sess, feeds, outs), free in zip(self.segments, self.release):
             feed = {}
             for name, t, r, out in feeds:
@@ -171,8 +197,8 @@ class Runner:
                 buf = np.empty((n, *_crop_shape(tw, r.size)), np.float32)
                 crop_at = tw.at[at] + np.array([r.pads[0], r.pads[2]], np.int32)
                 read_at = ow.at[at] * np.array(r.stride, np.int32)
-                gather_windows(self.padded[(t, r.pads, r.value)], crops[t], crop_at, read_at,
-                               buf, _last(tw))
+                _each(workers, gather_windows, (self.padded[(t, r.pads, r.value)],),
+                      (crops[t], crop_at, read_at, buf), _last(tw))
                 feed[name] = buf
             for t, v in zip(outs, sess.run(outs, feed)):
                 crops[t] = v
@@ -182,7 +208,7 @@ class Runner:
         for t in plan.frontier:
             w = plan.windows[t]
             full = np.empty((n, *w.shape[1:]), np.float32)
-            paste_windows(self.cache[t], crops[t], w.at[at], full, _last(w))
+            _each(workers, paste_windows, (self.cache[t],), (crops[t], w.at[at], full), _last(w))
             feed[t] = full
         out = runtime.run_batched(self.suffix, feed, [self.model.score_output],
                                   batch_size=n, fixed_batch=self.model.fixed_batch)[0]
