@@ -95,13 +95,46 @@ def _crop_node(node, names) -> onnx.NodeProto:
 
 
 def suffix_model(proto, plan: Plan, score_output: str) -> onnx.ModelProto:
-    """The graph from the frontier tensors (whole, batch first) to ``score_output``."""
-    nodes = [proto.graph.node[i] for i in plan.suffix]
+    """The graph from the frontier tensors (whole, batch first) to ``score_output``; the
+    ``Shape`` of a tensor in ``plan.sized`` is the batch size of the first frontier tensor and
+    the rest of its known shape."""
+    nodes = []
+    for i in plan.suffix:
+        node = proto.graph.node[i]
+        nodes.extend(_shape_of(node, plan) if node.op_type == "Shape" and node.input[0] in
+                     plan.sized else [node])
     reads = {t for n in nodes for t in node_inputs(n)}
     inits = [t for t in proto.graph.initializer if t.name in reads]
     inputs = [_value(t, ["N", *plan.windows[t].shape[1:]]) for t in plan.frontier]
     output = helper.make_tensor_value_info(score_output, TensorProto.FLOAT, None)
     return _model(proto, nodes, inputs, [output], inits, "suffix")
+
+
+def _shape_of(node, plan: Plan) -> list:
+    """Nodes computing ``Shape(node.input[0])`` (a tensor of ``plan.sized``) from the first
+    frontier tensor's batch size, with the ``start``/``end`` of opset 15's Shape."""
+    out, name = node.output[0], node.name or node.output[0]
+    dims = plan.sized[node.input[0]][1:]
+    attrs = {a.name: a.i for a in node.attribute}
+
+    def const(suffix, values):
+        return helper.make_node("Constant", [], [f"{out}#{suffix}"], name=f"{name}#{suffix}",
+                                value=helper.make_tensor(f"{out}#{suffix}", TensorProto.INT64,
+                                                         [len(values)], list(values)))
+    made = [const("zero", [0]), const("one", [1]), const("dims", dims),
+            helper.make_node("Shape", [plan.frontier[0]], [f"{out}#shape"], name=f"{name}#shape"),
+            helper.make_node("Slice", [f"{out}#shape", f"{out}#zero", f"{out}#one"],
+                             [f"{out}#batch"], name=f"{name}#batch")]
+    if "start" not in attrs and "end" not in attrs:
+        return made + [helper.make_node("Concat", [f"{out}#batch", f"{out}#dims"], [out],
+                                        name=name, axis=0)]
+    rank = len(dims) + 1
+    return made + [
+        helper.make_node("Concat", [f"{out}#batch", f"{out}#dims"], [f"{out}#full"],
+                         name=f"{name}#full", axis=0),
+        const("start", [attrs.get("start", 0)]), const("end", [attrs.get("end", rank)]),
+        helper.make_node("Slice", [f"{out}#full", f"{out}#start", f"{out}#end"], [out],
+                         name=name)]
 
 
 def fold_pads(proto, consts) -> onnx.ModelProto:

@@ -98,6 +98,8 @@ class Plan:
         cap: Krypton's projective-field threshold (None: exact).
         graph: the model it was made on when that is not the model's own graph (Pads folded
             into Convs: :func:`.graphs.fold_pads`); None otherwise.
+        sized: prefix tensors whose shape alone the suffix reads (``Shape`` nodes: EfficientNet's
+            flatten reads the input's), with their shapes: they are not pasted.
     """
 
     input: str
@@ -114,6 +116,7 @@ class Plan:
     max_share: float = 1.0
     cap: float | None = None
     graph: object = None
+    sized: dict = field(default_factory=dict)
 
     def positions(self, index) -> Plan:
         """The same plan (same windows and crop graphs) for the positions ``index`` only."""
@@ -297,7 +300,9 @@ def propagate(proto, input_name, spatial, shapes, rects, score_output, max_share
     if score_output in plan.windows:
         plan.reason = "the explained output is itself a local (per-position) tensor"
         return plan
-    _cut(plan, nodes, prefix, score_output, why)
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)
+    _cut(plan, nodes, prefix, score_output, why, sizes=opset >= 10)  # the suffix Slices them
     if plan.reason is None:
         plan_cost(plan, nodes, ctx)
     return plan
@@ -360,8 +365,9 @@ def _step(i, node, ctx, boxes, windows, max_share, cap=None):
     return Step(i, reads, g.kind), box
 
 
-def _cut(plan, nodes, prefix, score_output, why):
-    """Suffix = the non-prefix nodes the score needs; frontier = prefix tensors they read."""
+def _cut(plan, nodes, prefix, score_output, why, sizes=True):
+    """Suffix = the non-prefix nodes the score needs; frontier = prefix tensors they read (but
+    those whose shape alone they read, with ``sizes``)."""
     in_prefix = set(prefix)
     produced = {o: i for i, n in enumerate(nodes) for o in n.output if o}
     need, stack, suffix = set(), [score_output], set()
@@ -378,6 +384,13 @@ def _cut(plan, nodes, prefix, score_output, why):
     plan.suffix = sorted(suffix)
     frontier = [t for t in plan.windows if t in need and any(
         t in node_inputs(nodes[i]) for i in suffix)]
+    readers = {t: [nodes[i] for i in suffix if t in node_inputs(nodes[i])] for t in frontier}
+    sized = {t: plan.windows[t].shape for t in frontier if all(
+        n.op_type == "Shape" for n in readers[t]) and all(
+        isinstance(d, int) for d in plan.windows[t].shape[1:])}
+    if sizes and len(sized) < len(frontier):  # the suffix reads only their shapes: no paste
+        plan.sized = sized
+        frontier = [t for t in frontier if t not in sized]
     plan.frontier = frontier
     if not frontier or frontier == [plan.input]:
         first = min((i for i in why if i in suffix), default=None)

@@ -174,6 +174,26 @@ def zero_pads(act="Tanh"):
     return n.model()
 
 
+def shape_head(act="Tanh"):
+    """EfficientNet-PyTorch's flatten: Reshape to (Shape(input)[:1], -1) (opset 15's Shape with
+    ``end``), so the suffix reads the input's shape only, and the mid-level tensor's whole
+    shape as well."""
+    n = Net()
+    x = n.act(n.conv(n.input(), 4, k=3, s=2), act)
+    y = n.act(n.conv(x, 6, k=3, s=2), act)
+    g = n.node("GlobalAveragePool", [y], 6)
+    batch = n.node("Shape", ["x"], 1, end=1)
+    rest = n.node("Shape", [x], 1, start=1, end=2)  # 4: unused channels, read as a shape
+    minus = n.node("Constant", [], 1, value=numpy_helper.from_array(np.array([-1], np.int64)))
+    target = n.node("Concat", [batch, minus], 1, axis=0)
+    f = n.node("Reshape", [g, target], 6)
+    f = n.node("Mul", [f, n.node("Cast", [n.node("ReduceSum", [rest], 1, keepdims=0)], 1,
+                                 to=TensorProto.FLOAT)], 6)
+    w = n._const(n.rng.normal(0, 1, (6, 5)), "fc")
+    n.logits = n.node("MatMul", [f, w], 5)
+    return n.model()
+
+
 def same_upper_nhwc(act="Tanh"):
     n = Net(size=(17, 20), layout="NHWC")
     x = n.conv(n.input(), 6, k=3, s=2, auto_pad="SAME_UPPER")
@@ -185,4 +205,4 @@ def same_upper_nhwc(act="Tanh"):
 
 #: name -> builder(act) of every inline net.
 NETS = {f.__name__: f for f in (strided_dilated, grouped, pooling, residual, concat,
-                                 zero_pads, same_upper_nhwc)}
+                                 zero_pads, shape_head, same_upper_nhwc)}

@@ -25,8 +25,10 @@ def run_all(model, x):
     m = onnx.ModelProto()
     m.CopyFrom(model)
     names = [o for n in m.graph.node for o in n.output]
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in onnx.shape_inference.infer_shapes(m).graph.value_info}
     del m.graph.output[:]
-    m.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None)
+    m.graph.output.extend(helper.make_tensor_value_info(t, types.get(t, TensorProto.FLOAT), None)
                           for t in names)
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     return {"x": x, **dict(zip(names, sess.run(names, {"x": x})))}
@@ -190,3 +192,16 @@ def test_zero_pads_fold_into_the_convs_that_alone_read_them():
                                atol=1e-5)
     plain = NETS["residual"]("Tanh")
     assert fold_pads(plain, constants(plain)) is plain  # nothing to fold: no copy
+
+
+def test_tensors_whose_shape_alone_the_suffix_reads_are_not_pasted():
+    """shape_head's flatten reads Shape(input)[:1] and Shape(mid)[1:2]: neither is frontier (no
+    paste of the whole image per position); test_exact checks the maps."""
+    model = NETS["shape_head"]("Tanh")
+    shapes = {t: v.shape for t, v in run_all(model, np.zeros((1, 3, 20, 18), np.float32)).items()}
+    plan = make_plan(model, "x", (2, 3), shapes, rects_for(20, 18), model.graph.output[0].name,
+                     1.0)
+    assert plan.reason is None
+    mid = model.graph.node[1].output[0]
+    assert set(plan.sized) == {"x", mid} and plan.sized["x"][1:] == (3, 20, 18)
+    assert "x" not in plan.frontier and mid not in plan.frontier and plan.frontier
