@@ -1,5 +1,6 @@
 """The ONNX graphs a :class:`~.plan.Plan` runs: one static-shape crop graph per segment of the
-prefix, and the suffix graph that reads the frontier tensors whole.
+prefix, and the suffix graph that reads the frontier tensors whole; the graph's constants and
+the rewrite that folds zero Pads into Convs before planning.
 
 A crop graph copies the prefix nodes with their weights; window ops lose their padding (their
 gathered inputs arrive padded with the right value, so they run "valid" and every output is
@@ -8,12 +9,69 @@ exact, at the border too) and a Pad becomes an Identity.
 
 from __future__ import annotations
 
-import onnx
-from onnx import TensorProto, helper
+from typing import TYPE_CHECKING
 
-from .plan import Plan, node_inputs
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 _WINDOW_ATTRS = ("pads", "auto_pad", "ceil_mode")
+
+
+class Constants:
+    """The graph's constant tensors: initializers, Constant node outputs and Identity copies of
+    them (the TorchScript exporter shares equal weights that way). Shapes come from the protos;
+    values are converted on first use (a VGG's 500 MB of weights are never copied to plan it)."""
+
+    def __init__(self, proto):
+        self.protos = {t.name: t for t in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.protos[node.output[0]] = node.attribute[0].t
+            elif node.op_type == "Identity" and node.input[0] in self.protos:
+                self.protos[node.output[0]] = self.protos[node.input[0]]
+        self._values: dict = {}
+
+    def __contains__(self, name) -> bool:
+        return name in self.protos
+
+    def shape(self, name: str) -> tuple:
+        return tuple(int(d) for d in self.protos[name].dims)
+
+    def value(self, name: str) -> np.ndarray:
+        if name not in self._values:
+            self._values[name] = numpy_helper.to_array(self.protos[name])
+        return self._values[name]
+
+    def tensor(self, name: str):
+        """The constant as a TensorProto named ``name``."""
+        t = self.protos[name]
+        if t.name == name:
+            return t
+        out = type(t)()
+        out.CopyFrom(t)
+        out.name = name
+        return out
+
+
+def constants(proto) -> Constants:
+    """The :class:`Constants` of ``proto``."""
+    return Constants(proto)
+
+
+def node_inputs(node) -> list[str]:
+    """The tensors a node reads, those its subgraphs read from the outer graph included."""
+    names = [t for t in node.input if t]
+    for a in node.attribute:
+        for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            inner = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {
+                t.name for t in g.initializer}
+            names += [t for n in g.node for t in node_inputs(n) if t not in inner]
+    return list(dict.fromkeys(names))
+
 
 
 def gathered(tensor: str, step_index: int, j: int) -> str:
