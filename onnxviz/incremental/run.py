@@ -25,8 +25,8 @@ AUTO_SPEEDUP = 1.3
 #: Most bytes one batch of positions holds (crops, gathered windows, pasted frontier): large
 #: patches (MATLAB's 71 px) have large windows, and batches beyond this gain no speed.
 BATCH_BYTES = 128 << 20
-#: The crop and suffix graphs keep ONNX Runtime's memory arena when a batch of this many
-#: positions needs at most ``ARENA_BYTES``.
+#: The suffix graph keeps ONNX Runtime's memory arena when a batch of this many positions needs
+#: at most ``ARENA_BYTES``.
 ARENA_BATCH, ARENA_BYTES = 32, 64 << 20
 
 
@@ -104,11 +104,12 @@ class Runner:
         #: per segment, the crops no later segment and no paste reads (freed after it)
         self.release = [[t for t, k2 in last.items() if k2 == k and t not in plan.frontier]
                         for k in range(len(self.segments))]
-        #: ONNX Runtime's arena keeps a batch's peak between runs: where that is small, it saves
-        #: the allocations of many small tensors (EfficientNet-Lite0's suffix: 0.55 -> 0.47 of the
-        #: floor's time); large windows (ResNet-50 at patch 71) run without it, within budget
+        #: ONNX Runtime's arena keeps a batch's peak between the suffix's runs: where that is
+        #: small, it saves the allocations of many small tensors (EfficientNet-Lite0's suffix:
+        #: 0.55 -> 0.47 of the floor's time); large windows (ResNet-50 at patch 71) run without
+        #: it, within budget. The crop graphs never keep it (ResNet-18: 7% slower with it).
         self.arena = self.position_bytes() * ARENA_BATCH <= ARENA_BYTES
-        self.segments = [(runtime.session(m, model.providers, model.threads, arena=self.arena),
+        self.segments = [(runtime.session(m, model.providers, model.threads, arena=False),
                           feeds, outs) for m, feeds, outs in graphs]
         self.suffix = runtime.session(suffix_model(proto, plan, model.score_output),
                                       model.providers, model.threads, arena=self.arena)
