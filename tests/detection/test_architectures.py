@@ -8,6 +8,7 @@ every method that applies to it (``all``) without a refusal.
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -65,8 +66,13 @@ def test_yolov8n_loads_as_a_detector_and_computes_ultralytics_head(yolov8n):
     assert [(a, b) for a, b, _ in feature_levels(m)] == [(0, 144), (144, 180), (180, 189)]
 
 
-def test_yolov8n_predicts_what_ultralytics_nms_keeps(yolov8n):
+def test_yolov8n_predicts_what_ultralytics_nms_keeps(yolov8n, monkeypatch):
     from ultralytics.utils.nms import non_max_suppression
+
+    # ultralytics calls torchvision's NMS once anything has imported torchvision (grad-cam,
+    # transformers: tests/explainers), and torchvision's C++ ops do not load on this CPU torch;
+    # without it, ultralytics runs its own torch NMS, whichever tests ran before
+    monkeypatch.delitem(sys.modules, "torchvision", raising=False)
 
     net, path = yolov8n
     m = ov.load(path, preprocess="unit")
