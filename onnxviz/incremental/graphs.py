@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .rules import Context, Unsupported, pad_of
+
 if TYPE_CHECKING:
     from .plan import Plan
 
@@ -248,23 +250,10 @@ def _reads_as_image(node, tensor: str) -> bool:
 def _pad_amounts(node, consts):
     """A 4-D constant Pad's (top, left, bottom, right) when it pads only axes 2 and 3 with zeros
     (a Conv's own padding); None otherwise."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    mode = attrs.get("mode", b"constant")
-    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+    try:
+        pads, value = pad_of(node, Context({}, consts, {}))
+    except Unsupported:
         return None
-    if "pads" in attrs:
-        pads, value = list(attrs["pads"]), attrs.get("value", 0.0)
-    else:
-        if len(node.input) < 2 or node.input[1] not in consts or (
-                len(node.input) > 3 and node.input[3]):
-            return None
-        pads = [int(p) for p in consts.value(node.input[1]).ravel()]
-        value = 0.0
-        if len(node.input) > 2 and node.input[2]:
-            if node.input[2] not in consts:
-                return None
-            value = consts.value(node.input[2]).ravel()
-            value = float(value[0]) if value.size else 0.0
     if len(pads) != 8 or min(pads) < 0 or any(pads[k] for k in (0, 1, 4, 5)) or value != 0.0:
         return None
     return pads[2], pads[3], pads[6], pads[7]

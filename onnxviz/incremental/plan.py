@@ -318,7 +318,7 @@ def _cut(plan, nodes, prefix, score_output, why, sizes=True):
     those whose shape alone they read, with ``sizes``)."""
     in_prefix = set(prefix)
     produced = {o: i for i, n in enumerate(nodes) for o in n.output if o}
-    need, stack, suffix = set(), [score_output], set()
+    need, stack, reads = set(), [score_output], {}  # reads: suffix node -> its inputs
     while stack:
         t = stack.pop()
         if t in need:
@@ -327,12 +327,14 @@ def _cut(plan, nodes, prefix, score_output, why, sizes=True):
         i = produced.get(t)
         if i is None or t in plan.windows:
             continue
-        suffix.add(i)
-        stack.extend(node_inputs(nodes[i]))
-    plan.suffix = sorted(suffix)
-    frontier = [t for t in plan.windows if t in need and any(
-        t in node_inputs(nodes[i]) for i in suffix)]
-    readers = {t: [nodes[i] for i in suffix if t in node_inputs(nodes[i])] for t in frontier}
+        reads[i] = node_inputs(nodes[i])
+        stack.extend(reads[i])
+    plan.suffix = sorted(reads)
+    readers: dict = {}  # tensor -> the suffix nodes reading it
+    for i in plan.suffix:
+        for t in reads[i]:
+            readers.setdefault(t, []).append(nodes[i])
+    frontier = [t for t in plan.windows if t in need and t in readers]
     sized = {t: plan.windows[t].shape for t in frontier if all(
         n.op_type == "Shape" for n in readers[t]) and all(
         isinstance(d, int) for d in plan.windows[t].shape[1:])}
@@ -341,7 +343,7 @@ def _cut(plan, nodes, prefix, score_output, why, sizes=True):
         frontier = [t for t in frontier if t not in sized]
     plan.frontier = frontier
     if not frontier or frontier == [plan.input]:
-        first = min((i for i in why if i in suffix), default=None)
+        first = min((i for i in why if i in reads), default=None)
         plan.reason = ("no op can run on crops" + (
             f": {nodes[first].op_type} {nodes[first].name!r}: {why[first]}" if first is not None
             else ""))
@@ -359,7 +361,7 @@ def _cut(plan, nodes, prefix, score_output, why, sizes=True):
     for t in list(plan.windows):
         if t != plan.input and produced.get(t) not in keep:
             del plan.windows[t]
-    first = [i for i in plan.suffix if any(t in plan.frontier for t in node_inputs(nodes[i]))]
+    first = [i for i in plan.suffix if any(t in plan.frontier for t in reads[i])]
     plan.cut = [f"{nodes[i].op_type} {nodes[i].name or nodes[i].output[0]!r}" for i in first]
     plan.why = [why.get(i, "") for i in first]
     plan.segments = _segments(plan, nodes)

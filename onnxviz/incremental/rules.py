@@ -182,8 +182,10 @@ def _avgpool(node, a, ctx):
     return Geometry("window", axes=axes)
 
 
-@rule("Pad")
-def _pad(node, a, ctx):
+def pad_of(node, ctx: Context) -> tuple[list[int], float]:
+    """A constant-mode Pad's ``pads`` (ONNX order: every axis's start, then every end) and value,
+    from its attributes (before opset 11) or its constant inputs; Unsupported otherwise."""
+    a = _attrs(node)
     mode = a.get("mode", b"constant")
     if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
         raise Unsupported("Pad in a mode other than constant")
@@ -191,13 +193,18 @@ def _pad(node, a, ctx):
     value = a.get("value", 0.0) if "pads" in a else ctx.const(node, 2)
     if len(node.input) > 3 and node.input[3]:
         raise Unsupported("Pad with axes")
+    return ([int(p) for p in np.asarray(pads).ravel()],
+            float(np.asarray(value if value is not None else 0.0).ravel()[0]))
+
+
+@rule("Pad")
+def _pad(node, a, ctx):
+    pads, value = pad_of(node, ctx)
     shape = ctx.shape(node.input[0])
-    pads = [int(p) for p in np.asarray(pads).ravel()]
     r = len(shape)
     ya, xa = ctx.spatial[node.input[0]]
     if any(p != 0 for i, p in enumerate(pads) if i % r not in (ya, xa)) or min(pads) < 0:
         raise Unsupported("Pad of a non-spatial axis or a negative pad")
-    value = float(np.asarray(value if value is not None else 0.0).ravel()[0])
     axes = (Axis(1, 1, pads[ya], pads[ya + r]), Axis(1, 1, pads[xa], pads[xa + r]))
     return Geometry("window", axes=axes, pad_value=value)
 
