@@ -171,6 +171,9 @@ def explain_dataset(model, source, *, out, methods="gradcam", options: dict | No
             except ray.exceptions.RayError as e:  # a failure no retry mends: the write, a bug
                 raise DistributedError(f"the Ray job failed: {_cause(e)} (what was written "
                                        "stays; a rerun goes on from there)") from None
+        # every batch is written: a temporary file left now is a killed actor's (Ray retried
+        # its batch in another process, under another temporary name)
+        store.clean(out_dir)
     summary.seconds = time.perf_counter() - t0
     if plan.expected is not None:  # listed files Ray Data could not read
         lost = [k for k in plan.expected if k not in seen]

@@ -49,6 +49,9 @@ def test_actor_killed_mid_run(ray_cluster, model_path, image_folder, tmp_path):
     assert victims and thread.is_alive(), "the run ended before an actor could be killed"
     written_before = len(list(parts.glob("part-*.parquet")))
     os.kill(victims[0].pid, signal.SIGKILL)
+    # what the kill leaves when it lands inside a write (it does in some runs): the victim's
+    # temporary file, which the run removes when it ends
+    (parts / f".tmp-{victims[0].pid}-part-killed.parquet").write_bytes(b"PAR1 cut short")
     thread.join(timeout=240)
     assert not thread.is_alive()
 
