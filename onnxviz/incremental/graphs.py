@@ -75,7 +75,6 @@ def node_inputs(node) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-
 def gathered(tensor: str, step_index: int, j: int) -> str:
     """The name of a gathered read in a crop graph."""
     return f"{tensor}#read{step_index}_{j}"
